@@ -1,0 +1,3 @@
+from preau.cli import main
+
+main()

@@ -1,0 +1,109 @@
+"""The ``preau`` command line: parses arguments, calls one library function, reports.
+
+Library errors (:class:`preau.errors.PreauError`) become a clear message in French (or English with
+``--lang en`` / ``PREAU_LANG=en``) and a non-zero exit code; never a traceback for a user mistake.
+Each stage adds its command here; the work itself lives in the library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from preau import __version__
+from preau.errors import PreauError
+
+app = typer.Typer(
+    name="preau",
+    help=(
+        "Préau : publier les données scolaires en open data, sans aucune donnée personnelle.\n\n"
+        "Chaîne : synth (territoire fictif) → build (lecture des exports, tableaux, secret statistique, "
+        "audit) → validate → geo → publish → site. Commencez par « preau demo ».\n\n"
+        "Préau: publish French school data as open data, with no personal data. Use --lang en for English."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"preau {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    lang: Optional[str] = typer.Option(
+        None, "--lang", help="Langue des messages : fr (défaut) ou en. / Message language: fr (default) or en.",
+        envvar="PREAU_LANG"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Version de Préau."),
+) -> None:
+    if lang:
+        os.environ["PREAU_LANG"] = lang
+
+
+def lang() -> str:
+    from preau.i18n import current_lang
+
+    return current_lang()
+
+
+def fail(exc: PreauError, as_json: bool = False) -> None:
+    """Print a library error for users and exit non-zero."""
+    if as_json:
+        print(exc.report.to_json())
+    else:
+        title = "Erreur" if lang() == "fr" else "Error"
+        console.print(f"[bold red]{title}[/bold red]")
+        for problem in exc.report.problems:
+            console.print("  " + problem.render(lang()), markup=False, highlight=False)
+    raise typer.Exit(code=exc.exit_code)
+
+
+@app.command("check")
+def check_cmd(
+    workspace: Path = typer.Argument(Path("."), help="Dossier de l'espace de travail (publishers/, datasets/, schemas/)."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport en JSON."),
+) -> None:
+    """Vérifier la configuration d'un espace de travail (éditeurs, jeux de données, schémas).
+
+    Chaque erreur est signalée sous la forme fichier:ligne: message.
+    """
+    from preau.workspace import load_workspace
+
+    try:
+        ws, report = load_workspace(workspace)
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        print(report.to_json())
+    else:
+        msg = ("Configuration valide : {p} éditeur(s), {d} jeu(x) de données, {s} schéma(s)."
+               if lang() == "fr" else "Valid configuration: {p} publisher(s), {d} dataset(s), {s} schema(s).")
+        out.print(msg.format(p=len(ws.publishers), d=len(ws.datasets), s=len(ws.schemas)))
+
+
+def main() -> None:
+    """Entry point: run the app, turning any user error into a message and an exit code."""
+    try:
+        app()
+    except PreauError as exc:  # raised outside a command's own handler
+        try:
+            fail(exc)
+        except typer.Exit as e:
+            sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
