@@ -94,6 +94,47 @@ def check_cmd(
         out.print(msg.format(p=len(ws.publishers), d=len(ws.datasets), s=len(ws.schemas)))
 
 
+@app.command("synth")
+def synth_cmd(
+    out_dir: Path = typer.Option(Path("_build/synth"), "--out", help="Dossier de sortie (remplacé)."),
+    departements: str = typer.Option("65", "--departements", "-d",
+                                     help="Codes de départements séparés par des virgules, ou « all » (France entière)."),
+    seed: int = typer.Option(2026, "--seed", help="Graine : même graine, mêmes fichiers."),
+    years: int = typer.Option(3, "--years", help="Nombre d'années scolaires consécutives."),
+    last_year: int = typer.Option(2026, "--last-year", help="Année de rentrée de la dernière année scolaire."),
+    pupils: Optional[int] = typer.Option(None, "--pupils", help="Nombre d'élèves visé (dernière année)."),
+    xlsx: bool = typer.Option(False, "--xlsx", help="Écrire aussi les exports élèves en XLSX."),
+) -> None:
+    """Générer un territoire fictif réaliste : adresses (format BAN), écoles, secteurs, élèves (ONDE).
+
+    Les limites communales sont réelles (IGN ADMIN EXPRESS) ; tout le reste est fictif. Les exports
+    élèves sont au format d'ONDE : CSV Windows-1252, séparateur « ; », en-têtes français.
+
+    Exemple : preau synth --departements 65 --seed 7 --out _build/synth
+    """
+    from rich.progress import Progress
+
+    from preau.synth import generate
+
+    deps = [d.strip() for d in departements.split(",") if d.strip()]
+    try:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("synth", total=None)
+
+            def progress(dep: str, i: int, n: int) -> None:
+                bar.update(task, total=n, completed=i, description=f"département {dep}")
+
+            result = generate(out_dir, deps, seed=seed, years=years, last_year=last_year, pupils=pupils,
+                              xlsx=xlsx, progress=progress)
+    except PreauError as exc:
+        fail(exc)
+        return
+    title = "Territoire fictif écrit dans" if lang() == "fr" else "Synthetic territory written to"
+    out.print(f"{title} {result.out_dir}")
+    for key, value in result.counts.items():
+        out.print(f"  {key}: {value:,}".replace(",", "\u202f"))
+
+
 def main() -> None:
     """Entry point: run the app, turning any user error into a message and an exit code."""
     try:

@@ -1,0 +1,153 @@
+"""Synthetic pupils: cohorts by birth year, living at real synthetic addresses, moving up each year.
+
+Vectorised with numpy/polars: no Python object per pupil.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from preau.codes import LEVELS, UAI_ALPHABET
+from preau.synth import names as N
+from preau.synth.territory import CHILDREN_PER_INHABITANT, Territory
+
+ABBREV = {"Rue": "R.", "Avenue": "Av", "Boulevard": "Bd", "Chemin": "Ch.", "Impasse": "Imp.", "Place": "Pl.",
+          "Allée": "All.", "Route": "Rte", "Lotissement": "Lot.", "Square": "Sq.", "Passage": "Pass.",
+          "Faubourg": "Fg"}
+VARIANTS = ("exacte", "majuscules", "abreviation", "sans_accents", "sans_numero", "faute_de_frappe")
+VARIANT_P = (0.70, 0.12, 0.08, 0.05, 0.03, 0.02)
+
+
+def _ine(serial: np.ndarray) -> np.ndarray:
+    """INE-like pupil identifiers: 10 digits + a letter, unique for unique serials."""
+    num = (serial.astype(np.int64) * 7919 + 1234567) % 10**10
+    letters = np.array(list(UAI_ALPHABET))[num % 23]
+    return np.char.add(np.char.zfill(num.astype(str), 10), letters)
+
+
+def make_children(rng, terr: Territory, years: list[int], scale: float, serial0: int) -> pd.DataFrame:
+    """Every child who may attend a primary school during ``years`` (birth years y-11 … y-2)."""
+    birth_years = np.arange(years[0] - 11, years[-1] - 1)
+    addr = terr.addresses
+    com = terr.communes[["code_insee", "population"]].copy()
+    bounds = addr.reset_index().groupby("code_insee")["index"].agg(["min", "count"])
+    com = com[com.code_insee.isin(bounds.index)]
+    lam = com["population"].to_numpy() * CHILDREN_PER_INHABITANT * scale
+    counts = rng.poisson(np.repeat(lam, len(birth_years)))
+    com_idx = np.repeat(np.repeat(np.arange(len(com)), len(birth_years)), counts)
+    by = np.repeat(np.tile(birth_years, len(com)), counts)
+    n = len(by)
+    b = bounds.loc[com["code_insee"].to_numpy()[com_idx]]
+    addr_idx = b["min"].to_numpy() + (rng.random(n) * b["count"].to_numpy()).astype(np.int64)
+    sex = np.where(rng.random(n) < 0.49, "F", "M")
+    first_year, last_year = years[0], years[-1]
+    arrive = np.where(rng.random(n) < 0.93, first_year, rng.integers(first_year, last_year + 1, n))
+    leave = np.where(rng.random(n) < 0.93, last_year, rng.integers(first_year, last_year + 1, n))
+    leave = np.maximum(leave, arrive)
+    behind = rng.random(n) < 0.045
+    repeat_year = by + 6 + rng.integers(0, 5, n)  # the year (start) a behind pupil repeats a level
+    ahead = (rng.random(n) < 0.012) & ~behind
+    return pd.DataFrame({
+        "serial": np.arange(serial0, serial0 + n), "birth_year": by, "addr_idx": addr_idx, "sexe": sex,
+        "arrive": arrive, "leave": leave, "behind": behind, "repeat_year": repeat_year, "ahead": ahead,
+        "tps": rng.random(n) < 0.12, "ulis": rng.random(n) < 0.012, "private_pref": rng.random(n) < 0.10,
+        "derog": rng.random(n) < 0.03, "cantine_p": rng.beta(2, 0.8, n), "peri_p": rng.beta(0.8, 1.2, n),
+        "variant": rng.choice(len(VARIANTS), n, p=VARIANT_P),
+    })
+
+
+def _school_maps(terr: Territory):
+    s = terr.schools
+    pub = s[s.statut == "Public"]
+    mat = pub[pub.type_ecole.isin(["maternelle", "primaire"])].drop_duplicates("code_secteur").set_index("code_secteur")
+    ele = pub[pub.type_ecole.isin(["elementaire", "primaire"])].drop_duplicates("code_secteur").set_index("code_secteur")
+    return pub, mat, ele
+
+
+def _nearest(points: np.ndarray, targets: np.ndarray, k: int = 1) -> np.ndarray:
+    """Index of the k-th nearest target (1 = nearest) for each point (chunked brute force)."""
+    out = np.empty(len(points), dtype=np.int64)
+    for i in range(0, len(points), 4096):
+        d = ((points[i:i + 4096, None, :] - targets[None]) ** 2).sum(-1)
+        if k == 1 or targets.shape[0] < k:
+            out[i:i + 4096] = d.argmin(1)
+        else:
+            out[i:i + 4096] = np.argsort(d, axis=1)[:, k - 1]
+    return out
+
+
+def assign_schools(rng, terr: Territory, kids: pd.DataFrame) -> pd.DataFrame:
+    """Fixed per child: public school of the sector for each stage, or a derogation, private or ULIS school."""
+    addr = terr.addresses
+    pub, mat, ele = _school_maps(terr)
+    sector = addr["code_secteur"].to_numpy()[kids.addr_idx.to_numpy()]
+    xy = addr[["x", "y"]].to_numpy()[kids.addr_idx.to_numpy()]
+    kids["code_secteur"] = sector
+    kids["school_mat"] = mat["uai"].reindex(sector).to_numpy()
+    kids["school_ele"] = ele["uai"].reindex(sector).to_numpy()
+    for stage, table in (("mat", mat), ("ele", ele)):
+        col = f"school_{stage}"
+        txy = table[["x", "y"]].to_numpy()
+        # derogation: the second nearest school of the same stage
+        d = kids["derog"].to_numpy() & (len(table) > 1)
+        if d.any():
+            kids.loc[d, col] = table["uai"].to_numpy()[_nearest(xy[d], txy, 2)]
+        missing = kids[col].isna().to_numpy()
+        if missing.any():
+            kids.loc[missing, col] = table["uai"].to_numpy()[_nearest(xy[missing], txy)]
+    priv = terr.schools[terr.schools.statut == "Privé"]
+    kids["school_priv"] = None
+    if len(priv):
+        pxy = priv[["x", "y"]].to_numpy()
+        near = _nearest(xy, pxy)
+        dist = np.sqrt(((xy - pxy[near]) ** 2).sum(1))
+        use = kids["private_pref"].to_numpy() & (dist < 15000)
+        kids.loc[use, "school_priv"] = priv["uai"].to_numpy()[near[use]]
+    ulis = pub[pub.ulis]
+    kids["school_ulis"] = None
+    if len(ulis):
+        kids["school_ulis"] = ulis["uai"].to_numpy()[_nearest(xy, ulis[["x", "y"]].to_numpy())]
+    else:
+        kids["ulis"] = False
+    return kids
+
+
+def year_rows(rng, terr: Territory, kids: pd.DataFrame, year: int) -> pd.DataFrame:
+    """The pupils enrolled in the school year starting ``year`` (levels and schools)."""
+    idx = year - kids.birth_year.to_numpy() - 2 + kids.ahead.to_numpy().astype(int)
+    idx = idx - (kids.behind.to_numpy() & (year >= kids.repeat_year.to_numpy())).astype(int)
+    present = (kids.arrive.to_numpy() <= year) & (kids.leave.to_numpy() >= year)
+    enrolled = present & (idx <= 8) & ((idx >= 1) | ((idx == 0) & kids.tps.to_numpy()))
+    k = kids[enrolled].copy()
+    k["level_idx"] = idx[enrolled]
+    elementary = k.level_idx.to_numpy() >= 4
+    is_ulis = k.ulis.to_numpy() & elementary & k.school_ulis.notna().to_numpy()
+    k["niveau"] = np.where(is_ulis, "ULIS", np.array(LEVELS)[k.level_idx.to_numpy()])
+    school = np.where(elementary, k.school_ele.to_numpy(), k.school_mat.to_numpy())
+    priv = k.school_priv.notna().to_numpy()
+    school = np.where(priv, k.school_priv.to_numpy(), school)
+    school = np.where(is_ulis & ~priv, k.school_ulis.to_numpy(), school)
+    k["uai"] = school
+    k["annee"] = year
+    return k
+
+
+def class_labels(df: pl.DataFrame) -> pl.DataFrame:
+    """Class names per school and level: ≤ 26 pupils a class; small schools mix levels of a cycle."""
+    size = df.group_by("uai").agg(pl.len().alias("school_size"))
+    df = df.join(size, on="uai")
+    cycle = (pl.when(pl.col("niveau").is_in(["TPS", "PS", "MS", "GS"])).then(pl.lit("TPS-GS"))
+             .when(pl.col("niveau").is_in(["CP", "CE1", "CE2"])).then(pl.lit("CP-CE2"))
+             .when(pl.col("niveau") == "ULIS").then(pl.lit("ULIS"))
+             .otherwise(pl.lit("CM1-CM2")))
+    group = pl.when(pl.col("school_size") < 90).then(cycle).otherwise(pl.col("niveau"))
+    df = df.with_columns(group.alias("_group"))
+    df = df.with_columns(pl.int_range(pl.len()).over(["uai", "_group"]).alias("_rank"),
+                         pl.len().over(["uai", "_group"]).alias("_n"))
+    n_classes = ((pl.col("_n") + 25) // 26).clip(lower_bound=1)
+    letter = (pl.col("_rank") % n_classes).replace_strict({i: chr(65 + i) for i in range(26)},
+                                                          default="Z", return_dtype=pl.String)
+    return df.with_columns((pl.col("_group") + pl.lit(" ") + letter).alias("classe")).drop(
+        ["_group", "_rank", "_n", "school_size"])
