@@ -135,6 +135,75 @@ def synth_cmd(
         out.print(f"  {key}: {value:,}".replace(",", "\u202f"))
 
 
+geo_app = typer.Typer(help="Géographie : géocodage hors ligne (BAN), secteurs scolaires, couches. / Geography.",
+                      no_args_is_help=True)
+app.add_typer(geo_app, name="geo")
+
+
+@geo_app.command("geocode")
+def geo_geocode_cmd(
+    input_csv: Path = typer.Argument(..., help="CSV d'adresses (colonnes adresse, code_postal, commune et/ou code_insee)."),
+    reference: list[Path] = typer.Option(..., "--reference", "-r", help="Fichier(s) BAN CSV de référence."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Écrire les résultats (contiennent des adresses) : sous _build/ seulement."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport de qualité en JSON."),
+) -> None:
+    """Géocoder des adresses hors ligne avec la BAN ; affiche le rapport de qualité (aucune adresse affichée)."""
+    from preau.geo.commands import geocode_file
+
+    try:
+        q = geocode_file(input_csv, reference, output)
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        print(json.dumps(q, ensure_ascii=False, indent=2))
+        return
+    fr = lang() == "fr"
+    out.print((f"{q['total']} adresse(s) géocodée(s), référence : {q['reference']['addresses']} adresses BAN" if fr
+               else f"{q['total']} address(es) geocoded, reference: {q['reference']['addresses']} BAN addresses"))
+    for kind, n in q["counts"].items():
+        out.print(f"  {kind:<14} {n:>9}  {q['shares'][kind]:.1%}")
+    out.print(("Non trouvées : " if fr else "Not found: ") + str(q["unmatched"]))
+    for p in q["problems"]:
+        console.print("  " + (p["fr"] if fr else p["en"]), markup=False, highlight=False)
+    if q.get("output"):
+        out.print(("Résultats écrits dans " if fr else "Results written to ") + q["output"])
+
+
+@geo_app.command("sectors")
+def geo_sectors_cmd(
+    rules: Path = typer.Option(..., "--rules", help="Carte scolaire (format du ministère : voie, numéros, parité)."),
+    addresses: list[Path] = typer.Option(..., "--addresses", help="Fichier(s) BAN CSV des adresses."),
+    communes: Path = typer.Option(..., "--communes", help="Couche des communes (GeoJSON, GPKG, Shapefile)."),
+    out_dir: Path = typer.Option(..., "--out", help="Dossier de sortie des couches de secteurs."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport en JSON."),
+) -> None:
+    """Construire les polygones des secteurs scolaires à partir des règles de la carte scolaire."""
+    from preau.geo.commands import sectors_from_rules
+
+    try:
+        r = sectors_from_rules(rules, addresses, communes, out_dir)
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        print(json.dumps(r, ensure_ascii=False, indent=2))
+        return
+    fr = lang() == "fr"
+    m = r["match"]
+    out.print((f"{r['sectors']} secteur(s) écrits dans {r['out']}" if fr else f"{r['sectors']} sector(s) written to {r['out']}"))
+    out.print((f"  voies des règles trouvées : {m['street_match_rate']:.1%} ({m['street_rules_matched']}/{m['street_rules']})"
+               if fr else f"  rule streets found: {m['street_match_rate']:.1%} ({m['street_rules_matched']}/{m['street_rules']})"))
+    out.print((f"  adresses affectées : {m['address_match_rate']:.1%} ({m['addresses_assigned']}/{m['addresses']})"
+               if fr else f"  addresses assigned: {m['address_match_rate']:.1%} ({m['addresses_assigned']}/{m['addresses']})"))
+    t = r["topology"]
+    out.print((f"  topologie : {len(t['overlaps'])} chevauchement(s), {len(t['gaps'])} commune(s) avec trous" if fr
+               else f"  topology: {len(t['overlaps'])} overlap(s), {len(t['gaps'])} commune(s) with gaps"))
+    for p in r["problems"]:
+        console.print("  " + (p["fr"] if fr else p["en"]), markup=False, highlight=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning any user error into a message and an exit code."""
     try:

@@ -190,7 +190,9 @@ def _load_dataset(path: Path, schemas: dict[str, Path], report: Report) -> Datas
         c.err("id", "« id » : lettres minuscules, chiffres et tirets", "'id': lowercase letters, digits and hyphens")
     c.bilingual("title")
     c.bilingual("description")
-    c.required("dimensions", list)
+    layer = c.choice("kind", ("table", "layer")) == "layer"  # geo layers: no dimensions, no disclosure
+    if not layer:
+        c.required("dimensions", list)
     c.choice("licence", LICENCES.keys(), required=True)
     c.choice("frequency", FREQUENCIES)
     c.choice("access", ACCESS)
@@ -198,7 +200,7 @@ def _load_dataset(path: Path, schemas: dict[str, Path], report: Report) -> Datas
     if schema and schema not in schemas:
         c.err("schema", f"schéma inconnu « {schema} » (absent de schemas/)",
               f"unknown schema '{schema}' (not in schemas/)")
-    if c.required("disclosure", dict) is not None:
+    if not layer and c.required("disclosure", dict) is not None:
         rule = c.choice("disclosure.rule", ("threshold", "none"), required=True)
         if rule == "threshold":
             k = c.required("disclosure.k", int)

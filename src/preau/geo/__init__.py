@@ -1,0 +1,26 @@
+"""Geography: offline BAN geocoder, school sectors (read or built from rules), assignment, layers.
+
+Pipeline entry points::
+
+    ref = load_reference([".../adresses-65.csv"])                       # BAN reference
+    sectors = read_sectors("secteurs.geojson")                          # or build_sectors(rules, ref, communes).sectors
+    res = assign_sectors(pupils, ref, sectors,
+                         columns={"adresse": "adresse", "code_postal": "code_postal",
+                                  "commune": "commune_residence", "code_insee": "code_insee_residence"})
+    # res: code_secteur_residence, result_type, result_score, result_code_insee (same row order; no coordinates)
+    publish_layers("_build/data", "demo-65", schools=schools_layer("ecoles.csv"), sectors=sectors,
+                   communes=read_communes("communes.geojson"), counts=protected_sector_table)
+"""
+
+from preau.geo.assign import SectorIndex, assign_points, assign_sectors
+from preau.geo.geocode import geocode, quality
+from preau.geo.layers import (communes_layer, publish_layers, schools_layer, sector_counts, sectors_layer,
+                              svg_preview, write_layer)
+from preau.geo.reference import Reference, load_reference
+from preau.geo.sectors import SectorBuild, build_sectors, check_topology, read_communes, read_rules, read_sectors
+
+__all__ = [
+    "Reference", "SectorBuild", "SectorIndex", "assign_points", "assign_sectors", "build_sectors", "check_topology",
+    "communes_layer", "geocode", "load_reference", "publish_layers", "quality", "read_communes", "read_rules",
+    "read_sectors", "schools_layer", "sector_counts", "sectors_layer", "svg_preview", "write_layer",
+]

@@ -1,0 +1,139 @@
+"""Assignment of geocoded points to residence sectors (point in polygon at national scale).
+
+Sector polygons are cut into small pieces (at most ``max_vertices`` vertices each, like PostGIS
+``ST_Subdivide``) so each point-in-polygon test is cheap, then an STRtree answers ``intersects``
+queries for all points at once. Points in no sector (gaps on streets in municipal layers) take the
+nearest sector within ``max_distance`` metres.
+
+Pupil coordinates live only in the arrays passed to these functions: nothing here writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import geopandas as gpd
+import numpy as np
+import polars as pl
+import shapely
+
+from preau.geo.geocode import geocode
+from preau.geo.reference import Reference
+
+DEFAULT_MAX_DISTANCE = 50.0  # metres
+
+
+def _subdivide(geom, max_vertices: int, out: list, depth: int = 0) -> None:
+    if shapely.is_empty(geom):
+        return
+    if shapely.get_num_coordinates(geom) <= max_vertices or depth > 24:
+        out.extend(shapely.get_parts(geom))
+        return
+    minx, miny, maxx, maxy = shapely.bounds(geom)
+    if maxx - minx >= maxy - miny:
+        mid = (minx + maxx) / 2
+        halves = ((minx, miny, mid, maxy), (mid, miny, maxx, maxy))
+    else:
+        mid = (miny + maxy) / 2
+        halves = ((minx, miny, maxx, mid), (minx, mid, maxx, maxy))
+    for box in halves:
+        part = shapely.clip_by_rect(geom, *box)
+        if not shapely.is_empty(part):
+            _subdivide(part, max_vertices, out, depth + 1)
+
+
+@dataclass
+class SectorIndex:
+    """A spatial index over sector polygons (Lambert-93) answering point → sector code."""
+
+    codes: np.ndarray  # sector code per polygon
+    piece_owner: np.ndarray  # polygon index per piece
+    tree: shapely.STRtree
+    whole_tree: shapely.STRtree
+    commune_single: dict[str, str]  # commune INSEE → its only sector (for commune-level results)
+
+    @classmethod
+    def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64) -> "SectorIndex":
+        if sectors.crs is not None and sectors.crs.to_epsg() != 2154:
+            sectors = sectors.to_crs("EPSG:2154")
+        geoms = sectors.geometry.to_numpy()
+        pieces, owner = [], []
+        for i, g in enumerate(geoms):
+            parts: list = []
+            _subdivide(g, max_vertices, parts)
+            parts = [p for p in parts if shapely.get_type_id(p) == 3]
+            pieces.extend(parts)
+            owner.extend([i] * len(parts))
+        pieces = np.array(pieces, dtype=object)
+        shapely.prepare(pieces)
+        single: dict[str, str] = {}
+        if "communes" in sectors.columns:
+            seen: dict[str, set] = {}
+            for code, communes in zip(sectors["code_secteur"], sectors["communes"]):
+                for c in str(communes or "").split(","):
+                    if c:
+                        seen.setdefault(c, set()).add(str(code))
+            single = {c: next(iter(s)) for c, s in seen.items() if len(s) == 1}
+        return cls(codes=sectors["code_secteur"].astype(str).to_numpy(), piece_owner=np.asarray(owner, dtype=np.int64),
+                   tree=shapely.STRtree(pieces), whole_tree=shapely.STRtree(geoms), commune_single=single)
+
+    def lookup(self, x: np.ndarray, y: np.ndarray, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
+        """Index of the sector polygon holding each point (-1 when none within ``max_distance``)."""
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        result = np.full(len(x), -1, dtype=np.int64)
+        ok = np.isfinite(x) & np.isfinite(y)
+        idx = np.flatnonzero(ok)
+        if len(idx) == 0:
+            return result
+        pts = shapely.points(x[idx], y[idx])
+        src, piece = self.tree.query(pts, predicate="intersects")
+        # A point on a shared border hits two pieces: keep the first.
+        first_src, first_pos = np.unique(src, return_index=True)
+        result[idx[first_src]] = self.piece_owner[piece[first_pos]]
+        miss = idx[result[idx] < 0]
+        if len(miss) and max_distance > 0:
+            mp = shapely.points(x[miss], y[miss])
+            s2, poly = self.whole_tree.query_nearest(mp, max_distance=max_distance, all_matches=False)
+            result[miss[s2]] = poly
+        return result
+
+    def codes_for(self, x: np.ndarray, y: np.ndarray, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
+        """Sector code per point (``None`` when outside every sector)."""
+        found = self.lookup(x, y, max_distance)
+        out = np.full(len(found), None, dtype=object)
+        out[found >= 0] = self.codes[found[found >= 0]]
+        return out
+
+
+def assign_points(x: np.ndarray, y: np.ndarray, sectors: gpd.GeoDataFrame | SectorIndex,
+                  max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
+    """Sector code (object array, ``None`` outside) for Lambert-93 points."""
+    index = sectors if isinstance(sectors, SectorIndex) else SectorIndex.build(sectors)
+    return index.codes_for(x, y, max_distance)
+
+
+def assign_sectors(addresses: pl.DataFrame, reference: Reference, sectors: gpd.GeoDataFrame | SectorIndex,
+                   columns: Mapping[str, str] | None = None, max_distance: float = DEFAULT_MAX_DISTANCE,
+                   min_score: float = 0.5) -> pl.DataFrame:
+    """Geocode addresses and assign each to its residence sector, in one call, coordinates kept in memory.
+
+    ``addresses``: a polars frame with the columns named by ``columns`` (roles ``adresse``,
+    ``code_postal``, ``commune``, ``code_insee``; see :func:`preau.geo.geocode.geocode`).
+    Returns a frame with the same number of rows, in the same order, holding only
+    ``code_secteur_residence`` (null when unknown), ``result_type``, ``result_score``,
+    ``result_code_insee`` — never coordinates. Commune-level results (``municipality``) and weak
+    matches (score below ``min_score``) get a sector only when their commune has a single sector.
+    """
+    index = sectors if isinstance(sectors, SectorIndex) else SectorIndex.build(sectors)
+    geo = geocode(addresses, reference, columns)
+    precise = geo["result_type"].is_in(["housenumber", "interpolation", "street"]) & (geo["result_score"] >= min_score)
+    codes = index.codes_for(geo["x"].to_numpy(), geo["y"].to_numpy(), max_distance)
+    codes[~precise.to_numpy()] = None
+    single = geo["result_code_insee"].replace_strict(index.commune_single, default=None, return_dtype=pl.Utf8)
+    out = pl.Series("code_secteur_residence", codes, dtype=pl.Utf8)
+    out = pl.select(pl.coalesce(out, single).alias("code_secteur_residence")).to_series()
+    result = pl.DataFrame([out, geo["result_type"], geo["result_score"], geo["result_code_insee"]])
+    del geo, codes  # coordinates never leave this function
+    return result

@@ -1,0 +1,257 @@
+"""Offline, batched geocoding against a BAN reference (no address ever leaves the machine).
+
+Cascade, each step only on what the previous ones left:
+1. commune: INSEE code, else postcode + commune name, else name alone, else fuzzy name;
+2. exact house number: (commune, street key, number, repetition index) — one polars join;
+3. the same number without its repetition index (``12 bis`` missing, ``12`` present);
+4. fuzzy street within the commune (rapidfuzz, on the distinct unmatched streets only), then 2–3 again;
+5. interpolation between the neighbouring numbers of the same parity on the street (asof joins);
+6. street point, then commune point; else ``not_found``.
+
+Results follow the BAN / addok vocabulary: ``result_type`` (housenumber, interpolation, street,
+municipality, not_found), ``result_score`` (0–1), ``result_code_insee``, plus ``x``/``y``
+(Lambert-93), ``lon``/``lat`` (WGS84) and ``result_id`` (the BAN id of the point used).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import polars as pl
+
+from preau.errors import PreauError, Report
+from preau.geo.normalize import commune_key, insee_key, postcode_key, split_address
+from preau.geo.reference import Reference
+
+RESULT_TYPES = ("housenumber", "interpolation", "street", "municipality", "not_found")
+DEFAULT_COLUMNS = {"adresse": "adresse", "code_postal": "code_postal", "commune": "commune", "code_insee": "code_insee"}
+FUZZY_STREET_CUTOFF = 82.0
+FUZZY_COMMUNE_CUTOFF = 85.0
+MAX_ONE_SIDED_GAP = 20  # house numbers beyond the last known one still interpolated
+_OUT = ["result_type", "result_score", "result_code_insee", "result_id", "x", "y", "lon", "lat"]
+
+
+def _prepare(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
+    cols = {**DEFAULT_COLUMNS, **(columns or {})}
+    if cols["adresse"] not in frame.columns:
+        raise PreauError(Report([_missing(cols["adresse"])]))
+    have = lambda k: cols.get(k) in frame.columns  # noqa: E731
+    if not (have("code_insee") or have("code_postal") or have("commune")):
+        raise PreauError(Report([_missing(f"{cols['code_insee']} / {cols['code_postal']} / {cols['commune']}")]))
+    empty = pl.lit("", pl.Utf8)
+    return frame.select(
+        split_address(pl.col(cols["adresse"])).alias("_a"),
+        (postcode_key(pl.col(cols["code_postal"])) if have("code_postal") else empty).alias("cp_in"),
+        (commune_key(pl.col(cols["commune"])) if have("commune") else empty).alias("ck_in"),
+        (insee_key(pl.col(cols["code_insee"])) if have("code_insee") else empty).alias("ik_in"),
+    ).unnest("_a")
+
+
+def _missing(name: str):
+    from preau.errors import Problem
+
+    return Problem("geo-input-columns", f"colonne absente des adresses à géocoder : {name}",
+                   f"column missing from the addresses to geocode: {name}", field=name)
+
+
+def _resolve_communes(keys: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """Distinct (ik_in, cp_in, ck_in) → insee + commune score."""
+    known = ref.communes.select("insee")
+    out = keys.join(known.with_columns(pl.col("insee").alias("ik_in"), pl.lit(1.0).alias("s1")), on="ik_in", how="left")
+    pc = ref.postcodes.filter(pl.col("ck") != "")
+    by_cp_name = pc.group_by(["cp", "ck"]).agg(pl.col("insee").first().alias("i2"), pl.len().alias("n2"))
+    out = out.join(by_cp_name.filter(pl.col("n2") == 1).select(pl.col("cp").alias("cp_in"), pl.col("ck").alias("ck_in"), "i2"),
+                   on=["cp_in", "ck_in"], how="left")
+    by_name = pc.select("insee", "ck").unique().group_by("ck").agg(pl.col("insee").first().alias("i3"), pl.len().alias("n3"))
+    out = out.join(by_name.filter(pl.col("n3") == 1).select(pl.col("ck").alias("ck_in"), "i3"), on="ck_in", how="left")
+    by_cp = ref.postcodes.filter(pl.col("cp") != "").select("insee", "cp").unique().group_by("cp").agg(
+        pl.col("insee").first().alias("i4"), pl.len().alias("n4"))
+    out = out.join(by_cp.filter(pl.col("n4") == 1).select(pl.col("cp").alias("cp_in"), "i4"), on="cp_in", how="left")
+    out = out.with_columns(
+        pl.coalesce(pl.when(pl.col("s1").is_not_null()).then(pl.col("ik_in")), "i2", "i3").alias("insee"),
+        pl.when(pl.col("s1").is_not_null() | pl.col("i2").is_not_null() | pl.col("i3").is_not_null())
+        .then(1.0).otherwise(None).alias("cscore"),
+    )
+    # Fuzzy commune name among the postcode's communes (or all communes without a postcode).
+    todo = out.filter(pl.col("insee").is_null() & (pl.col("ck_in") != ""))
+    if todo.height:
+        from rapidfuzz import fuzz, process
+
+        names = pc.select("insee", "cp", "ck").unique()
+        all_names = names.select("insee", "ck").unique()
+        fixes = []
+        for ik, cp, ck in todo.select("ik_in", "cp_in", "ck_in").iter_rows():
+            cand = names.filter(pl.col("cp") == cp) if cp else all_names
+            if cand.height == 0:
+                cand = all_names
+            choices = cand["ck"].to_list()
+            best = process.extractOne(ck, choices, scorer=fuzz.WRatio, score_cutoff=FUZZY_COMMUNE_CUTOFF)
+            if best:
+                fixes.append((ik, cp, ck, cand["insee"][best[2]], best[1] / 100.0))
+        if fixes:
+            fx = pl.DataFrame(fixes, schema=["ik_in", "cp_in", "ck_in", "i5", "s5"], orient="row")
+            out = out.join(fx, on=["ik_in", "cp_in", "ck_in"], how="left").with_columns(
+                pl.coalesce("insee", "i5").alias("insee"), pl.coalesce("cscore", "s5").alias("cscore"))
+    # Last resort: a postcode served by one commune.
+    out = out.with_columns(
+        pl.when(pl.col("insee").is_null() & pl.col("i4").is_not_null()).then(0.8).otherwise(pl.col("cscore")).alias("cscore"),
+        pl.coalesce("insee", "i4").alias("insee"))
+    return out.select("ik_in", "cp_in", "ck_in", "insee", "cscore")
+
+
+def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """Distinct unmatched (insee, voie) → best street of the same commune (voie_ref, sscore)."""
+    from rapidfuzz import fuzz, process
+
+    if pairs.height == 0:
+        return pl.DataFrame(schema={"insee": pl.Utf8, "voie": pl.Utf8, "voie_ref": pl.Utf8, "sscore": pl.Float64})
+    streets = ref.streets.filter(pl.col("insee").is_in(pairs["insee"].unique().implode())).select("insee", "voie")
+    by_commune = {k[0]: g["voie"].to_list() for k, g in streets.group_by(["insee"])}
+    rows = []
+    for insee, voie in pairs.iter_rows():
+        choices = by_commune.get(insee)
+        if not choices or not voie:
+            continue
+        # token_sort_ratio: typos and swapped words; a shared "rue" alone never reaches the cutoff.
+        best = process.extractOne(voie, choices, scorer=fuzz.token_sort_ratio, score_cutoff=FUZZY_STREET_CUTOFF)
+        if best:
+            rows.append((insee, voie, best[0], best[1] / 100.0))
+    return pl.DataFrame(rows, schema={"insee": pl.Utf8, "voie": pl.Utf8, "voie_ref": pl.Utf8, "sscore": pl.Float64},
+                        orient="row")
+
+
+def _interpolate(todo: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """Rows (k, insee, voie, numero) → interpolated x/y/lon/lat between same-parity neighbours."""
+    pts = ref.addresses.filter(pl.col("rep") == "").select(
+        "insee", "voie", "par", "numero", "x", "y", "lon", "lat", "id").sort("numero")
+    left = todo.select("k", "insee", "voie", "numero", (pl.col("numero") % 2).alias("par")).sort("numero")
+
+    def side(strategy: str, by: list[str], suffix: str) -> pl.DataFrame:
+        right = pts.with_columns(pl.col("numero").alias("n" + suffix))
+        if "par" not in by:
+            right = right.drop("par")
+        j = left.join_asof(right, on="numero", by=by, strategy=strategy, check_sortedness=False)
+        return j.select("k", *[pl.col(c).alias(c + suffix) for c in ("x", "y", "lon", "lat", "id")], "n" + suffix)
+
+    out = left
+    for by, tag in ((["insee", "voie", "par"], ""), (["insee", "voie"], "_any")):
+        lo = side("backward", by, "_lo" + tag)
+        hi = side("forward", by, "_hi" + tag)
+        out = out.join(lo, on="k").join(hi, on="k")
+
+    def lerp(a: str, tag: str) -> pl.Expr:
+        lo, hi = pl.col(f"{a}_lo{tag}"), pl.col(f"{a}_hi{tag}")
+        nlo, nhi = pl.col(f"n_lo{tag}"), pl.col(f"n_hi{tag}")
+        t = (pl.col("numero") - nlo) / (nhi - nlo)
+        return (pl.when(nlo.is_not_null() & nhi.is_not_null() & (nhi != nlo)).then(lo + t * (hi - lo))
+                .when(nlo.is_not_null()).then(lo).otherwise(hi))
+
+    # One-sided (beyond the last known number): only close to it, else the street point is more honest.
+    for tag in ("", "_any"):
+        out = out.with_columns(
+            pl.when(pl.col(f"n_hi{tag}").is_null() & ((pl.col("numero") - pl.col(f"n_lo{tag}")) > MAX_ONE_SIDED_GAP)).then(None)
+            .otherwise(pl.col(f"n_lo{tag}")).alias(f"n_lo{tag}"),
+            pl.when(pl.col(f"n_lo{tag}").is_null() & ((pl.col(f"n_hi{tag}") - pl.col("numero")) > MAX_ONE_SIDED_GAP)).then(None)
+            .otherwise(pl.col(f"n_hi{tag}")).alias(f"n_hi{tag}"))
+    both = lambda tag: pl.col(f"n_lo{tag}").is_not_null() & pl.col(f"n_hi{tag}").is_not_null()  # noqa: E731
+    one = lambda tag: pl.col(f"n_lo{tag}").is_not_null() | pl.col(f"n_hi{tag}").is_not_null()  # noqa: E731
+    use_par = one("")
+    cols = []
+    for a in ("x", "y", "lon", "lat"):
+        cols.append(pl.when(use_par).then(lerp(a, "")).otherwise(lerp(a, "_any")).alias(a))
+    nearest_id = lambda tag: pl.when(pl.col(f"n_lo{tag}").is_not_null()).then(pl.col(f"id_lo{tag}")).otherwise(pl.col(f"id_hi{tag}"))  # noqa: E731
+    cols.append(pl.when(use_par).then(nearest_id("")).otherwise(nearest_id("_any")).alias("result_id"))
+    cols.append(pl.when(both("")).then(0.85).when(use_par).then(0.75).when(both("_any")).then(0.7)
+                .when(one("_any")).then(0.65).otherwise(None).alias("iscore"))
+    return out.select("k", *cols).filter(pl.col("iscore").is_not_null())
+
+
+def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str] | None = None) -> pl.DataFrame:
+    """Geocode a frame of addresses; returns one result row per input row, in the same order.
+
+    ``columns`` maps the roles ``adresse`` (number + street on one line), ``code_postal``, ``commune``
+    and ``code_insee`` to the frame's column names (defaults: the role names). At least the address
+    and one of the commune columns must exist. Output columns: ``result_type``, ``result_score``,
+    ``result_code_insee``, ``result_id``, ``x``, ``y`` (Lambert-93), ``lon``, ``lat`` (WGS84).
+    """
+    ref = reference
+    inp = _prepare(frame, columns or {})
+    n = inp.height
+    # Work on distinct inputs only (siblings, repeated exports), then broadcast back.
+    keys = ["numero", "rep", "voie", "cp_in", "ck_in", "ik_in"]
+    inp = inp.with_columns(pl.int_range(0, n, dtype=pl.UInt32).alias("row"))
+    uniq = inp.select(keys).unique(maintain_order=True).with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("k"))
+    communes = _resolve_communes(uniq.select("ik_in", "cp_in", "ck_in").unique(), ref)
+    u = uniq.join(communes, on=["ik_in", "cp_in", "ck_in"], how="left")
+    u = u.with_columns(pl.col("voie").alias("voie_ref"), pl.lit(1.0).alias("sscore"))
+
+    addr = ref.addresses.select("insee", pl.col("voie").alias("voie_ref"), "numero", "rep", "x", "y", "lon", "lat", pl.col("id").alias("result_id"))
+    addr_norep = addr.filter(pl.col("rep") == "").drop("rep")
+
+    def exact(rows: pl.DataFrame) -> pl.DataFrame:
+        a = rows.join(addr, on=["insee", "voie_ref", "numero", "rep"], how="inner").with_columns(
+            (pl.col("cscore") * pl.col("sscore")).alias("result_score"))
+        rest = rows.join(a.select("k"), on="k", how="anti").filter(pl.col("rep") != "")
+        b = rest.join(addr_norep, on=["insee", "voie_ref", "numero"], how="inner").with_columns(
+            (0.9 * pl.col("cscore") * pl.col("sscore")).alias("result_score"))
+        return pl.concat([a, b], how="diagonal_relaxed").with_columns(pl.lit("housenumber").alias("result_type"))
+
+    numbered = u.filter(pl.col("numero").is_not_null() & pl.col("insee").is_not_null())
+    found = [exact(numbered)]
+    done = found[0].select("k")
+    # Fuzzy street for the distinct (commune, street) pairs not present in the reference.
+    street_known = ref.streets.select("insee", pl.col("voie").alias("voie_ref")).with_columns(pl.lit(True).alias("_known"))
+    u = u.join(street_known, on=["insee", "voie_ref"], how="left")
+    unknown = u.filter(pl.col("insee").is_not_null() & pl.col("_known").is_null()).select("insee", "voie").unique()
+    fixes = _fuzzy_streets(unknown, ref)
+    u = (u.drop("voie_ref", "sscore").join(fixes, on=["insee", "voie"], how="left")
+         .with_columns(pl.when(pl.col("_known").is_not_null()).then(pl.col("voie")).otherwise(pl.col("voie_ref")).alias("voie_ref"),
+                       pl.when(pl.col("_known").is_not_null()).then(1.0).otherwise(pl.col("sscore")).alias("sscore"))
+         .drop("_known"))
+    fuzzy_rows = u.filter(pl.col("numero").is_not_null() & pl.col("voie_ref").is_not_null() & (pl.col("sscore") < 1.0)).join(done, on="k", how="anti")
+    if fuzzy_rows.height:
+        f = exact(fuzzy_rows)
+        found.append(f)
+        done = pl.concat([done, f.select("k")])
+    # Interpolation along a known street for numbers missing from the reference.
+    interp_rows = u.filter(pl.col("numero").is_not_null() & pl.col("voie_ref").is_not_null()).join(done, on="k", how="anti")
+    if interp_rows.height:
+        ip = _interpolate(interp_rows.select("k", "insee", pl.col("voie_ref").alias("voie"), "numero"), ref)
+        ip = ip.join(u.select("k", "insee", "cscore", "sscore"), on="k").with_columns(
+            (pl.col("iscore") * pl.col("cscore") * pl.col("sscore")).alias("result_score"),
+            pl.lit("interpolation").alias("result_type")).drop("iscore")
+        found.append(ip)
+        done = pl.concat([done, ip.select("k")])
+    # Street point.
+    st = (u.filter(pl.col("voie_ref").is_not_null()).join(done, on="k", how="anti")
+          .join(ref.streets.select("insee", pl.col("voie").alias("voie_ref"), "x", "y", "lon", "lat", pl.col("id").alias("result_id")),
+                on=["insee", "voie_ref"], how="inner")
+          .with_columns((0.6 * pl.col("cscore") * pl.col("sscore")).alias("result_score"), pl.lit("street").alias("result_type")))
+    found.append(st)
+    done = pl.concat([done, st.select("k")])
+    # Commune point.
+    mu = (u.filter(pl.col("insee").is_not_null()).join(done, on="k", how="anti")
+          .join(ref.communes.select("insee", "x", "y", "lon", "lat"), on="insee", how="inner")
+          .with_columns((0.3 * pl.col("cscore")).alias("result_score"), pl.lit("municipality").alias("result_type"),
+                        pl.lit(None, pl.Utf8).alias("result_id")))
+    found.append(mu)
+    res = pl.concat([f.select("k", "result_type", "result_score", pl.col("insee").alias("result_code_insee"), "result_id",
+                              "x", "y", "lon", "lat") for f in found], how="vertical_relaxed")
+    res = res.unique("k", keep="first")
+    res = uniq.select("k").join(res, on="k", how="left").with_columns(
+        pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0).round(3).clip(0.0, 1.0))
+    back = inp.select("row", *keys).join(uniq, on=keys, how="left", nulls_equal=True).join(res, on="k", how="left")
+    return back.sort("row").select(_OUT)
+
+
+def quality(result: pl.DataFrame) -> dict:
+    """Share of each result type and the unmatched count (counts only, never an address)."""
+    total = result.height
+    counts = dict(result.group_by("result_type").len().iter_rows())
+    return {
+        "total": total,
+        "counts": {t: int(counts.get(t, 0)) for t in RESULT_TYPES},
+        "shares": {t: (round(counts.get(t, 0) / total, 4) if total else 0.0) for t in RESULT_TYPES},
+        "unmatched": int(counts.get("not_found", 0)),
+        "mean_score": round(float(result["result_score"].mean() or 0.0), 3) if total else 0.0,
+    }

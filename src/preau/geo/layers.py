@@ -1,0 +1,325 @@
+"""Geographic layers published in ``_build/data/<publisher>/<dataset>/``: schools, sectors, communes.
+
+Each layer is written as GeoJSON (RFC 7946, WGS84, 6 decimals ≈ 0.1 m), GeoPackage and FlatGeobuf
+(Lambert-93 EPSG:2154 and WGS84 EPSG:4326), with a small SVG preview (``apercu.svg``) drawn from
+the geometry and a ``manifest.json`` (``kind = "layer"``) as docs/ARCHITECTURE.md describes.
+Files are written to a temporary folder and moved into place: nothing is half-written.
+
+Sector layers carry only *protected* counts (the disclosure stage's table, suppressed cells empty):
+no pupil coordinate or address ever reaches these files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import geopandas as gpd
+import numpy as np
+import polars as pl
+import shapely
+
+from preau.errors import PreauError, Report, rel
+from preau.geo.layers_io import L93, WGS84
+
+TITLES = {
+    "carte-ecoles": {"fr": "Carte des écoles", "en": "Map of schools"},
+    "secteurs-scolaires": {"fr": "Secteurs scolaires", "en": "School sectors"},
+    "communes": {"fr": "Communes", "en": "Communes"},
+}
+BASE_NAMES = {"carte-ecoles": "ecoles", "secteurs-scolaires": "secteurs-scolaires", "communes": "communes"}
+SCHEMAS = {"carte-ecoles": "couche-ecoles", "secteurs-scolaires": "couche-secteurs", "communes": "couche-communes"}
+CRS_LABEL = {WGS84: ("wgs84", "WGS84"), L93: ("lambert93", "Lambert-93")}
+FORMAT_LABEL = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "fgb": "FlatGeobuf"}
+COUNT_LEVELS = {"TOTAL": "effectif_total", "C1": "effectif_c1", "C2": "effectif_c2", "C3": "effectif_c3"}
+
+
+# ------------------------------------------------------------------------------------------ attributes
+def schools_layer(ecoles: pl.DataFrame | str | Path) -> gpd.GeoDataFrame:
+    """Schools as points (Lambert-93) from an annuaire-like ``ecoles.csv`` (or its frame)."""
+    if not isinstance(ecoles, pl.DataFrame):
+        path = Path(ecoles)
+        if not path.is_file():
+            raise PreauError(f"fichier des écoles introuvable : {rel(path)}", f"schools file not found: {rel(path)}",
+                             code="geo-schools-missing", file=rel(path))
+        ecoles = pl.read_csv(path, separator=";", infer_schema=False)
+    need = ["identifiant_de_l_etablissement", "nom_etablissement"]
+    missing = [c for c in need if c not in ecoles.columns]
+    if missing or not ({"latitude", "longitude"} <= set(ecoles.columns)
+                       or {"coordx_origine", "coordy_origine"} <= set(ecoles.columns)):
+        missing = missing or ["latitude/longitude"]
+        raise PreauError(f"colonnes absentes du fichier des écoles : {', '.join(missing)}",
+                         f"columns missing from the schools file: {', '.join(missing)}", code="geo-schools-columns",
+                         field=missing[0])
+    col = lambda c: pl.col(c) if c in ecoles.columns else pl.lit(None, pl.Utf8)  # noqa: E731
+    flt = lambda c: col(c).cast(pl.Utf8).str.replace(",", ".").cast(pl.Float64, strict=False)  # noqa: E731
+    df = ecoles.select(
+        col("identifiant_de_l_etablissement").alias("uai"),
+        col("nom_etablissement").alias("nom"),
+        col("type_ecole").alias("type_ecole"),
+        pl.when(col("statut_public_prive").str.to_lowercase().str.starts_with("pub")).then(pl.lit("public"))
+        .when(col("statut_public_prive").is_not_null()).then(pl.lit("prive")).alias("statut"),
+        col("code_commune").alias("code_insee"),
+        col("nom_commune").alias("nom_commune"),
+        pl.when(col("code_secteur") == "").then(None).otherwise(col("code_secteur")).alias("code_secteur"),
+        (col("restauration").cast(pl.Utf8).is_in(["1", "true", "True", "oui", "O"])).alias("restauration"),
+        (col("ulis").cast(pl.Utf8).is_in(["1", "true", "True", "oui", "O"])).alias("ulis"),
+        flt("longitude").alias("_lon"), flt("latitude").alias("_lat"),
+        flt("coordx_origine").alias("_x"), flt("coordy_origine").alias("_y"),
+    )
+    lon, lat = df["_lon"].to_numpy(), df["_lat"].to_numpy()
+    geom = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=WGS84).to_crs(L93)
+    no_ll = ~np.isfinite(lon) | ~np.isfinite(lat)
+    if no_ll.any():
+        fallback = gpd.points_from_xy(df["_x"].to_numpy(), df["_y"].to_numpy())
+        geom[no_ll] = fallback[no_ll]
+    attrs = df.drop("_lon", "_lat", "_x", "_y").to_pandas()
+    gdf = gpd.GeoDataFrame(attrs, geometry=geom.values, crs=L93)
+    return gdf[~gdf.geometry.is_empty & gdf.geometry.x.notna()].reset_index(drop=True)
+
+
+def sector_counts(counts: pl.DataFrame) -> pl.DataFrame:
+    """Protected long table (``effectifs-secteur-niveau``) → one row per sector for the latest year.
+
+    Requires the protected shape: ``code_secteur``, ``niveau``, ``effectif`` (empty when hidden) and
+    ``secret``; a table with a hidden cell still holding a value is refused (it is not protected).
+    """
+    need = {"code_secteur", "niveau", "effectif", "secret"}
+    missing = sorted(need - set(counts.columns))
+    if missing:
+        raise PreauError(f"table des effectifs par secteur non protégée ou incomplète : colonnes absentes {', '.join(missing)}",
+                         f"sector counts table not protected or incomplete: missing columns {', '.join(missing)}",
+                         code="geo-counts-columns", field=missing[0])
+    secret = pl.col("secret").cast(pl.Utf8).str.to_lowercase().is_in(["true", "1", "oui"])
+    leaked = counts.filter(secret & pl.col("effectif").is_not_null()).height
+    if leaked:
+        raise PreauError(f"{leaked} case(s) marquée(s) secrète(s) ont encore un effectif : la table n'est pas protégée",
+                         f"{leaked} cell(s) flagged secret still hold a count: the table is not protected",
+                         code="geo-counts-unprotected", field="effectif")
+    df = counts
+    year = None
+    if "annee_scolaire" in df.columns:
+        year = df["annee_scolaire"].drop_nulls().sort()[-1] if df["annee_scolaire"].drop_nulls().len() else None
+        df = df.filter(pl.col("annee_scolaire") == year)
+    df = df.filter((pl.col("code_secteur") != "TOTAL") & pl.col("niveau").is_in(list(COUNT_LEVELS)))
+    wide = (df.with_columns(pl.col("niveau").replace_strict(COUNT_LEVELS).alias("col"),
+                            pl.col("effectif").cast(pl.Int64, strict=False))
+            .pivot(on="col", index="code_secteur", values="effectif", aggregate_function="first"))
+    for c in COUNT_LEVELS.values():
+        if c not in wide.columns:
+            wide = wide.with_columns(pl.lit(None, pl.Int64).alias(c))
+    return wide.select("code_secteur", *COUNT_LEVELS.values()).with_columns(pl.lit(year, pl.Utf8).alias("annee_scolaire"))
+
+
+def sectors_layer(sectors: gpd.GeoDataFrame, counts: pl.DataFrame | None = None) -> gpd.GeoDataFrame:
+    """Sector polygons with ``code_secteur``, ``uai``, ``communes`` and, given the protected counts table,
+    ``annee_scolaire`` + ``effectif_total``/``effectif_c1``/``c2``/``c3`` (empty where suppressed)."""
+    keep = [c for c in ("code_secteur", "uai", "communes") if c in sectors.columns]
+    out = sectors[keep + ["geometry"]].copy()
+    for c in ("uai", "communes"):
+        if c not in out.columns:
+            out[c] = None
+    if counts is not None:
+        wide = sector_counts(counts).to_pandas()
+        out = out.merge(wide, on="code_secteur", how="left")
+    else:  # same columns without counts, so the layer always matches its schema
+        out["annee_scolaire"] = None
+        for c in COUNT_LEVELS.values():
+            out[c] = None
+    for c in COUNT_LEVELS.values():
+        out[c] = out[c].astype("Int64")
+    out["annee_scolaire"] = out["annee_scolaire"].astype("string")
+    out = gpd.GeoDataFrame(out, geometry="geometry", crs=sectors.crs)
+    return out[["code_secteur", "uai", "communes"] + [c for c in out.columns
+                                                       if c not in ("code_secteur", "uai", "communes", "geometry")] + ["geometry"]]
+
+
+def communes_layer(communes: gpd.GeoDataFrame, codes: Iterable[str] | None = None) -> gpd.GeoDataFrame:
+    """Commune polygons with ``code_insee``, ``nom``, ``population``, ``departement``."""
+    gdf = communes
+    if codes is not None:
+        gdf = gdf[gdf["code_insee"].isin(set(codes))]
+    cols = {"code_insee": "code_insee", "nom": "nom", "population": "population", "departement": "departement"}
+    out = gpd.GeoDataFrame({k: (gdf[v].values if v in gdf.columns else None) for k, v in cols.items()},
+                           geometry=gdf.geometry.values, crs=gdf.crs)
+    out["population"] = out["population"].astype("Int64") if "population" in gdf.columns else None
+    return out
+
+
+# ------------------------------------------------------------------------------------------ SVG preview
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+
+
+def svg_preview(gdf: gpd.GeoDataFrame, width: int = 480, title: str = "") -> str:
+    """A small SVG drawing of a layer (Lambert-93 geometry, y axis flipped), no tiles, no network."""
+    g = gdf.to_crs(L93) if gdf.crs is not None and gdf.crs.to_epsg() != 2154 else gdf
+    geoms = g.geometry.to_numpy()
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    span = max(maxx - minx, maxy - miny, 1.0)
+    scale = (width - 20) / span
+    height = int((maxy - miny) * scale) + 20
+    tol = span / width  # one pixel
+
+    def pt(x, y):
+        return f"{(x - minx) * scale + 10:.1f},{(maxy - y) * scale + 10:.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img">']
+    if title:
+        parts.append(f"<title>{_xml(title)}</title>")
+    parts.append(f'<rect width="{width}" height="{height}" fill="#ffffff"/>')
+    r = max(1.5, min(4.0, width / max(len(geoms), 1) ** 0.5 / 6))
+    for i, geom in enumerate(geoms):
+        if geom is None or shapely.is_empty(geom):
+            continue
+        kind = shapely.get_type_id(geom)
+        if kind in (0, 4):
+            for p in shapely.get_parts(geom):
+                x, y = shapely.get_x(p), shapely.get_y(p)
+                cx, cy = pt(x, y).split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="{r:.1f}" fill="#e15759" stroke="#7a1f21" stroke-width="0.5"/>')
+            continue
+        simple = shapely.simplify(geom, tol, preserve_topology=True)
+        d = []
+        for poly in shapely.get_parts(simple):
+            if shapely.get_type_id(poly) != 3:
+                continue
+            for ring in [shapely.get_exterior_ring(poly)] + list(shapely.get_interior_ring(poly, k) for k in range(shapely.get_num_interior_rings(poly))):
+                coords = shapely.get_coordinates(ring)
+                if len(coords) < 3:
+                    continue
+                d.append("M" + " L".join(pt(x, y) for x, y in coords) + " Z")
+        if d:
+            parts.append(f'<path d="{" ".join(d)}" fill="{PALETTE[i % len(PALETTE)]}" fill-opacity="0.55" '
+                         'fill-rule="evenodd" stroke="#333333" stroke-width="0.6"/>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ------------------------------------------------------------------------------------------ writing
+def _check_attributes(gdf: gpd.GeoDataFrame, schema: dict | None) -> dict:
+    """Attribute columns against the layer schema: names, required values (a small self-check)."""
+    errors = []
+    if schema:
+        names = [f["name"] for f in schema.get("fields", [])]
+        cols = [c for c in gdf.columns if c != "geometry"]
+        for n in names:
+            if n not in cols:
+                errors.append({"type": "missing-label", "note": f"field {n} missing", "fieldName": n})
+        for c in cols:
+            if c not in names:
+                errors.append({"type": "extra-label", "note": f"column {c} not in the schema", "fieldName": c})
+        for f in schema.get("fields", []):
+            if f.get("constraints", {}).get("required") and f["name"] in gdf.columns and gdf[f["name"]].isna().any():
+                errors.append({"type": "constraint-error", "note": f"required field {f['name']} has empty values",
+                               "fieldName": f["name"], "count": int(gdf[f["name"]].isna().sum())})
+    return {"valid": not errors, "stats": {"errors": len(errors), "rows": len(gdf)}, "errors": errors}
+
+
+def _load_schema(name: str, schemas_dir: Path | None) -> dict | None:
+    for d in ([schemas_dir] if schemas_dir else []) + [Path.cwd() / "schemas", Path(__file__).resolve().parents[3] / "schemas"]:
+        p = d / name / "schema.json"
+        if p.is_file():
+            return json.loads(p.read_text(encoding="utf-8"))
+    return None
+
+
+def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publisher: str | None, *,
+                school_years: list[str] | None = None, schemas_dir: Path | None = None,
+                report: Report | None = None) -> dict:
+    """Write one layer dataset folder (all formats, preview, validation and manifest); returns the manifest.
+
+    The folder is ``out_dir/<publisher>/<dataset>/`` (``out_dir`` itself when ``publisher`` is None)."""
+    report = report if report is not None else Report(subject=dataset)
+    if gdf is None or len(gdf) == 0:
+        report.error("geo-layer-empty", f"couche « {dataset} » vide : rien à publier", f"layer '{dataset}' is empty: nothing to publish")
+        raise PreauError(report)
+    base = BASE_NAMES.get(dataset, dataset)
+    schema_name = SCHEMAS.get(dataset, dataset)
+    title = TITLES.get(dataset, {"fr": dataset, "en": dataset})
+    final = Path(out_dir) / publisher / dataset if publisher else Path(out_dir)
+    tmp = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    l93 = gdf.to_crs(L93) if gdf.crs is None or gdf.crs.to_epsg() != 2154 else gdf
+    if gdf.crs is None:
+        l93 = gdf.set_crs(L93)
+    l93 = l93.copy()
+    l93["geometry"] = shapely.set_precision(l93.geometry.to_numpy(), 0.01)  # centimetre grid
+    wgs = l93.to_crs(WGS84)
+    resources = []
+    try:
+        for crs, frame in ((WGS84, wgs), (L93, l93)):
+            tag, crs_name = CRS_LABEL[crs]
+            for fmt, driver in (("geojson", "GeoJSON"), ("gpkg", "GPKG"), ("fgb", "FlatGeobuf")):
+                if fmt == "geojson" and crs != WGS84:
+                    continue  # RFC 7946: GeoJSON is WGS84 only
+                name = f"{base}-{tag}.{fmt}"
+                opts = {}
+                if fmt == "geojson":
+                    opts = {"layer_options": {"RFC7946": "YES", "COORDINATE_PRECISION": "6", "WRITE_NAME": "NO"}}
+                elif fmt == "fgb":
+                    opts = {"layer_options": {"SPATIAL_INDEX": "YES"}}
+                frame.to_file(tmp / name, driver=driver, engine="pyogrio", layer=base if fmt == "gpkg" else None, **opts)
+                resources.append({"path": name, "format": fmt, "crs": crs, "school_year": None, "schema": schema_name,
+                                  "rows": int(len(frame)),
+                                  "title": {"fr": f"{title['fr']} — {FORMAT_LABEL[fmt]} {crs_name}",
+                                            "en": f"{title['en']} — {FORMAT_LABEL[fmt]} {crs_name}"}})
+        (tmp / "apercu.svg").write_text(svg_preview(l93, title=title["fr"]), encoding="utf-8")
+        validation = _check_attributes(l93, _load_schema(schema_name, schemas_dir))
+        (tmp / "validation.json").write_text(json.dumps(validation, ensure_ascii=False, indent=2), encoding="utf-8")
+        minx, miny, maxx, maxy = (round(float(v), 6) for v in wgs.total_bounds)
+        insee: list[str] = []
+        for col in ("code_insee", "communes"):
+            if col in l93.columns:
+                for v in l93[col].dropna().astype(str):
+                    insee.extend(x for x in v.split(",") if x)
+        years = sorted(set(school_years or []))
+        manifest = {
+            "dataset": dataset, "publisher": publisher, "kind": "layer", "school_years": years,
+            "resources": resources, "disclosure": None,
+            "validation": {"valid": validation["valid"], "report": "validation.json"},
+            "spatial": {"insee": sorted(set(insee)), "bbox": [minx, miny, maxx, maxy]},
+            "temporal": ({"start": f"{years[0][:4]}-09-01", "end": f"{years[-1][5:]}-08-31"} if years else None),
+            "preview": "apercu.svg",
+            "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if publisher:  # the dataset folder is ours: replace it whole
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    else:  # a user's folder: move our files in, touch nothing else
+        final.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir():
+            f.replace(final / f.name)
+        tmp.rmdir()
+    return manifest
+
+
+def publish_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataFrame | None = None,
+                   sectors: gpd.GeoDataFrame | None = None, communes: gpd.GeoDataFrame | None = None,
+                   counts: pl.DataFrame | None = None, schemas_dir: Path | None = None) -> dict[str, dict]:
+    """Write the three layer datasets that are given (``carte-ecoles``, ``secteurs-scolaires``, ``communes``)
+    under ``out_dir/<publisher>/``. ``counts`` is the *protected* sector table (optional)."""
+    manifests = {}
+    if schools is not None:
+        manifests["carte-ecoles"] = write_layer(schools, out_dir, "carte-ecoles", publisher, schemas_dir=schemas_dir)
+    if sectors is not None:
+        layer = sectors_layer(sectors, counts)
+        years = sorted(set(layer["annee_scolaire"].dropna())) if "annee_scolaire" in layer.columns else []
+        manifests["secteurs-scolaires"] = write_layer(layer, out_dir, "secteurs-scolaires", publisher,
+                                                      school_years=years, schemas_dir=schemas_dir)
+    if communes is not None:
+        manifests["communes"] = write_layer(communes_layer(communes), out_dir, "communes", publisher, schemas_dir=schemas_dir)
+    return manifests

@@ -1,0 +1,121 @@
+"""Address normalisation, vectorised with polars (no Python loop over rows).
+
+The same functions normalise the BAN reference and the addresses to geocode, so both sides meet on
+the same keys: lower case, no accents, no punctuation, abbreviations expanded (``av`` → ``avenue``,
+``st`` → ``saint``…), articles dropped (``rue de l'Église`` → ``rue eglise``), repetition indexes
+reduced to one letter (``bis`` → ``b``, ``ter`` → ``t``, ``quater`` → ``q``).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# Street-type and common-word abbreviations found in French addresses (AFNOR / La Poste usage).
+ABBREVIATIONS: dict[str, str] = {
+    "r": "rue", "ru": "rue",
+    "av": "avenue", "ave": "avenue", "avn": "avenue", "aven": "avenue",
+    "bd": "boulevard", "bld": "boulevard", "blvd": "boulevard", "boul": "boulevard", "bvd": "boulevard",
+    "ch": "chemin", "chem": "chemin", "che": "chemin", "chm": "chemin",
+    "imp": "impasse", "pl": "place", "all": "allee", "al": "allee",
+    "rte": "route", "rt": "route", "fg": "faubourg", "fbg": "faubourg", "sq": "square",
+    "crs": "cours", "qu": "quai", "qua": "quai", "pas": "passage", "psg": "passage",
+    "res": "residence", "resid": "residence", "lots": "lotissement", "ham": "hameau", "prom": "promenade", "sen": "sentier", "sent": "sentier",
+    "esp": "esplanade", "rpt": "rond point", "rdpt": "rond point", "vla": "villa", "cit": "cite", "zi": "zone industrielle", "za": "zone artisanale", "zac": "zone amenagement concerte",
+    "tra": "traverse", "trav": "traverse", "mte": "montee", "prv": "parvis",
+    "st": "saint", "ste": "sainte", "sts": "saints", "stes": "saintes",
+    "gal": "general", "gen": "general", "mal": "marechal", "mch": "marechal", "pdt": "president",
+"cdt": "commandant", "cne": "capitaine", "lt": "lieutenant",
+    "dr": "docteur", "doct": "docteur", "pr": "professeur", "prof": "professeur",
+    "mgr": "monseigneur", "ab": "abbe", "abb": "abbe", "n d": "notre dame", "nd": "notre dame",
+    "gd": "grand", "gde": "grande", "gds": "grands", "gdes": "grandes", "pt": "petit", "pte": "petite",
+    "vx": "vieux", "vve": "veuve", "fr": "freres",
+}
+# Articles and prepositions dropped from keys ("rue de la Paix" and "rue la paix" meet).
+STOP_WORDS = ["de", "du", "des", "d", "la", "le", "les", "l", "a", "au", "aux", "et", "en", "sur", "sous"]
+# Repetition index: words and letters → one letter.
+REPETITION = {"bis": "b", "ter": "t", "quater": "q", "quinquies": "c", "quinques": "c", "qua": "q"}
+
+_PUNCT = r"[^a-z0-9 ]+"
+
+
+def _base(expr: pl.Expr) -> pl.Expr:
+    """Lower case, accents removed, punctuation (apostrophes, hyphens, dots) turned into spaces."""
+    return (
+        expr.cast(pl.Utf8)
+        .fill_null("")
+        .str.replace_all("œ", "oe", literal=True)
+        .str.replace_all("Œ", "OE", literal=True)
+        .str.replace_all("æ", "ae", literal=True)
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.to_lowercase()
+        .str.replace_all(_PUNCT, " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+def _tokens_key(expr: pl.Expr) -> pl.Expr:
+    """Expand abbreviations token by token, drop stop words, join back with single spaces."""
+    single = {k: v for k, v in ABBREVIATIONS.items() if " " not in k}
+    return (
+        expr.str.split(" ")
+        .list.eval(pl.element().replace(single))
+        .list.join(" ")
+        .str.split(" ")
+        .list.eval(pl.element().filter(~pl.element().is_in(STOP_WORDS) & (pl.element() != "")))
+        .list.join(" ")
+    )
+
+
+def street_key(expr: pl.Expr) -> pl.Expr:
+    """Normalised street name used as a join key (``"Av. St-Jean"`` → ``"avenue saint jean"``)."""
+    return _tokens_key(_base(expr).str.replace_all(r"\bn d\b", "nd"))
+
+
+def commune_key(expr: pl.Expr) -> pl.Expr:
+    """Normalised commune name (``"St-Lary-Soulan"`` → ``"saint lary soulan"``, ``Cedex`` dropped)."""
+    return _tokens_key(
+        _base(expr).str.replace_all(r"\bcedex\b.*$", "").str.replace_all(r"\b\d+(e|er|eme)?\b", "").str.strip_chars()
+    )
+
+
+def repetition_key(expr: pl.Expr) -> pl.Expr:
+    """Repetition index reduced to one lower-case letter or the empty string."""
+    base = _base(expr)
+    return base.replace(REPETITION).str.slice(0, 1)
+
+
+_NUMBER_RE = (
+    r"^(?:(?P<num>\d{1,5})\s*"
+    r"(?P<rep>bis|ter|quater|quinquies|[a-hqt])?\b)?[\s,]*(?P<rest>.*)$"
+)
+
+
+def split_address(expr: pl.Expr) -> pl.Expr:
+    """Split a one-line address into a struct ``{numero: int|null, rep: str, voie: str}``.
+
+    Handles ``12 bis rue…``, ``12B rue…``, ``12-14 rue…`` (first number), ``12, rue…`` and addresses
+    without number. ``voie`` is the normalised street key.
+    """
+    # "12-14 rue…", "12/14 rue…", "12 à 14 rue…": keep the first number of a range.
+    ranged = expr.cast(pl.Utf8).str.replace(r"^\s*(\d{1,5})\s*(?:[-/]|à|a)\s*\d{1,5}\b", "${1}")
+    base = _base(ranged)
+    parts = base.str.extract_groups(_NUMBER_RE)
+    return pl.struct(
+        numero=parts.struct.field("num").cast(pl.Int32, strict=False),
+        rep=parts.struct.field("rep").fill_null("").replace(REPETITION).str.slice(0, 1),
+        voie=_tokens_key(parts.struct.field("rest").fill_null("").str.replace_all(r"\bn d\b", "nd")),
+    )
+
+
+def postcode_key(expr: pl.Expr) -> pl.Expr:
+    """Postcode as 5 digits text (``"6500"`` read as a number → ``"06500"``); empty when unusable."""
+    digits = expr.cast(pl.Utf8).fill_null("").str.replace_all(r"\D", "")
+    return pl.when(digits.str.len_chars().is_between(4, 5)).then(digits.str.zfill(5)).otherwise(pl.lit(""))
+
+
+def insee_key(expr: pl.Expr) -> pl.Expr:
+    """INSEE code as 5 upper-case characters (``"1053"`` → ``"01053"``); empty when unusable."""
+    code = expr.cast(pl.Utf8).fill_null("").str.strip_chars().str.to_uppercase()
+    return pl.when(code.str.contains(r"^(\d{4,5}|2[AB]\d{3})$")).then(code.str.zfill(5)).otherwise(pl.lit(""))

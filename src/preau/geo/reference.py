@@ -1,0 +1,219 @@
+"""The address reference: a BAN CSV (Base Adresse Nationale) read and indexed for geocoding.
+
+Works the same on the synthetic territory's ``adresses-<dep>.csv`` and on a real départemental BAN
+export (``adresses-65.csv`` or ``.csv.gz``). Required columns: ``numero``, ``nom_voie``,
+``code_insee`` and coordinates (``x``/``y`` in Lambert-93, or ``lon``/``lat``); ``id``, ``rep``,
+``code_postal`` and ``nom_commune`` are used when present (a warning says what is lost without them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import polars as pl
+
+from preau.errors import PreauError, Report, rel
+from preau.geo.normalize import commune_key, insee_key, postcode_key, repetition_key, street_key
+
+REQUIRED = ("numero", "nom_voie", "code_insee")
+OPTIONAL = ("id", "rep", "code_postal", "nom_commune")
+LIEU_DIT = 99999  # BAN pseudo-number of named places without a house number
+
+
+@dataclass
+class Reference:
+    """Indexed BAN reference: address points, street points and commune points (all Lambert-93)."""
+
+    addresses: pl.DataFrame  # id, insee, voie, numero, rep, par, x, y, lon, lat, code_postal
+    streets: pl.DataFrame  # insee, voie, x, y, lon, lat, n
+    communes: pl.DataFrame  # insee, nom (key), x, y, lon, lat
+    postcodes: pl.DataFrame  # insee, cp, ck (commune key) — one row per commune × postcode
+    report: Report = field(default_factory=Report)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return self.addresses.height
+
+
+def _to_l93(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from pyproj import Transformer
+
+    t = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
+    return t.transform(lon, lat)
+
+
+def _to_wgs84(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from pyproj import Transformer
+
+    t = Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True)
+    return t.transform(x, y)
+
+
+def _read_csv(path: Path, report: Report) -> pl.DataFrame | None:
+    if not path.is_file():
+        report.error("geo-reference-missing", f"fichier de référence introuvable : {rel(path)}",
+                     f"reference file not found: {rel(path)}", file=rel(path))
+        return None
+    try:
+        head = path.open("rb").read(4096)
+        if head[:2] == b"\x1f\x8b":
+            import gzip
+
+            head = gzip.open(path).read(4096)
+        first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        sep = ";" if first.count(";") >= first.count(",") else ","
+        return pl.read_csv(path, separator=sep, infer_schema=False, encoding="utf8-lossy",
+                           truncate_ragged_lines=True, quote_char='"')
+    except Exception as exc:  # polars raises several exception types for malformed files
+        report.error("geo-reference-unreadable", f"fichier BAN illisible ({type(exc).__name__})",
+                     f"unreadable BAN file ({type(exc).__name__})", file=rel(path))
+        return None
+
+
+def _check_columns(df: pl.DataFrame, path: Path, report: Report) -> pl.DataFrame | None:
+    cols = set(df.columns)
+    missing = [c for c in REQUIRED if c not in cols]
+    has_xy = {"x", "y"} <= cols
+    has_ll = {"lon", "lat"} <= cols
+    if not has_xy and not has_ll:
+        missing.append("x/y (Lambert-93) ou lon/lat")
+    if missing:
+        listed = ", ".join(missing)
+        report.error("geo-reference-columns",
+                     f"colonnes obligatoires absentes du fichier BAN : {listed} (colonnes attendues : "
+                     "id;numero;rep;nom_voie;code_postal;code_insee;nom_commune;x;y;lon;lat)",
+                     f"required columns missing from the BAN file: {listed.replace(' ou ', ' or ')} (expected "
+                     "columns: id;numero;rep;nom_voie;code_postal;code_insee;nom_commune;x;y;lon;lat)",
+                     file=rel(path), line=1)
+        return None
+    for col in OPTIONAL:
+        if col not in cols:
+            lost = {"id": ("identifiants générés à partir du numéro de ligne", "identifiers generated from line numbers"),
+                    "rep": ("indices de répétition (bis, ter) ignorés", "repetition indexes (bis, ter) ignored"),
+                    "code_postal": ("recherche par code postal impossible (code INSEE seul)",
+                                    "search by postcode impossible (INSEE code only)"),
+                    "nom_commune": ("recherche par nom de commune impossible (code INSEE seul)",
+                                    "search by commune name impossible (INSEE code only)")}[col]
+            report.warning("geo-reference-column-missing", f"colonne « {col} » absente : {lost[0]}",
+                           f"column '{col}' missing: {lost[1]}", file=rel(path), line=1, field=col)
+            df = df.with_columns(
+                (pl.lit(f"{path.stem}-") + pl.int_range(2, df.height + 2).cast(pl.Utf8)).alias(col)
+                if col == "id" else pl.lit("").alias(col))
+    return df
+
+
+def _coordinates(df: pl.DataFrame, path: Path, report: Report) -> pl.DataFrame:
+    """Float x/y (Lambert-93) and lon/lat, deriving whichever pair is missing or unusable."""
+    cols = set(df.columns)
+    num = lambda c: pl.col(c).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)  # noqa: E731
+    df = df.with_columns(
+        (num("x") if "x" in cols else pl.lit(None, pl.Float64)).alias("x"),
+        (num("y") if "y" in cols else pl.lit(None, pl.Float64)).alias("y"),
+        (num("lon") if "lon" in cols else pl.lit(None, pl.Float64)).alias("lon"),
+        (num("lat") if "lat" in cols else pl.lit(None, pl.Float64)).alias("lat"),
+    )
+    # x/y that look like degrees: a wrong column (e.g. WGS84 written in x/y) — rebuild from lon/lat.
+    xy_deg = df.filter(pl.col("x").abs() <= 180).height
+    if xy_deg and xy_deg > df.height // 2:
+        report.warning("geo-reference-crs",
+                       "les colonnes x/y contiennent des degrés, pas du Lambert-93 : recalculées depuis lon/lat",
+                       "columns x/y hold degrees, not Lambert-93: recomputed from lon/lat", file=rel(path), field="x")
+        df = df.with_columns(pl.lit(None, pl.Float64).alias("x"), pl.lit(None, pl.Float64).alias("y"))
+    need_xy = df["x"].is_null() | df["y"].is_null()
+    if need_xy.any():
+        sub = df.filter(need_xy & df["lon"].is_not_null() & df["lat"].is_not_null())
+        if sub.height:
+            x, y = _to_l93(sub["lon"].to_numpy(), sub["lat"].to_numpy())
+            fill = sub.select("__row").with_columns(pl.Series("_x", x), pl.Series("_y", y))
+            df = df.join(fill, on="__row", how="left").with_columns(
+                pl.coalesce("x", "_x").alias("x"), pl.coalesce("y", "_y").alias("y")).drop("_x", "_y")
+    need_ll = df["lon"].is_null() | df["lat"].is_null()
+    if need_ll.any():
+        sub = df.filter(need_ll & df["x"].is_not_null() & df["y"].is_not_null())
+        if sub.height:
+            lon, lat = _to_wgs84(sub["x"].to_numpy(), sub["y"].to_numpy())
+            fill = sub.select("__row").with_columns(pl.Series("_lon", lon), pl.Series("_lat", lat))
+            df = df.join(fill, on="__row", how="left").with_columns(
+                pl.coalesce("lon", "_lon").alias("lon"), pl.coalesce("lat", "_lat").alias("lat")).drop("_lon", "_lat")
+    return df
+
+
+def load_reference(paths: str | Path | Iterable[str | Path]) -> Reference:
+    """Read one or more BAN CSV files (``;`` or ``,``, UTF-8, optionally gzipped) into a :class:`Reference`.
+
+    Raises :class:`PreauError` when a file is missing, unreadable or lacks a required column; rows with
+    unusable coordinates are dropped with a warning counting them (never printing their values).
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    report = Report(subject="ban")
+    frames = []
+    for p in map(Path, paths):
+        df = _read_csv(p, report)
+        if df is None:
+            continue
+        df = _check_columns(df, p, report)
+        if df is None:
+            continue
+        df = df.with_columns(pl.int_range(2, df.height + 2).alias("__row"))
+        df = _coordinates(df, p, report)
+        bad = df.filter(pl.col("x").is_null() | pl.col("y").is_null() | pl.col("x").is_nan())
+        if bad.height:
+            first = int(bad["__row"][0])
+            report.warning("geo-reference-coordinates",
+                           f"{bad.height} ligne(s) sans coordonnées utilisables ignorées (première : ligne {first})",
+                           f"{bad.height} row(s) without usable coordinates skipped (first: line {first})",
+                           file=rel(p), line=first, field="x", count=1)
+            df = df.filter(~(pl.col("x").is_null() | pl.col("y").is_null() | pl.col("x").is_nan()))
+        frames.append(df.select(
+            pl.col("id").cast(pl.Utf8),
+            insee_key(pl.col("code_insee")).alias("insee"),
+            street_key(pl.col("nom_voie")).alias("voie"),
+            pl.col("numero").cast(pl.Int32, strict=False).alias("numero"),
+            repetition_key(pl.col("rep")).alias("rep"),
+            postcode_key(pl.col("code_postal")).alias("cp"),
+            commune_key(pl.col("nom_commune")).alias("ck"),
+            "x", "y", "lon", "lat",
+        ))
+    report.raise_if_errors()
+    if not frames:
+        report.error("geo-reference-empty", "aucun fichier de référence BAN fourni", "no BAN reference file given")
+        raise PreauError(report)
+    return build_reference(pl.concat(frames), report=report, sources=[rel(p) for p in map(Path, paths)])
+
+
+def build_reference(df: pl.DataFrame, report: Report | None = None, sources: list[str] | None = None) -> Reference:
+    """Index normalised BAN rows (columns of :func:`load_reference`) into a :class:`Reference`."""
+    report = report or Report(subject="ban")
+    df = df.filter((pl.col("insee") != "") & (pl.col("voie") != ""))
+    if df.height == 0:
+        report.error("geo-reference-empty", "le fichier BAN ne contient aucune adresse utilisable",
+                     "the BAN file holds no usable address")
+        raise PreauError(report)
+    df = df.with_columns((pl.col("numero") % 2).alias("par"))
+    numbered = df.filter(pl.col("numero").is_not_null() & (pl.col("numero") < LIEU_DIT))
+    dup = numbered.height - numbered.unique(["insee", "voie", "numero", "rep"]).height
+    addresses = numbered.unique(["insee", "voie", "numero", "rep"], keep="first", maintain_order=True)
+    if dup:
+        report.warning("geo-reference-duplicates",
+                       f"{dup} adresse(s) en double (même commune, voie, numéro, indice) : la première est gardée",
+                       f"{dup} duplicate address(es) (same commune, street, number, index): the first one is kept")
+    # A street's point: its middle-numbered address (on the street, unlike a centroid of a bend).
+    streets = (
+        df.sort(["insee", "voie", "numero"], nulls_last=True)
+        .group_by(["insee", "voie"], maintain_order=True)
+        .agg(pl.len().alias("n"),
+             pl.col("x").get(pl.len() // 2).alias("x"), pl.col("y").get(pl.len() // 2).alias("y"),
+             pl.col("lon").get(pl.len() // 2).alias("lon"), pl.col("lat").get(pl.len() // 2).alias("lat"),
+             pl.col("id").get(pl.len() // 2).alias("id"))
+    )
+    communes = df.group_by("insee").agg(
+        pl.col("x").mean(), pl.col("y").mean(), pl.col("lon").mean(), pl.col("lat").mean(),
+        pl.col("ck").filter(pl.col("ck") != "").mode().first().fill_null("").alias("ck"))
+    postcodes = df.select("insee", "cp", "ck").unique()
+    return Reference(addresses=addresses.select("id", "insee", "voie", "numero", "rep", "par", "x", "y", "lon", "lat", "cp"),
+                     streets=streets, communes=communes, postcodes=postcodes, report=report, sources=sources or [])

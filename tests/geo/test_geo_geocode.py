@@ -1,0 +1,108 @@
+import polars as pl
+import pytest
+
+from preau.errors import PreauError
+from preau.geo import geocode, load_reference, quality
+
+
+def _ban(mini):
+    return pl.read_csv(mini["ban"], separator=";", infer_schema=False)
+
+
+def test_clean_addresses_geocode_to_the_exact_point(mini, mini_ref):
+    ban = _ban(mini)
+    inp = ban.select((pl.col("numero") + " " + pl.col("rep") + " " + pl.col("nom_voie")).alias("adresse"),
+                     "code_postal", pl.col("nom_commune").alias("commune"))
+    res = geocode(inp, mini_ref)
+    assert res.height == ban.height
+    assert (res["result_id"] == ban["id"]).all()
+    assert (res["result_type"] == "housenumber").all()
+    assert (res["result_code_insee"] == ban["code_insee"]).all()
+    # by INSEE code alone too
+    res2 = geocode(inp.drop("code_postal", "commune").with_columns(ban["code_insee"]), mini_ref)
+    assert (res2["result_id"] == ban["id"]).all()
+
+
+@pytest.mark.parametrize("adresse, expected", [
+    ("12 av. St-Jean", "housenumber"),           # abbreviations
+    ("12 AVENUE SAINT JAEN", "housenumber"),     # typo → fuzzy street
+    ("14 bis Bd de la République", "housenumber"),
+    ("14 quater Bd de la République", "housenumber"),  # index missing → the plain number
+    ("141 rue des Lilas", "street"),             # far beyond the last number
+    ("41 rue des Lilas", "interpolation"),       # one past the end, same parity neighbour
+    ("Rue des Lilas", "street"),                 # no number
+    ("999 Rue Qui N'Existe Pas", "municipality"),
+    ("", "municipality"),
+])
+def test_noisy_variants_get_the_right_type(mini_ref, adresse, expected):
+    res = geocode(pl.DataFrame({"adresse": [adresse], "code_postal": ["65900"], "commune": ["St Exemple"]}), mini_ref)
+    assert res["result_type"][0] == expected
+    assert res["result_code_insee"][0] == "65902"
+    assert 0.0 < res["result_score"][0] <= 1.0
+
+
+def test_interpolation_between_neighbours(mini, mini_ref):
+    """A number removed from the reference lands between its same-parity neighbours."""
+    ban = _ban(mini)
+    keep = ~((ban["numero"] == "11") & (ban["nom_voie"] == "Rue des Lilas") & (ban["code_insee"] == "65901"))
+    ref = load_reference_frame(ban.filter(keep), mini)
+    res = geocode(pl.DataFrame({"adresse": ["11 rue des lilas"], "code_insee": ["65901"]}), ref)
+    assert res["result_type"][0] == "interpolation"
+    row = ban.filter(~keep)
+    assert abs(res["x"][0] - float(row["x"][0])) < 1.0 and abs(res["y"][0] - float(row["y"][0])) < 1.0
+
+
+def load_reference_frame(df, mini):
+    path = mini["ban"].with_name("ban-sans-11.csv")
+    df.write_csv(path, separator=";")
+    return load_reference(path)
+
+
+def test_unknown_commune_is_not_found(mini_ref):
+    res = geocode(pl.DataFrame({"adresse": ["3 rue des Lilas"], "code_postal": ["01000"], "commune": ["Ailleurs"]}), mini_ref)
+    assert res["result_type"][0] == "not_found" and res["result_score"][0] == 0.0
+
+
+def test_commune_fuzzy_and_duplicates_keep_order(mini_ref):
+    df = pl.DataFrame({"adresse": ["3 rue des Lilas", "4 rue des Lilas", "3 rue des Lilas"],
+                       "code_postal": ["65900"] * 3, "commune": ["Bourg Fictf", "Saint-Exemple", "Bourg Fictf"]})
+    res = geocode(df, mini_ref)
+    assert res["result_code_insee"].to_list() == ["65901", "65902", "65901"]
+    assert res["result_id"][0] == res["result_id"][2]
+
+
+def test_quality_report_counts_only(mini_ref):
+    df = pl.DataFrame({"adresse": ["3 rue des Lilas", "Rue des Lilas", "1 nowhere"], "code_insee": ["65901", "65901", "01000"]})
+    q = quality(geocode(df, mini_ref))
+    assert q["counts"]["housenumber"] == 1 and q["counts"]["street"] == 1 and q["unmatched"] == 1
+    assert abs(sum(q["shares"].values()) - 1.0) < 1e-3
+    assert "Lilas" not in str(q)
+
+
+def test_ban_missing_columns_is_a_clear_error(mini, tmp_path):
+    ban = _ban(mini)
+    p = tmp_path / "ban.csv"
+    ban.drop("nom_voie", "x", "y", "lon", "lat").write_csv(p, separator=";")
+    with pytest.raises(PreauError) as err:
+        load_reference(p)
+    text = err.value.render("fr")
+    assert "nom_voie" in text and "lon/lat" in text and "ban.csv:1" in text
+
+
+def test_ban_optional_columns_missing_repaired_with_warning(mini, tmp_path):
+    ban = _ban(mini)
+    p = tmp_path / "ban.csv"
+    ban.drop("id", "rep", "code_postal", "x", "y").write_csv(p, separator=";")
+    ref = load_reference(p)
+    codes = {w.field for w in ref.report.warnings}
+    assert {"id", "rep", "code_postal"} <= codes
+    assert ref.size > 0 and ref.addresses["x"].is_not_null().all()  # x/y recomputed from lon/lat
+    res = geocode(pl.DataFrame({"adresse": ["3 rue des Lilas"], "code_insee": ["65901"]}), ref)
+    assert res["result_type"][0] == "housenumber"
+
+
+def test_ban_missing_file_and_bad_input_columns(mini_ref, tmp_path):
+    with pytest.raises(PreauError):
+        load_reference(tmp_path / "absent.csv")
+    with pytest.raises(PreauError):
+        geocode(pl.DataFrame({"rue": ["x"]}), mini_ref)

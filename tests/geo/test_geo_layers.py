@@ -1,0 +1,101 @@
+import json
+
+import geopandas as gpd
+import pandas as pd
+import polars as pl
+import pyogrio
+import pytest
+from typer.testing import CliRunner
+
+from preau.errors import PreauError
+from preau.geo import build_sectors, publish_layers, read_communes, sector_counts, sectors_layer
+
+
+@pytest.fixture(scope="module")
+def sectors(mini, mini_ref):
+    return build_sectors(mini["rules"], mini_ref, mini["communes"]).sectors
+
+
+def _schools():
+    return gpd.GeoDataFrame(
+        {"uai": ["0650901X", "0650902Y"], "nom": ["École des Tilleuls", "École du Moulin"],
+         "type_ecole": ["primaire", "maternelle"], "statut": ["public", "public"], "code_insee": ["65901", "65901"],
+         "nom_commune": ["Bourg-Fictif", "Bourg-Fictif"], "code_secteur": ["65901-01", "65901-02"],
+         "restauration": [True, False], "ulis": [False, False]},
+        geometry=gpd.points_from_xy([450500.0, 451500.0], [6250500.0, 6251500.0]), crs="EPSG:2154")
+
+
+def _counts():
+    rows = []
+    for code, total, c1 in (("65901-01", 40, 12), ("65901-02", 3, None), ("65902-01", 25, 9), ("TOTAL", 68, 23)):
+        rows.append({"annee_scolaire": "2026-2027", "code_secteur": code, "niveau": "TOTAL", "effectif": total, "secret": False})
+        rows.append({"annee_scolaire": "2026-2027", "code_secteur": code, "niveau": "C1", "effectif": c1, "secret": c1 is None})
+    rows.append({"annee_scolaire": "2025-2026", "code_secteur": "65901-01", "niveau": "TOTAL", "effectif": 1, "secret": False})
+    return pl.DataFrame(rows)
+
+
+def test_publish_three_layers(tmp_path, mini, sectors):
+    out = tmp_path / "data"
+    manifests = publish_layers(out, "demo-65", schools=_schools(), sectors=sectors,
+                               communes=read_communes(mini["communes"]), counts=_counts())
+    for dataset, base in (("carte-ecoles", "ecoles"), ("secteurs-scolaires", "secteurs-scolaires"), ("communes", "communes")):
+        folder = out / "demo-65" / dataset
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        assert m == manifests[dataset] and m["kind"] == "layer" and m["validation"]["valid"], m
+        names = {r["path"] for r in m["resources"]}
+        assert names == {f"{base}-wgs84.geojson", f"{base}-wgs84.gpkg", f"{base}-lambert93.gpkg",
+                         f"{base}-wgs84.fgb", f"{base}-lambert93.fgb"}
+        for r in m["resources"]:
+            info = pyogrio.read_info(folder / r["path"])
+            assert info["crs"] == r["crs"] and info["features"] == r["rows"]
+        gj = json.loads((folder / f"{base}-wgs84.geojson").read_text(encoding="utf-8"))
+        assert "crs" not in gj  # RFC 7946
+        svg = (folder / "apercu.svg").read_text(encoding="utf-8")
+        assert svg.startswith("<svg") and ("<path" in svg or "<circle" in svg)
+        lon0, lat0, lon1, lat1 = m["spatial"]["bbox"]
+        assert -1 < lon0 < lon1 < 1 and 43 < lat0 < lat1 < 44
+    sec = gpd.read_file(out / "demo-65" / "secteurs-scolaires" / "secteurs-scolaires-lambert93.gpkg")
+    row = sec.set_index("code_secteur")
+    assert row.loc["65901-01", "effectif_total"] == 40 and row.loc["65901-02", "effectif_total"] == 3
+    assert pd.isna(row.loc["65901-02", "effectif_c1"])  # suppressed cell stays empty
+    assert manifests["secteurs-scolaires"]["school_years"] == ["2026-2027"]
+
+
+def test_counts_must_be_protected():
+    bad = _counts().with_columns(pl.lit(True).alias("secret"))
+    with pytest.raises(PreauError):
+        sector_counts(bad)
+    with pytest.raises(PreauError):
+        sector_counts(_counts().drop("secret"))
+
+
+def test_sector_layer_without_counts_keeps_schema_columns(sectors):
+    layer = sectors_layer(sectors)
+    assert list(layer.columns) == ["code_secteur", "uai", "communes", "annee_scolaire", "effectif_total",
+                                   "effectif_c1", "effectif_c2", "effectif_c3", "geometry"]
+
+
+def test_cli_geocode_and_sectors(tmp_path, mini, monkeypatch):
+    from preau.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    ban = pl.read_csv(mini["ban"], separator=";", infer_schema=False)
+    ban.select((pl.col("numero") + " " + pl.col("nom_voie")).alias("adresse"), "code_postal",
+               pl.col("nom_commune").alias("commune")).write_csv(tmp_path / "in.csv", separator=";")
+    runner = CliRunner()
+    r = runner.invoke(app, ["geo", "geocode", "in.csv", "--reference", str(mini["ban"]), "--json"])
+    assert r.exit_code == 0, r.output
+    q = json.loads(r.stdout)
+    assert q["counts"]["housenumber"] == ban.height and "Lilas" not in r.stdout
+    r = runner.invoke(app, ["geo", "geocode", "in.csv", "-r", str(mini["ban"]), "-o", "resultats.csv"])
+    assert r.exit_code == 2 and not (tmp_path / "resultats.csv").exists()
+    r = runner.invoke(app, ["geo", "geocode", "in.csv", "-r", str(mini["ban"]), "-o", "_build/resultats.csv"])
+    assert r.exit_code == 0 and (tmp_path / "_build" / "resultats.csv").exists()
+    r = runner.invoke(app, ["geo", "geocode", "in.csv", "-r", "absent.csv"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    r = runner.invoke(app, ["geo", "sectors", "--rules", str(mini["rules_bad"]), "--addresses", str(mini["ban"]),
+                            "--communes", str(mini["communes"]), "--out", "_build/secteurs", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["sectors"] == 3 and rep["match"]["street_rules"] - rep["match"]["street_rules_matched"] == 1
+    assert (tmp_path / "_build" / "secteurs" / "secteurs-scolaires-wgs84.geojson").exists()

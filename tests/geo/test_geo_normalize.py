@@ -1,0 +1,47 @@
+import polars as pl
+
+from preau.geo.normalize import commune_key, insee_key, postcode_key, split_address, street_key
+
+
+def _split(values):
+    df = pl.DataFrame({"a": values}).select(split_address(pl.col("a")).alias("s")).unnest("s")
+    return df.rows()
+
+
+def test_street_key_accents_abbreviations_articles():
+    keys = pl.DataFrame({"v": ["Avenue Saint-Jean", "AV. ST JEAN", "av st-jean", "Bd de la République",
+                               "BOULEVARD REPUBLIQUE", "Place de l'Église", "pl. eglise", "Chem. des Prés",
+                               "Rte de Lourdes", "Fg St-Martin", "Sq. des Érables", "Imp. du Moulin", "All. des Tilleuls"]}
+                      ).select(street_key(pl.col("v")))["v"].to_list()
+    assert keys[0] == keys[1] == keys[2] == "avenue saint jean"
+    assert keys[3] == keys[4] == "boulevard republique"
+    assert keys[5] == keys[6] == "place eglise"
+    assert keys[7] == "chemin pres"
+    assert keys[8] == "route lourdes"
+    assert keys[9] == "faubourg saint martin"
+    assert keys[10] == "square erables"
+    assert keys[11] == "impasse moulin"
+    assert keys[12] == "allee tilleuls"
+
+
+def test_split_address_numbers_and_repetition():
+    rows = _split(["12 bis rue des Lilas", "12B rue des Lilas", "12 ter, rue des Lilas", "7 quater av. St-Jean",
+                   "3-5 r. du Moulin", "rue des Lilas", "12 r des Lilas", "12 bd Gambetta", None])
+    assert rows[0] == (12, "b", "rue lilas")
+    assert rows[1] == (12, "b", "rue lilas")
+    assert rows[2] == (12, "t", "rue lilas")
+    assert rows[3] == (7, "q", "avenue saint jean")
+    assert rows[4] == (3, "", "rue moulin")
+    assert rows[5] == (None, "", "rue lilas")
+    assert rows[6] == (12, "", "rue lilas")  # "r" is the street type, not a repetition index
+    assert rows[7] == (12, "", "boulevard gambetta")
+    assert rows[8] == (None, "", "")
+
+
+def test_codes_and_commune_names():
+    df = pl.DataFrame({"cp": ["6500", "65000", "x", None], "insee": ["1053", "2A004", "abc", None],
+                       "c": ["St-Lary-Soulan", "SAINT LARY SOULAN CEDEX 3", "Saint-Lary", None]})
+    out = df.select(postcode_key(pl.col("cp")), insee_key(pl.col("insee")), commune_key(pl.col("c")))
+    assert out["cp"].to_list() == ["06500", "65000", "", ""]
+    assert out["insee"].to_list() == ["01053", "2A004", "", ""]
+    assert out["c"].to_list()[:2] == ["saint lary soulan", "saint lary soulan"]

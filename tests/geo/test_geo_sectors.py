@@ -1,0 +1,139 @@
+import json
+
+import geopandas as gpd
+import numpy as np
+import polars as pl
+import pytest
+import shapely
+
+from geo_fixtures import truth_sector
+from preau.errors import PreauError, Report
+from preau.geo import (SectorIndex, assign_points, assign_sectors, build_sectors, check_topology, read_communes,
+                       read_rules, read_sectors)
+
+
+@pytest.fixture(scope="module")
+def built(mini, mini_ref):
+    return build_sectors(mini["rules"], mini_ref, mini["communes"])
+
+
+def test_rules_to_polygons_assign_every_address(mini, mini_ref, built):
+    assert set(built.sectors["code_secteur"]) == {"65901-01", "65901-02", "65902-01"}
+    assert built.match["street_match_rate"] == 1.0 and built.match["address_match_rate"] == 1.0
+    ban = pl.read_csv(mini["ban"], separator=";", infer_schema=False)
+    codes = assign_points(ban["x"].cast(float).to_numpy(), ban["y"].cast(float).to_numpy(), built.sectors)
+    truth = [truth_sector(i, s, int(n)) for i, s, n in ban.select("code_insee", "nom_voie", "numero").iter_rows()]
+    assert list(codes) == truth
+
+
+def test_sectors_partition_communes(mini, built):
+    communes = read_communes(mini["communes"])
+    topo = check_topology(built.sectors, communes)
+    assert topo["ok"], topo
+    assert abs(built.sectors.area.sum() - communes.area.sum()) < 1.0
+
+
+def test_secteur_unique_covers_the_whole_commune(mini, built):
+    communes = read_communes(mini["communes"])
+    whole = communes.loc[communes.code_insee == "65902"].geometry.iloc[0]
+    sec = built.sectors.loc[built.sectors.code_secteur == "65902-01"].geometry.iloc[0]
+    assert abs(sec.area - whole.area) < 1.0
+
+
+def test_unknown_street_reported_in_match_report(mini, mini_ref):
+    b = build_sectors(mini["rules_bad"], mini_ref, mini["communes"])
+    assert b.match["street_rules_matched"] == b.match["street_rules"] - 1
+    assert b.match["unmatched_rule_lines"] == [pl.read_csv(mini["rules_bad"], separator=";").height + 1 - 1]
+    assert any(p.code == "geo-rules-street-not-found" for p in b.report.warnings)
+
+
+def test_rules_missing_columns(tmp_path):
+    p = tmp_path / "rules.csv"
+    p.write_text("code_insee;type_et_libelle\n65901;Rue des Lilas\n", encoding="utf-8")
+    with pytest.raises(PreauError) as err:
+        read_rules(p)
+    assert "parite" in err.value.render("fr")
+
+
+def test_topology_detects_overlap_and_gap(built, mini):
+    communes = read_communes(mini["communes"])
+    s = built.sectors.copy()
+    g = s.geometry.to_numpy()
+    g[0] = shapely.buffer(g[0], 30.0)  # overlaps neighbours and spills out
+    g[2] = shapely.buffer(g[2], -40.0)  # leaves a gap
+    s["geometry"] = g
+    topo = check_topology(s, communes)
+    assert topo["overlaps"] and topo["gaps"] and not topo["ok"]
+
+
+def test_assign_sectors_returns_no_coordinates(mini, mini_ref, built):
+    ban = pl.read_csv(mini["ban"], separator=";", infer_schema=False)
+    inp = ban.select((pl.col("numero") + " " + pl.col("rep") + " " + pl.col("nom_voie")).alias("adresse"),
+                     "code_postal", pl.col("nom_commune").alias("commune_residence"))
+    res = assign_sectors(inp, mini_ref, built.sectors, columns={"commune": "commune_residence"})
+    assert res.columns == ["code_secteur_residence", "result_type", "result_score", "result_code_insee"]
+    truth = [truth_sector(i, s, int(n)) for i, s, n in ban.select("code_insee", "nom_voie", "numero").iter_rows()]
+    assert res["code_secteur_residence"].to_list() == truth
+    # commune-level result: a single-sector commune still gets its sector, a split one does not
+    res2 = assign_sectors(pl.DataFrame({"adresse": ["", ""], "code_insee": ["65902", "65901"]}), mini_ref, built.sectors)
+    assert res2["code_secteur_residence"].to_list() == ["65902-01", None]
+
+
+def test_index_gap_points_go_to_nearest_within_distance(built):
+    idx = SectorIndex.build(built.sectors)
+    minx, miny, maxx, maxy = built.sectors.total_bounds
+    codes = idx.codes_for(np.array([minx - 10.0, minx - 500.0]), np.array([miny + 100.0, miny + 100.0]))
+    assert codes[0] is not None and codes[1] is None
+
+
+# ------------------------------------------------------------------ bad geodata
+def _write(gdf, path, **kw):
+    gdf.to_file(path, engine="pyogrio", **kw)
+    return path
+
+
+def test_read_sectors_repairs_self_intersection(tmp_path):
+    bowtie = shapely.Polygon([(450000, 6250000), (451000, 6251000), (451000, 6250000), (450000, 6251000)])
+    ok = shapely.box(452000, 6250000, 453000, 6251000)
+    gdf = gpd.GeoDataFrame({"code_secteur": ["A", "B"]}, geometry=[bowtie, ok], crs="EPSG:2154")
+    rep = Report()
+    out = read_sectors(_write(gdf, tmp_path / "s.gpkg"), report=rep)
+    assert out.geometry.is_valid.all() and len(out) == 2
+    w = [p for p in rep.warnings if p.code == "geo-layer-invalid-geometry"]
+    assert w and "make_valid" in w[0].fr and "Self-intersection" in w[0].en
+
+
+def test_layer_without_crs_and_with_wrong_crs(tmp_path):
+    box = shapely.box(450000, 6250000, 451000, 6251000)
+    # Lambert-93 coordinates declared as WGS84
+    wrong = gpd.GeoDataFrame({"code_secteur": ["A"]}, geometry=[box], crs="EPSG:4326")
+    p = tmp_path / "wrong.geojson"
+    p.write_text(wrong.to_json(), encoding="utf-8")
+    rep = Report()
+    out = read_sectors(p, report=rep)
+    assert any(x.code == "geo-layer-wrong-crs" for x in rep.warnings)
+    assert abs(out.geometry.iloc[0].area - 1e6) < 1.0
+    # no CRS at all (shapefile without .prj)
+    none = gpd.GeoDataFrame({"code_secteur": ["A"]}, geometry=[box])
+    shp = _write(none, tmp_path / "none.shp")
+    rep2 = Report()
+    out2 = read_sectors(shp, report=rep2)
+    assert any(x.code == "geo-layer-no-crs" for x in rep2.warnings) and out2.crs.to_epsg() == 2154
+
+
+def test_empty_layer_and_missing_key(tmp_path):
+    p = tmp_path / "empty.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": []}), encoding="utf-8")
+    with pytest.raises(PreauError) as err:
+        read_sectors(p)
+    assert "aucune géométrie" in err.value.render("fr")
+    gdf = gpd.GeoDataFrame({"nom": ["x"]}, geometry=[shapely.box(0, 45, 1, 46)], crs="EPSG:4326")
+    with pytest.raises(PreauError) as err:
+        read_sectors(_write(gdf, tmp_path / "nokey.geojson"))
+    assert "code_secteur" in err.value.render("fr")
+    with pytest.raises(PreauError):
+        read_sectors(tmp_path / "absent.gpkg")
+    bad = tmp_path / "bad.geojson"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(PreauError):
+        read_sectors(bad)
