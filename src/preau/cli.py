@@ -66,7 +66,7 @@ def fail(exc: PreauError, as_json: bool = False) -> None:
         title = "Erreur" if lang() == "fr" else "Error"
         console.print(f"[bold red]{title}[/bold red]")
         for problem in exc.report.problems:
-            console.print("  " + problem.render(lang()), markup=False, highlight=False)
+            console.print("  " + problem.render(lang()), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code=exc.exit_code)
 
 
@@ -202,6 +202,93 @@ def geo_sectors_cmd(
                else f"  topology: {len(t['overlaps'])} overlap(s), {len(t['gaps'])} commune(s) with gaps"))
     for p in r["problems"]:
         console.print("  " + (p["fr"] if fr else p["en"]), markup=False, highlight=False)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    files: list[Path] = typer.Argument(..., help="Exports élèves (CSV Windows-1252 ou UTF-8, XLSX)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profil d'en-têtes (par défaut : détecté)."),
+    school_year: Optional[str] = typer.Option(None, "--school-year", help="Année scolaire si absente du fichier."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport en JSON."),
+) -> None:
+    """Vérifier des exports élèves sans rien publier : encodage, colonnes, valeurs, doublons.
+
+    Les erreurs indiquent fichier, ligne et champ, jamais la valeur d'un champ personnel.
+    Exemple : preau ingest _build/synth/eleves-2026-2027.csv
+    """
+    from preau.ingest import read_export
+    from preau.errors import Report
+
+    report = Report()
+    rows = 0
+    for path in files:
+        try:
+            res = read_export(path, profile, school_year)
+            rows += res.rows
+            report.extend(res.report.problems)
+        except PreauError as exc:
+            report.extend(exc.report.problems)
+    if report.errors:
+        fail(PreauError(report), as_json)
+    if as_json:
+        print(json.dumps({**report.to_dict(), "rows": rows}, ensure_ascii=False, indent=2))
+    else:
+        msg = "{n} élève(s) lus, aucune erreur." if lang() == "fr" else "{n} pupil row(s) read, no error."
+        out.print(msg.format(n=rows))
+
+
+@app.command("validate")
+def validate_cmd(
+    target: Path = typer.Argument(..., help="Fichier CSV / Parquet à valider, ou datapackage.json."),
+    schema: Optional[str] = typer.Option(None, "--schema", "-s",
+                                         help="Table Schema : chemin, ou nom d'un dossier de schemas/ (ex. eleves-premier-degre)."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport complet compatible frictionless (JSON)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Écrire aussi le rapport en HTML (fragment) dans ce fichier."),
+    vlang: Optional[str] = typer.Option(None, "--lang", help="Langue du rapport : fr (défaut) ou en."),
+) -> None:
+    """Valider un fichier contre un Table Schema (ou un paquet de données) : rapport complet, en français.
+
+    Sortie : 0 valide, 1 invalide, 2 erreur d'usage ou fichier introuvable.
+    Exemple : preau validate eleves.csv --schema eleves-premier-degre
+    """
+    from preau.validate import validate_path
+
+    if vlang:
+        os.environ["PREAU_LANG"] = vlang
+    try:
+        report = validate_path(target, schema, lang=lang())
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    if html:
+        html.write_text(report.to_html(lang()), encoding="utf-8")
+    if as_json:
+        print(report.to_json())
+    else:
+        print(report.render(lang()))
+    raise typer.Exit(code=0 if report.valid else 1)
+
+
+schema_app = typer.Typer(help="Schémas (Table Schema) de schemas/. / Table Schemas.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+
+@schema_app.command("doc")
+def schema_doc_cmd(
+    root: Optional[Path] = typer.Argument(None, help="Dossier des schémas (défaut : schemas/ du dépôt)."),
+    check: bool = typer.Option(False, "--check", help="Vérifier seulement que les README sont à jour."),
+) -> None:
+    """Générer le README.md (table des champs) de chaque schéma à partir de son schema.json."""
+    from preau.validate.doc import write_schema_docs
+
+    try:
+        changed = write_schema_docs(root, check=check)
+    except PreauError as exc:
+        fail(exc)
+        return
+    msg = ("{n} README mis à jour." if lang() == "fr" else "{n} README(s) updated.") if not check else (
+        "README à jour." if lang() == "fr" else "READMEs up to date.")
+    out.print(msg.format(n=len(changed)))
 
 
 def main() -> None:

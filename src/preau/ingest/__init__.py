@@ -1,0 +1,487 @@
+"""Ingest pupil exports (ONDE CSV in Windows-1252, UTF-8 CSV, XLSX) into the canonical frame.
+
+- the file kind, encoding (UTF-8, UTF-8 with BOM, Windows-1252) and delimiter are detected;
+- header profiles (``profiles/*.toml``, data not code) map each software's headers onto the canonical
+  fields of ``schemas/eleves-premier-degre``;
+- values are checked with vectorised polars expressions, chunk by chunk (no Python object per row);
+- only the fields the tables need are kept; names, guardians and phone numbers are never loaded;
+- problems name the file, the line and the field — never the value of a personal field — and are
+  grouped by kind with counts. Any error raises :class:`~preau.errors.PreauError`; nothing is written.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import io
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import polars as pl
+
+from preau.codes import ALL_LEVELS, LEVELS, UAI_ALPHABET, is_valid_school_year
+from preau.errors import PreauError, Problem, Report, rel
+
+__all__ = ["read_export", "read_exports", "load_profiles", "Profile", "IngestResult", "FileInfo", "sniff",
+           "KEPT_COLUMNS", "PERSONAL_FIELDS"]
+
+PERSONAL_FIELDS = {"identifiant_eleve", "nom", "prenom", "date_naissance", "commune_naissance", "adresse",
+                   "code_postal", "commune_residence", "responsable1_nom", "responsable1_prenom",
+                   "responsable1_telephone", "responsable2_nom", "responsable2_prenom"}
+# Fields read from an export: what the tables and the geocoder need; nothing else is loaded.
+NEEDED = ["annee_scolaire", "identifiant_eleve", "sexe", "date_naissance", "adresse", "code_postal",
+          "commune_residence", "code_insee_residence", "uai", "niveau", "cantine", "periscolaire", "transport"]
+REQUIRED = [f for f in NEEDED if f not in ("annee_scolaire", "adresse", "code_postal", "commune_residence")]
+FLAGS = ("cantine", "periscolaire", "transport")  # an empty cell is a valid "no" in most profiles
+# Columns of the canonical frame returned (identifiant and birth date are dropped after the checks).
+KEPT_COLUMNS = ["annee_scolaire", "sexe", "annee_naissance", "niveau", "uai", "code_insee_residence",
+                "adresse", "code_postal", "commune_residence", "cantine", "periscolaire", "transport"]
+CHUNK_BYTES = 48 * 1024 * 1024
+LEVEL_SYNONYMS = {"TOUTEPETITESECTION": "TPS", "PETITESECTION": "PS", "MOYENNESECTION": "MS",
+                  "GRANDESECTION": "GS", "COURSPREPARATOIRE": "CP", "CE1": "CE1", "CE2": "CE2",
+                  "CM1": "CM1", "CM2": "CM2", "ULISECOLE": "ULIS", "ULIS": "ULIS"}
+SEX_SYNONYMS = {"F": "F", "FEMININ": "F", "FÉMININ": "F", "FILLE": "F", "M": "M", "MASCULIN": "M",
+                "GARCON": "M", "GARÇON": "M", "G": "M", "1": "M", "2": "F"}
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class Profile:
+    id: str
+    title: dict[str, str]
+    columns: dict[str, list[str]]
+    date_format: str = "%d/%m/%Y"
+    true_values: list[str] = field(default_factory=lambda: ["Oui", "O", "1", "true"])
+    false_values: list[str] = field(default_factory=lambda: ["Non", "N", "0", "false", ""])
+    encoding: str = "auto"
+
+    def match(self, headers: list[str]) -> dict[str, str]:
+        """Canonical field → header present in the file."""
+        norm = {_norm_header(h): h for h in headers}
+        found = {}
+        for canon, aliases in self.columns.items():
+            for alias in aliases:
+                if _norm_header(alias) in norm:
+                    found[canon] = norm[_norm_header(alias)]
+                    break
+        return found
+
+
+def _norm_header(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("’", "'").strip().strip('"').lower())
+
+
+def load_profiles(extra_dir: Path | None = None) -> dict[str, Profile]:
+    """Packaged profiles, plus ``profiles/*.toml`` of a workspace (same id: the workspace wins)."""
+    texts = []
+    for entry in (resources.files("preau.ingest") / "profiles").iterdir():
+        if entry.name.endswith(".toml"):
+            texts.append((entry.name, entry.read_text(encoding="utf-8")))
+    if extra_dir and extra_dir.is_dir():
+        texts += [(str(p), p.read_text(encoding="utf-8")) for p in sorted(extra_dir.glob("*.toml"))]
+    profiles = {}
+    for name, text in texts:
+        try:
+            data = tomllib.loads(text)
+            profiles[data["id"]] = Profile(
+                id=data["id"], title=data.get("title", {"fr": data["id"], "en": data["id"]}),
+                columns={k: list(v) for k, v in data["columns"].items()},
+                date_format=data.get("date_format", "%d/%m/%Y"),
+                true_values=data.get("true_values", ["Oui", "O", "1"]),
+                false_values=data.get("false_values", ["Non", "N", "0", ""]),
+                encoding=data.get("encoding", "auto"))
+        except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+            raise PreauError(f"profil d'en-têtes invalide : {exc}", f"invalid header profile: {exc}",
+                             code="profile-invalid", file=name) from None
+    return profiles
+
+
+@dataclass
+class FileInfo:
+    kind: str  # "csv" | "xlsx"
+    encoding: str | None = None
+    delimiter: str | None = None
+    size: int = 0
+
+
+@dataclass
+class IngestResult:
+    frame: pl.DataFrame
+    report: Report
+    info: FileInfo
+    profile: str
+    rows: int
+
+
+def _err(report: Report, code: str, fr: str, en: str, path: Path, **kw) -> None:
+    report.error(code, fr, en, file=rel(path), **kw)
+
+
+def sniff(path: Path, encoding: str = "auto") -> FileInfo:
+    """Detect file kind, encoding and delimiter; raise a clear error for empty or binary files."""
+    report = Report(subject=rel(path))
+    if not path.exists():
+        _err(report, "ingest-missing", "fichier introuvable", "file not found", path)
+        raise PreauError(report)
+    size = path.stat().st_size
+    if size == 0:
+        _err(report, "ingest-empty", "fichier vide (0 octet) : un export d'élèves est attendu",
+             "empty file (0 bytes): a pupil export is expected", path)
+        raise PreauError(report)
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if head.startswith(b"PK\x03\x04"):
+        return FileInfo("xlsx", size=size)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        _err(report, "ingest-binary",
+             "fichier binaire ou encodé en UTF-16 : attendu un CSV (UTF-8 ou Windows-1252) ou un classeur XLSX",
+             "binary or UTF-16 file: expected a CSV (UTF-8 or Windows-1252) or an XLSX workbook", path)
+        raise PreauError(report)
+    enc = _detect_encoding(path, head, encoding, report)
+    text_head = head.decode(enc, errors="replace")
+    first = text_head.lstrip("\ufeff").split("\n", 1)[0]
+    counts = {d: first.count(d) for d in (";", ",", "\t", "|")}
+    delim = max(counts, key=counts.get)
+    if counts[delim] == 0:
+        _err(report, "ingest-delimiter",
+             "aucun séparateur de colonnes trouvé dans la ligne d'en-tête (attendu « ; » ou « , »)",
+             "no column separator found in the header line (expected ';' or ',')", path, line=1)
+        raise PreauError(report)
+    return FileInfo("csv", encoding=enc, delimiter=delim, size=size)
+
+
+def _line_of_offset(path: Path, offset: int) -> int:
+    with open(path, "rb") as fh:
+        return fh.read(offset).count(b"\n") + 1
+
+
+def _detect_encoding(path: Path, head: bytes, wanted: str, report: Report) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    candidates = ["utf-8", "cp1252"] if wanted == "auto" else [wanted]
+    for enc in candidates:
+        dec = codecs.getincrementaldecoder(enc)()
+        offset = 0
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(8 * 1024 * 1024):
+                    dec.decode(chunk)
+                    offset += len(chunk)
+                dec.decode(b"", final=True)
+            return enc
+        except UnicodeDecodeError as exc:
+            bad_line = _line_of_offset(path, offset + exc.start)
+            last = (enc, bad_line)
+    enc, bad_line = last
+    names = {"utf-8": "UTF-8", "cp1252": "Windows-1252"}
+    _err(report, "ingest-encoding",
+         f"encodage non reconnu : octet invalide en {names.get(enc, enc)} ; attendu UTF-8 ou Windows-1252",
+         f"unknown encoding: invalid byte for {names.get(enc, enc)}; expected UTF-8 or Windows-1252",
+         path, line=bad_line)
+    raise PreauError(report)
+
+
+def _csv_chunks(path: Path, info: FileInfo):
+    """Yield ``(first_data_line, utf8_bytes_with_header)``, cut at line ends outside quotes."""
+    with open(path, "rb") as fh:
+        raw_header = fh.readline()
+        header = raw_header.decode(info.encoding).lstrip("\ufeff").encode("utf-8")
+        if not header.endswith(b"\n"):
+            header += b"\n"
+        line = 2
+        rest = b""
+        while True:
+            block = fh.read(CHUNK_BYTES)
+            data = rest + block
+            if not data:
+                break
+            if block:
+                cut = data.rfind(b"\n") + 1
+                while cut > 0 and data[:cut].count(b'"') % 2:  # inside a quoted field: cut earlier
+                    cut = data.rfind(b"\n", 0, cut - 1) + 1
+                if cut <= 0:
+                    rest = data
+                    continue
+                body, rest = data[:cut], data[cut:]
+            else:
+                body, rest = data, b""
+            text = body.decode(info.encoding) if info.encoding not in ("utf-8", "utf-8-sig") else None
+            yield line, header + (text.encode("utf-8") if text is not None else body)
+            line += body.count(b"\n")
+            if not block:
+                break
+
+
+class _Collector:
+    """Groups problems by (code, field): one Problem each with a count and the first lines."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.groups: dict[tuple[str, str | None], dict] = {}
+
+    def add(self, code: str, fr: str, en: str, field_: str | None, lines: list[int], count: int) -> None:
+        if count == 0:
+            return
+        g = self.groups.setdefault((code, field_), {"fr": fr, "en": en, "lines": [], "count": 0})
+        g["count"] += count
+        g["lines"] = sorted(set(g["lines"] + lines))[:MAX_EXAMPLES]
+
+    def into(self, report: Report) -> None:
+        for (code, field_), g in self.groups.items():
+            lines = ", ".join(map(str, g["lines"]))
+            more = "…" if g["count"] > len(g["lines"]) else ""
+            report.add(Problem(code, f"{g['fr']} (lignes {lines}{more})", f"{g['en']} (lines {lines}{more})",
+                               file=rel(self.path), line=g["lines"][0] if g["lines"] else None, field=field_,
+                               count=g["count"]))
+
+
+def _check_chunk(df: pl.DataFrame, profile: Profile, school_year: str | None, col: _Collector,
+                 header_of: dict[str, str]) -> pl.DataFrame:
+    """Vectorised checks of one chunk (canonical columns + ``_line``); returns the typed frame."""
+    today = dt.date.today()
+    s = pl.col
+    exprs = []
+    for name in NEEDED:
+        if name in df.columns:
+            exprs.append(s(name).str.strip_chars().alias(name))
+    df = df.with_columns(exprs)
+
+    def lines(mask: pl.Series) -> tuple[list[int], int]:
+        n = int(mask.sum())
+        return (df["_line"].filter(mask).head(MAX_EXAMPLES).to_list() if n else []), n
+
+    def hdr(name: str) -> str:
+        return header_of.get(name, name)
+
+    for name in (f for f in REQUIRED if f not in FLAGS):
+        m = df[name].is_null() | (df[name] == "")
+        ls, n = lines(m)
+        col.add("missing-value", f"valeur manquante dans « {hdr(name)} »", f"missing value in '{hdr(name)}'", name, ls, n)
+    # school year
+    if "annee_scolaire" in df.columns:
+        ys = df["annee_scolaire"]
+        bad = ~ys.map_elements(is_valid_school_year, return_dtype=pl.Boolean, skip_nulls=False).fill_null(False) \
+            if ys.n_unique() > 50 else ~ys.is_in([y for y in ys.unique().to_list() if is_valid_school_year(y)])
+        ls, n = lines(bad)
+        col.add("invalid-school-year", "année scolaire invalide (attendu AAAA-AAAA, ex. 2026-2027)",
+                "invalid school year (expected YYYY-YYYY, e.g. 2026-2027)", "annee_scolaire", ls, n)
+        if school_year:
+            ls, n = lines(~bad & (ys != school_year))
+            col.add("school-year-mismatch", f"année scolaire différente de celle déclarée pour ce fichier ({school_year})",
+                    f"school year differs from the one declared for this file ({school_year})", "annee_scolaire", ls, n)
+    else:
+        df = df.with_columns(pl.lit(school_year).alias("annee_scolaire"))
+    # sex
+    sexe = df["sexe"].str.to_uppercase().replace_strict(SEX_SYNONYMS, default=None)
+    ls, n = lines(sexe.is_null() & df["sexe"].is_not_null() & (df["sexe"] != ""))
+    col.add("invalid-sex", f"sexe non reconnu dans « {hdr('sexe')} » (attendu F ou M)",
+            f"unrecognised sex in '{hdr('sexe')}' (expected F or M)", "sexe", ls, n)
+    # level (not personal: the value is shown)
+    lvl_key = df["niveau"].str.to_uppercase().str.replace_all(r"[\s.\-_]", "")
+    niveau = lvl_key.replace_strict({**{lv: lv for lv in ALL_LEVELS}, **LEVEL_SYNONYMS}, default=None)
+    bad = niveau.is_null() & df["niveau"].is_not_null() & (df["niveau"] != "")
+    for value in df["niveau"].filter(bad).unique().head(10).to_list():
+        ls, n = lines(bad & (df["niveau"] == value))
+        col.add("unknown-level", f"niveau inconnu « {value} » ; attendu : {', '.join(ALL_LEVELS)}",
+                f"unknown level '{value}'; expected one of: {', '.join(ALL_LEVELS)}", "niveau", ls, n)
+    # UAI with its check letter (public code: shown)
+    uai = df["uai"].str.to_uppercase()
+    shape_ok = uai.str.contains(r"^\d{7}[A-Z]$").fill_null(False)
+    digits = uai.str.slice(0, 7).cast(pl.Int64, strict=False)
+    expected = (digits % 23).replace_strict({i: c for i, c in enumerate(UAI_ALPHABET)}, default=None)
+    bad_letter = shape_ok & (uai.str.slice(7, 1) != expected)
+    present = uai.is_not_null() & (uai != "")
+    ls, n = lines(present & ~shape_ok)
+    col.add("invalid-uai", "code UAI mal formé (attendu 7 chiffres et une lettre, ex. 0650012A)",
+            "malformed UAI code (expected 7 digits and a letter, e.g. 0650012A)", "uai", ls, n)
+    for value in uai.filter(bad_letter).unique().head(10).to_list():
+        ls, n = lines(bad_letter & (uai == value))
+        col.add("uai-check-letter", f"code UAI « {value} » : lettre de contrôle fausse (attendu "
+                f"{UAI_ALPHABET[int(value[:7]) % 23]})", f"UAI code '{value}': wrong check letter (expected "
+                f"{UAI_ALPHABET[int(value[:7]) % 23]})", "uai", ls, n)
+    # INSEE code of residence
+    insee = df["code_insee_residence"].str.to_uppercase()
+    ls, n = lines(insee.is_not_null() & (insee != "") & ~insee.str.contains(r"^(\d{5}|2[AB]\d{3})$").fill_null(False))
+    col.add("invalid-insee", "code INSEE de commune invalide (attendu 5 caractères, ex. 65440 ou 2A004)",
+            "invalid INSEE commune code (expected 5 characters, e.g. 65440 or 2A004)", "code_insee_residence", ls, n)
+    # birth date: parsed, never shown
+    birth = df["date_naissance"].str.strptime(pl.Date, profile.date_format, strict=False)
+    if birth.null_count() > df["date_naissance"].null_count():  # second chance: ISO dates
+        birth = birth.fill_null(df["date_naissance"].str.strptime(pl.Date, "%Y-%m-%d", strict=False))
+    given = df["date_naissance"].is_not_null() & (df["date_naissance"] != "")
+    fmt = profile.date_format.replace("%d", "JJ").replace("%m", "MM").replace("%Y", "AAAA")
+    ls, n = lines(given & birth.is_null())
+    col.add("invalid-date", f"date de naissance illisible (format attendu {fmt})",
+            f"unreadable birth date (expected format {profile.date_format})", "date_naissance", ls, n)
+    ls, n = lines(birth > today)
+    col.add("future-date", "date de naissance dans le futur", "birth date in the future", "date_naissance", ls, n)
+    year_start = df["annee_scolaire"].str.slice(0, 4).cast(pl.Int32, strict=False)
+    age = year_start - birth.dt.year()
+    ls, n = lines((birth <= today) & ((age < 1) | (age > 16)))
+    col.add("implausible-age", "âge incompatible avec l'école primaire (moins de 1 an ou plus de 16 ans à la rentrée)",
+            "age incompatible with primary school (under 1 or over 16 at the start of the year)", "date_naissance", ls, n)
+    # flags
+    flags = {}
+    for name in ("cantine", "periscolaire", "transport"):
+        v = df[name].fill_null("")
+        is_true = v.is_in(profile.true_values)
+        is_false = v.is_in(profile.false_values)
+        ls, n = lines(~is_true & ~is_false)
+        allowed = "/".join(x for x in profile.true_values[:1] + profile.false_values[:1])
+        col.add("invalid-boolean", f"valeur oui/non non reconnue dans « {hdr(name)} » (attendu {allowed})",
+                f"unrecognised yes/no value in '{hdr(name)}' (expected {allowed})", name, ls, n)
+        flags[name] = is_true
+    return pl.DataFrame({
+        "_line": df["_line"], "identifiant_eleve": df["identifiant_eleve"], "annee_scolaire": df["annee_scolaire"],
+        "sexe": sexe, "annee_naissance": birth.dt.year().cast(pl.Int32), "niveau": niveau, "uai": uai,
+        "code_insee_residence": insee,
+        "adresse": df["adresse"] if "adresse" in df.columns else pl.Series([None] * df.height, dtype=pl.String),
+        "code_postal": df["code_postal"] if "code_postal" in df.columns else pl.Series([None] * df.height, dtype=pl.String),
+        "commune_residence": df["commune_residence"] if "commune_residence" in df.columns
+        else pl.Series([None] * df.height, dtype=pl.String),
+        **flags,
+    })
+
+
+def _choose_profile(headers: list[str], profiles: dict[str, Profile], wanted: str | None, path: Path) -> Profile:
+    if wanted:
+        if wanted not in profiles:
+            raise PreauError(f"profil d'en-têtes inconnu « {wanted} » ; profils : {', '.join(sorted(profiles))}",
+                             f"unknown header profile '{wanted}'; profiles: {', '.join(sorted(profiles))}",
+                             code="profile-unknown", file=rel(path))
+        return profiles[wanted]
+    return max(profiles.values(), key=lambda p: len(p.match(headers)))
+
+
+def read_export(path: str | Path, profile: str | None = None, school_year: str | None = None,
+                profiles: dict[str, Profile] | None = None) -> IngestResult:
+    """Read one pupil export into the canonical frame (``KEPT_COLUMNS``); raise on any error."""
+    path = Path(path)
+    profiles = profiles or load_profiles()
+    info = sniff(path, profiles[profile].encoding if profile in profiles else "auto")
+    report = Report(subject=rel(path))
+    col = _Collector(path)
+    if info.kind == "xlsx":
+        try:
+            raw = pl.read_excel(path, sheet_id=1, infer_schema_length=0)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a user-file problem
+            _err(report, "ingest-xlsx", f"classeur XLSX illisible : {type(exc).__name__}",
+                 f"unreadable XLSX workbook: {type(exc).__name__}", path)
+            raise PreauError(report) from None
+        raw = raw.with_columns(pl.all().cast(pl.String))
+        chunks = [(2, raw)]
+        headers = raw.columns
+    else:
+        with open(path, "rb") as fh:
+            headers_line = fh.readline().decode(info.encoding).lstrip("\ufeff").rstrip("\r\n")
+        headers = [h.strip().strip('"') for h in headers_line.split(info.delimiter)]
+        chunks = None
+    dupes = [h for h in set(headers) if headers.count(h) > 1 and h]
+    if dupes:
+        _err(report, "duplicate-header", f"en-tête en double : {', '.join(dupes)}", f"duplicate header: {', '.join(dupes)}",
+             path, line=1)
+    prof = _choose_profile(headers, profiles, profile, path)
+    found = prof.match(headers)
+    missing = [f for f in REQUIRED if f not in found]
+    if "annee_scolaire" not in found and not school_year:
+        missing.insert(0, "annee_scolaire")
+    for name in missing:
+        aliases = " / ".join(f"« {a} »" for a in prof.columns.get(name, [name])[:3])
+        _err(report, "missing-column", f"colonne obligatoire absente : {aliases} (profil {prof.id})",
+             f"required column missing: {aliases} (profile {prof.id})".replace("«", "'").replace("»", "'"),
+             path, line=1, field=name)
+    if report.errors:
+        raise PreauError(report)
+    header_of = {canon: h for canon, h in found.items()}
+    rename = {h: canon for canon, h in found.items() if canon in NEEDED}
+    frames = []
+    if chunks is None:
+        chunks = _csv_chunks(path, info)
+    for first_line, chunk in chunks:
+        if isinstance(chunk, bytes):
+            try:
+                df = pl.read_csv(io.BytesIO(chunk), separator=info.delimiter, infer_schema=False, quote_char='"',
+                                 columns=list(rename))
+            except pl.exceptions.PolarsError as exc:
+                bad = _first_bad_line(chunk, info.delimiter, len(headers))
+                _err(report, "csv-malformed",
+                     f"CSV mal formé (nombre de colonnes différent de l'en-tête ({len(headers)}) ou guillemets non fermés)",
+                     f"malformed CSV (field count differs from the header ({len(headers)}) or unclosed quotes)",
+                     path, line=first_line + bad - 2 if bad else None)
+                raise PreauError(report) from exc
+        else:
+            df = chunk.select(list(rename))
+        df = df.rename(rename).with_columns(pl.int_range(first_line, first_line + pl.len()).alias("_line"))
+        if df.height == 0:
+            continue
+        ragged = _ragged_rows(chunk, info.delimiter, len(headers)) if isinstance(chunk, bytes) else []
+        if ragged:
+            col.add("ragged-row", f"ligne avec un nombre de champs différent de l'en-tête ({len(headers)})",
+                    f"row whose field count differs from the header ({len(headers)})", None,
+                    [first_line + r - 2 for r in ragged[:MAX_EXAMPLES]], len(ragged))
+        frames.append(_check_chunk(df, prof, school_year, col, header_of))
+    if not frames:
+        _err(report, "ingest-no-rows", "aucune ligne de données après l'en-tête", "no data row after the header",
+             path, line=2)
+        raise PreauError(report)
+    frame = pl.concat(frames)
+    dup = frame.filter(pl.col("identifiant_eleve").is_not_null() & (pl.col("identifiant_eleve") != "")) \
+        .filter(pl.len().over(["annee_scolaire", "identifiant_eleve"]) > 1)
+    if dup.height:
+        col.add("duplicate-pupil", "élève en double (même identifiant la même année scolaire)",
+                "duplicate pupil (same identifier in the same school year)", "identifiant_eleve",
+                dup["_line"].sort().head(MAX_EXAMPLES).to_list(), dup.height)
+    col.into(report)
+    report.raise_if_errors()
+    frame = frame.with_columns(pl.col(["cantine", "periscolaire", "transport"]).cast(pl.Boolean))
+    return IngestResult(frame=frame.select(KEPT_COLUMNS), report=report, info=info, profile=prof.id, rows=frame.height)
+
+
+def _ragged_rows(chunk: bytes, delimiter: str, n_fields: int) -> list[int]:
+    """Row numbers (1 = header) of rows with a different number of fields (fast path: no quotes)."""
+    if b'"' in chunk:
+        return [r for r in _csv_field_counts(chunk, delimiter, n_fields)]
+    d = delimiter.encode()
+    lines = chunk.split(b"\n")
+    return [i + 1 for i, ln in enumerate(lines) if ln.strip(b"\r") and ln.count(d) != n_fields - 1]
+
+
+def _csv_field_counts(chunk: bytes, delimiter: str, n_fields: int) -> list[int]:
+    import csv
+
+    reader = csv.reader(io.StringIO(chunk.decode("utf-8")), delimiter=delimiter)
+    return [reader.line_num for row in reader if row and len(row) != n_fields]
+
+
+def _first_bad_line(chunk: bytes, delimiter: str, n_fields: int) -> int | None:
+    try:
+        bad = _csv_field_counts(chunk, delimiter, n_fields)
+    except Exception:  # noqa: BLE001
+        return None
+    return bad[0] if bad else None
+
+
+def read_exports(sources, profiles: dict[str, Profile] | None = None) -> tuple[pl.DataFrame, list[IngestResult]]:
+    """Read every source of a publisher (``workspace.Source``) and concatenate; raise on any error.
+
+    All files are read and every error of every file is reported together.
+    """
+    profiles = profiles or load_profiles()
+    report = Report()
+    results = []
+    for src in sources:
+        try:
+            results.append(read_export(src.path, src.profile, src.school_year, profiles))
+        except PreauError as exc:
+            report.extend(exc.report.problems)
+    report.raise_if_errors()
+    frame = pl.concat([r.frame for r in results]) if results else pl.DataFrame()
+    dup_years = frame.group_by("annee_scolaire").agg(pl.len()).height if results else 0
+    del dup_years
+    return frame, results
+
+
+LEVEL_ORDER = {lv: i for i, lv in enumerate(LEVELS)}

@@ -1,0 +1,156 @@
+"""Ingest: real exports from the synthetic generator, and each kind of bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from preau.codes import is_valid_uai
+from preau.errors import PreauError
+from preau.ingest import KEPT_COLUMNS, read_export
+
+YEAR = "2026-2027"
+
+
+def onde_lines(synth_dir: Path) -> list[str]:
+    return (synth_dir / f"eleves-{YEAR}.csv").read_bytes().decode("cp1252").split("\r\n")
+
+
+def write(path: Path, lines: list[str], encoding="cp1252") -> Path:
+    path.write_bytes("\r\n".join(lines).encode(encoding))
+    return path
+
+
+def errors_of(path: Path, **kw) -> PreauError:
+    with pytest.raises(PreauError) as info:
+        read_export(path, **kw)
+    return info.value
+
+
+def test_onde_export_reads_into_canonical_frame(synth_dir):
+    res = read_export(synth_dir / f"eleves-{YEAR}.csv")
+    assert res.info.encoding == "cp1252" and res.info.delimiter == ";" and res.profile == "onde"
+    assert res.frame.columns == KEPT_COLUMNS
+    assert res.rows == len(onde_lines(synth_dir)) - 2  # header and final empty line
+    assert set(res.frame["annee_scolaire"]) == {YEAR}
+    assert all(is_valid_uai(u) for u in res.frame["uai"].unique())
+    # personal fields that the tables do not need are never loaded
+    assert not {"nom", "prenom", "identifiant_eleve", "date_naissance"} & set(res.frame.columns)
+
+
+def test_utf8_bom_comma_and_xlsx_give_the_same_frame(synth_dir, tmp_path):
+    base = read_export(synth_dir / f"eleves-{YEAR}.csv").frame
+    df = pl.read_csv((synth_dir / f"eleves-{YEAR}.csv").read_bytes().decode("cp1252").encode(), separator=";",
+                     infer_schema=False)
+    utf8 = tmp_path / "export-utf8.csv"
+    utf8.write_bytes(b"\xef\xbb\xbf" + df.write_csv(separator=",").encode("utf-8"))
+    r = read_export(utf8)
+    assert r.info.encoding == "utf-8-sig" and r.info.delimiter == ","
+    assert r.frame.equals(base)
+    xlsx = tmp_path / "export.xlsx"
+    df.write_excel(xlsx)
+    assert read_export(xlsx).frame.equals(base)
+
+
+def test_other_software_profile(synth_dir, tmp_path):
+    """A municipal software export (other headers, X for yes, UTF-8) maps onto the same fields."""
+    df = pl.read_csv((synth_dir / f"eleves-{YEAR}.csv").read_bytes().decode("cp1252").encode(), separator=";",
+                     infer_schema=False)
+    mapping = {"Année scolaire": "ANNEE_SCOLAIRE", "INE": "ID_ENFANT", "Sexe": "SEXE", "Date de naissance": "NE_LE",
+               "Adresse": "ADRESSE_FOYER", "Code postal": "CP_FOYER", "Commune": "VILLE_FOYER",
+               "Code INSEE commune": "INSEE_FOYER", "UAI école": "UAI_ECOLE", "Niveau": "NIVEAU",
+               "Restauration scolaire": "CANTINE", "Accueil périscolaire": "PERISCOLAIRE",
+               "Transport scolaire": "TRANSPORT"}
+    other = df.select(list(mapping)).rename(mapping).with_columns(
+        pl.col(["CANTINE", "PERISCOLAIRE", "TRANSPORT"]).replace({"Oui": "X", "Non": ""}))
+    path = tmp_path / "periscolaire.csv"
+    other.write_csv(path)
+    r = read_export(path)
+    assert r.profile == "logiciel-periscolaire"
+    assert r.frame.equals(read_export(synth_dir / f"eleves-{YEAR}.csv").frame)
+
+
+@pytest.mark.parametrize("case", ["missing_column", "duplicate", "unknown_level", "bad_uai", "future_birth",
+                                  "wrong_encoding", "empty", "zero_bytes", "binary", "ragged"])
+def test_bad_inputs_give_clear_errors_without_personal_values(synth_dir, tmp_path, case):
+    lines = onde_lines(synth_dir)
+    header = lines[0].split(";")
+    rows = [ln.split(";") for ln in lines[1:40]]
+    personal = {rows[3][1], rows[3][2], rows[3][3], rows[3][5], rows[3][7], rows[4][5]}
+    expect_code, expect_line = None, None
+    path = tmp_path / f"{case}.csv"
+    if case == "missing_column":
+        i = header.index("Niveau")
+        write(path, [";".join(c for j, c in enumerate(r) if j != i) for r in [header] + rows])
+        expect_code, expect_line = "missing-column", 1
+    elif case == "duplicate":
+        rows[10] = list(rows[3])
+        write(path, [";".join(r) for r in [header] + rows])
+        expect_code, expect_line = "duplicate-pupil", 5
+    elif case == "unknown_level":
+        rows[3][header.index("Niveau")] = "CM3"
+        write(path, [";".join(r) for r in [header] + rows])
+        expect_code, expect_line = "unknown-level", 5
+    elif case == "bad_uai":
+        uai = rows[3][header.index("UAI école")]
+        letters = "ABCDEFGHJKLMNPRSTUVWXYZ"
+        rows[3][header.index("UAI école")] = uai[:7] + letters[(letters.index(uai[7]) + 1) % 23]
+        write(path, [";".join(r) for r in [header] + rows])
+        expect_code, expect_line = "uai-check-letter", 5
+    elif case == "future_birth":
+        rows[3][header.index("Date de naissance")] = "01/01/2099"
+        write(path, [";".join(r) for r in [header] + rows])
+        expect_code, expect_line = "future-date", 5
+    elif case == "wrong_encoding":
+        data = "\r\n".join(";".join(r) for r in [header] + rows).encode("cp1252")
+        path.write_bytes(data.replace(b";", b";\x81", 1))  # 0x81: undefined in cp1252 and invalid UTF-8
+        expect_code, expect_line = "ingest-encoding", 1
+    elif case == "empty":
+        write(path, [";".join(header), ""])
+        expect_code = "ingest-no-rows"
+    elif case == "zero_bytes":
+        path.write_bytes(b"")
+        expect_code = "ingest-empty"
+    elif case == "binary":
+        path.write_bytes(bytes(range(256)) * 10)
+        expect_code = "ingest-binary"
+    elif case == "ragged":
+        rows[6] = rows[6] + ["en trop"]
+        write(path, [";".join(r) for r in [header] + rows])
+        expect_code, expect_line = "ragged-row", 8
+    err = errors_of(path)
+    codes = [p.code for p in err.report.errors]
+    assert expect_code in codes, codes
+    problem = next(p for p in err.report.errors if p.code == expect_code)
+    assert problem.file and problem.file.endswith(path.name)
+    if expect_line:
+        assert problem.line == expect_line
+    for lang in ("fr", "en"):
+        text = err.report.render(lang) + err.report.to_json()
+        for value in personal:
+            assert value not in text, f"personal value leaked in {case}"
+    # and through the CLI: non-zero exit, no traceback, message in both languages
+    for lang in ("fr", "en"):
+        proc = subprocess.run([sys.executable, "-m", "preau", "--lang", lang, "ingest", str(path)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr + proc.stdout
+        assert path.name in proc.stderr
+
+
+def test_all_errors_of_a_file_are_reported_together(synth_dir, tmp_path):
+    lines = onde_lines(synth_dir)
+    header = lines[0].split(";")
+    rows = [ln.split(";") for ln in lines[1:200]]
+    for r in rows[:120]:
+        r[header.index("Niveau")] = "CM3"
+    rows[150][header.index("Date de naissance")] = "31/02/2018"
+    err = errors_of(write(tmp_path / "many.csv", [";".join(r) for r in [header] + rows]))
+    by_code = {p.code: p for p in err.report.errors}
+    assert by_code["unknown-level"].count == 120
+    assert by_code["invalid-date"].line == 152
