@@ -1,0 +1,73 @@
+"""File helpers shared by packaging and catalogs: sha256, atomic and idempotent writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+FILE_MODE = 0o644  # published files are served as they are
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def dumps_json(data: Any) -> bytes:
+    """Stable JSON bytes (UTF-8, indented, trailing newline) so that equal content gives equal files."""
+    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_if_changed(path: str | Path, data: bytes) -> bool:
+    """Write ``data`` atomically unless the file already holds the same bytes (sha256). True if written."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == sha256_bytes(data):
+        return False
+    _atomic_write(path, data)
+    return True
+
+
+def copy_if_changed(src: str | Path, dst: str | Path, src_sha256: str | None = None) -> bool:
+    """Copy ``src`` to ``dst`` atomically unless ``dst`` already has the same sha256. True if copied."""
+    src, dst = Path(src), Path(dst)
+    digest = src_sha256 or sha256_file(src)
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size and sha256_file(dst) == digest:
+        return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
