@@ -1,0 +1,277 @@
+"""Read a CSV file into raw text cells, with the same record semantics as Python's ``csv`` module.
+
+frictionless-py reads CSV with the standard ``csv`` module (excel dialect, ``"`` quotes). We need
+the very same records (header = record 1, data rows from 2, ragged rows kept as they are) but fast:
+
+* a file without quote characters is split on line ends and on the delimiter, vectorised (polars);
+* lines holding quotes but an even number of them (no field spans a line end) are parsed one by one
+  with the ``csv`` module;
+* otherwise (a quoted field spans lines, or odd quotes) the whole file goes through the ``csv`` module.
+
+Source problems (encoding, NUL bytes, empty file…) are returned as :class:`SourceProblem` — never raised.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+
+import polars as pl
+
+csv.field_size_limit(2**31 - 1)
+
+MASK = "valeur masquée"
+
+
+@dataclass
+class SourceProblem:
+    type: str  # frictionless error type: encoding-error, source-error, format-error
+    note: str  # English note (frictionless style)
+    fr: str  # French explanation
+    line: int | None = None
+
+
+@dataclass
+class RawTable:
+    """Header labels and a frame of raw cells.
+
+    ``frame`` has one Utf8 column per label (``c0``, ``c1``…; null = the row has no such cell), plus
+    ``__row`` (record number, header = 1) and ``__n`` (number of cells in the record).
+    ``extra`` maps a record number to its cells beyond the labels.
+    """
+
+    labels: list[str]
+    frame: pl.DataFrame
+    extra: dict[int, list[str]] = field(default_factory=dict)
+    problems: list[SourceProblem] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, fr)
+    stats: dict = field(default_factory=dict)
+    has_header: bool = True
+
+    @property
+    def columns(self) -> list[str]:
+        return [f"c{i}" for i in range(len(self.labels))]
+
+
+def _empty_frame(width: int) -> pl.DataFrame:
+    cols = {f"c{i}": pl.Series(f"c{i}", [], dtype=pl.Utf8) for i in range(width)}
+    cols["__row"] = pl.Series("__row", [], dtype=pl.Int64)
+    cols["__n"] = pl.Series("__n", [], dtype=pl.Int64)
+    return pl.DataFrame(cols)
+
+
+def _line_of_offset(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def decode(data: bytes, encoding: str = "utf-8") -> tuple[str | None, list[SourceProblem], list[tuple[str, str]]]:
+    """Decode bytes; report a wrong encoding with its line, and a BOM as a warning."""
+    warnings: list[tuple[str, str]] = []
+    enc = (encoding or "utf-8").lower().replace("_", "-")
+    if b"\x00" in data and not enc.startswith("utf-16") and not enc.startswith("utf-32"):
+        line = _line_of_offset(data, data.index(b"\x00"))
+        return None, [SourceProblem(
+            "source-error", "the source contains NUL bytes: it is not a text (CSV) file",
+            f"le fichier contient des octets nuls (ligne {line}) : ce n'est pas un fichier texte CSV "
+            "(fichier binaire, tableur ou archive ?)", line=line)], warnings
+    if enc in ("utf-8", "utf8", "utf-8-sig"):
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+            warnings.append(("the file starts with a UTF-8 byte order mark (BOM); it was ignored",
+                             "le fichier commence par une marque d'ordre des octets UTF-8 (BOM) ; elle a été ignorée"))
+        enc = "utf-8"
+    try:
+        text = data.decode(enc)
+    except LookupError:
+        return None, [SourceProblem("encoding-error", f"unknown encoding: {encoding}",
+                                    f"encodage inconnu : « {encoding} »")], warnings
+    except UnicodeDecodeError as exc:
+        line = _line_of_offset(data, exc.start)
+        guess = ""
+        guess_en = ""
+        if enc == "utf-8":
+            try:
+                data.decode("cp1252")
+                guess = " ; il semble être en Windows-1252 (cp1252) : réenregistrez-le en UTF-8"
+                guess_en = "; it looks like Windows-1252 (cp1252): save it again as UTF-8"
+            except UnicodeDecodeError:
+                pass
+        note = f"'{exc.encoding}' codec can't decode byte 0x{data[exc.start]:02x} in position {exc.start}: {exc.reason}"
+        return None, [SourceProblem(
+            "encoding-error", note + guess_en,
+            f"le fichier n'est pas encodé en {encoding.upper()} (premier octet invalide à la ligne {line}, "
+            f"position {exc.start}){guess}", line=line)], warnings
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        return None, [SourceProblem(
+            "source-error", "the source contains NUL bytes: it is not a text (CSV) file",
+            f"le fichier contient des octets nuls (ligne {line}) : ce n'est pas un fichier texte CSV "
+            "(fichier binaire, tableur ou archive ?)", line=line)], warnings
+    return text, [], warnings
+
+
+def _records_csv_module(text: str, delimiter: str, quotechar: str) -> tuple[list[list[str]] | None, SourceProblem | None]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quotechar)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            rows.append(row)
+    except csv.Error as exc:
+        return None, SourceProblem("source-error", f"CSV parsing error at line {reader.line_num}: {exc}",
+                                   f"CSV illisible à la ligne {reader.line_num} : {exc}", line=reader.line_num)
+    return rows, None
+
+
+def read_csv_text(text: str, *, delimiter: str = ",", quotechar: str = '"', header: bool = True) -> RawTable:
+    """Split a decoded CSV text into records (see module docstring)."""
+    warnings: list[tuple[str, str]] = []
+    problems: list[SourceProblem] = []
+    has_crlf = "\r\n" in text
+    if "\r" in text:
+        bare_cr = text.count("\r") - text.count("\r\n")
+        bare_lf = text.count("\n") - text.count("\r\n")
+        kinds = sum(1 for k in (text.count("\r\n"), bare_cr, bare_lf) if k)
+        if kinds > 1:
+            warnings.append(("mixed line endings (CRLF / LF / CR) in the file",
+                             "fins de ligne mélangées dans le fichier (CRLF / LF / CR)"))
+    else:
+        bare_cr = 0
+    if not text:
+        frame = _empty_frame(0)
+        return RawTable([], frame, problems=problems, warnings=warnings)
+
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if (has_crlf or bare_cr) else text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    quoted = quotechar and quotechar in text
+    full_csv = False
+    quote_lines: list[int] = []
+    if quoted:
+        for i, line in enumerate(lines):
+            if quotechar in line:
+                if line.count(quotechar) % 2:
+                    full_csv = True
+                    break
+                quote_lines.append(i)
+    if full_csv:
+        rows, problem = _records_csv_module(text, delimiter, quotechar)
+        if problem:
+            return RawTable([], _empty_frame(0), problems=[problem], warnings=warnings)
+        return _from_rows(rows or [], header, warnings)
+
+    # Fast path: one line = one record.
+    parsed_quote: dict[int, list[str]] = {}
+    for i in quote_lines:
+        rows, problem = _records_csv_module(lines[i], delimiter, quotechar)
+        if problem:
+            problem.line = i + 1
+            problem.fr = f"CSV illisible à la ligne {i + 1}"
+            problem.note = f"CSV parsing error at line {i + 1}"
+            return RawTable([], _empty_frame(0), problems=[problem], warnings=warnings)
+        parsed_quote[i] = rows[0] if rows else []
+
+    def cells_of(i: int) -> list[str]:
+        if i in parsed_quote:
+            return parsed_quote[i]
+        return [] if lines[i] == "" else lines[i].split(delimiter)
+
+    if header:
+        labels = cells_of(0) if lines else []
+        body_start = 1
+    else:
+        labels = []
+        body_start = 0
+    body = pl.Series("l", lines[body_start:], dtype=pl.Utf8)
+    nrows = len(body)
+    if not header:
+        width = max((len(cells_of(i)) for i in range(len(lines))), default=0)
+        labels = [f"field{i + 1}" for i in range(width)]
+    width = len(labels)
+    df = pl.DataFrame({"l": body}).with_row_index("__i")
+    df = df.with_columns(
+        (pl.col("__i").cast(pl.Int64) + body_start + 1).alias("__row"),
+        pl.col("l").str.split(delimiter).alias("__cells"),
+    )
+    df = df.with_columns(
+        pl.when(pl.col("l") == "").then(0).otherwise(pl.col("__cells").list.len()).cast(pl.Int64).alias("__n"))
+    if parsed_quote:
+        idx = [i - body_start for i in parsed_quote if i >= body_start]
+        if idx:
+            fix = pl.DataFrame({
+                "__i": pl.Series(idx, dtype=pl.UInt32),
+                "__q": pl.Series([parsed_quote[i + body_start] for i in idx], dtype=pl.List(pl.Utf8)),
+            })
+            df = df.join(fix, on="__i", how="left").sort("__i")
+            df = df.with_columns(
+                pl.when(pl.col("__q").is_not_null()).then(pl.col("__q")).otherwise(pl.col("__cells")).alias("__cells"),
+                pl.when(pl.col("__q").is_not_null()).then(pl.col("__q").list.len()).otherwise(pl.col("__n"))
+                .cast(pl.Int64).alias("__n"),
+            ).drop("__q")
+    cols = [
+        pl.when(pl.col("__n") > j).then(pl.col("__cells").list.get(j, null_on_oob=True)).otherwise(None)
+        .cast(pl.Utf8).alias(f"c{j}")
+        for j in range(width)
+    ]
+    frame = df.select(*cols, pl.col("__row"), pl.col("__n"))
+    extra: dict[int, list[str]] = {}
+    if nrows and width >= 0:
+        wide = df.filter(pl.col("__n") > width).select("__row", "__cells")
+        for row, cells in wide.iter_rows():
+            extra[row] = list(cells[width:])
+    return RawTable(labels, frame, extra=extra, problems=problems, warnings=warnings, has_header=header)
+
+
+def _from_rows(rows: list[list[str]], header: bool, warnings: list[tuple[str, str]]) -> RawTable:
+    if header:
+        labels = rows[0] if rows else []
+        body = rows[1:]
+        start = 2
+    else:
+        width = max((len(r) for r in rows), default=0)
+        labels = [f"field{i + 1}" for i in range(width)]
+        body = rows
+        start = 1
+    width = len(labels)
+    data = {f"c{j}": pl.Series(f"c{j}", [r[j] if j < len(r) else None for r in body], dtype=pl.Utf8)
+            for j in range(width)}
+    data["__row"] = pl.Series("__row", range(start, start + len(body)), dtype=pl.Int64)
+    data["__n"] = pl.Series("__n", [len(r) for r in body], dtype=pl.Int64)
+    frame = pl.DataFrame(data)
+    extra = {start + i: r[width:] for i, r in enumerate(body) if len(r) > width}
+    return RawTable(labels, frame, extra=extra, warnings=warnings, has_header=header)
+
+
+def read_csv_bytes(data: bytes, *, encoding: str = "utf-8", delimiter: str = ",", quotechar: str = '"',
+                   header: bool = True) -> RawTable:
+    stats = {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    text, problems, warnings = decode(data, encoding)
+    if text is None:
+        raw = RawTable([], _empty_frame(0), problems=problems, warnings=warnings)
+    else:
+        raw = read_csv_text(text, delimiter=delimiter, quotechar=quotechar, header=header)
+        raw.warnings = warnings + raw.warnings
+        if not raw.problems and not raw.labels and raw.frame.height == 0:
+            raw.problems.append(SourceProblem("source-error", "the source is empty", "le fichier est vide"))
+    raw.stats = stats
+    return raw
+
+
+def frame_to_raw(df: pl.DataFrame) -> RawTable:
+    """A polars frame (already in memory) as raw text cells: every value cast to text."""
+    labels = list(df.columns)
+    cols = []
+    for j, name in enumerate(labels):
+        s = df.get_column(name)
+        if s.dtype == pl.Boolean:
+            s = s.cast(pl.Utf8).str.to_lowercase()
+        elif s.dtype != pl.Utf8:
+            s = s.cast(pl.Utf8)
+        cols.append(s.fill_null("").alias(f"c{j}"))
+    frame = pl.DataFrame(cols) if cols else pl.DataFrame()
+    frame = frame.with_columns(
+        pl.Series("__row", range(2, 2 + df.height), dtype=pl.Int64),
+        pl.lit(len(labels), dtype=pl.Int64).alias("__n"),
+    )
+    return RawTable(labels, frame, stats={"bytes": None})
