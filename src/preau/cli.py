@@ -291,6 +291,31 @@ def schema_doc_cmd(
     out.print(msg.format(n=len(changed)))
 
 
+@app.command("publish")
+def publish_cmd(
+    workspace: Path = typer.Argument(Path("."), help="Espace de travail (sa construction est dans _build/data)."),
+    ckan: Optional[bool] = typer.Option(
+        None, "--ckan/--local",
+        help="Vers CKAN (PREAU_CKAN_URL + PREAU_CKAN_TOKEN) ou vers le catalogue local _build/catalog. "
+             "Par défaut : CKAN si ces deux variables sont définies, sinon local."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Afficher les différences sans rien écrire."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport en JSON."),
+) -> None:
+    """Empaqueter la construction et la publier (catalogue local ou CKAN), sans renvoyer ce qui n'a pas changé."""
+    from preau.catalog.publish import publish
+
+    try:
+        report = publish(workspace, target=None if ckan is None else ("ckan" if ckan else "local"),
+                         dry_run=dry_run, lang=lang())
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        print(report.to_json())
+    else:
+        out.print(report.render(lang()), markup=False, highlight=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning any user error into a message and an exit code."""
     try:
