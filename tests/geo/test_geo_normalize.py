@@ -5,7 +5,7 @@ from preau.geo.normalize import commune_key, insee_key, postcode_key, split_addr
 
 def _split(values):
     df = pl.DataFrame({"a": values}).select(split_address(pl.col("a")).alias("s")).unnest("s")
-    return df.rows()
+    return df.select("numero", "rep", "voie").rows()
 
 
 def test_street_key_accents_abbreviations_articles():
@@ -45,3 +45,8 @@ def test_codes_and_commune_names():
     assert out["cp"].to_list() == ["06500", "65000", "", ""]
     assert out["insee"].to_list() == ["01053", "2A004", "", ""]
     assert out["c"].to_list()[:2] == ["saint lary soulan", "saint lary soulan"]
+
+
+def test_full_key_survives_typos_across_words():
+    df = pl.DataFrame({"a": ["18 Rue desP rés", "18 Rue des Prés"]}).select(split_address(pl.col("a")).alias("s")).unnest("s")
+    assert df["voie_full"][0] == df["voie_full"][1] == "ruedespres"

@@ -52,6 +52,7 @@ class SectorIndex:
     tree: shapely.STRtree
     whole_tree: shapely.STRtree
     commune_single: dict[str, str]  # commune INSEE → its only sector (for commune-level results)
+    _streets: dict = None  # id(reference) → {(insee, street key): sector when the whole street is in one}
 
     @classmethod
     def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64) -> "SectorIndex":
@@ -99,6 +100,21 @@ class SectorIndex:
             result[miss[s2]] = poly
         return result
 
+    def street_sectors(self, reference: Reference) -> pl.DataFrame:
+        """(insee, voie) → sector, for streets whose reference addresses all fall in one sector."""
+        if self._streets is None:
+            self._streets = {}
+        key = id(reference)
+        if key not in self._streets:
+            a = reference.addresses
+            codes = self.codes_for(a["x"].to_numpy(), a["y"].to_numpy(), 0.0)
+            df = a.select("insee", "voie").with_columns(pl.Series("code", codes, dtype=pl.Utf8))
+            self._streets[key] = (df.group_by("insee", "voie")
+                                  .agg(pl.col("code").n_unique().alias("n"), pl.col("code").first())
+                                  .filter((pl.col("n") == 1) & pl.col("code").is_not_null())
+                                  .select("insee", pl.col("voie").alias("result_voie"), pl.col("code").alias("street_code")))
+        return self._streets[key]
+
     def codes_for(self, x: np.ndarray, y: np.ndarray, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
         """Sector code per point (``None`` when outside every sector)."""
         found = self.lookup(x, y, max_distance)
@@ -123,17 +139,24 @@ def assign_sectors(addresses: pl.DataFrame, reference: Reference, sectors: gpd.G
     ``code_postal``, ``commune``, ``code_insee``; see :func:`preau.geo.geocode.geocode`).
     Returns a frame with the same number of rows, in the same order, holding only
     ``code_secteur_residence`` (null when unknown), ``result_type``, ``result_score``,
-    ``result_code_insee`` — never coordinates. Commune-level results (``municipality``) and weak
-    matches (score below ``min_score``) get a sector only when their commune has a single sector.
+    ``result_code_insee`` — never coordinates. Street-level results get the street's sector when the
+    whole street lies in one sector; commune-level results (``municipality``) and weak matches (score
+    below ``min_score``) get a sector only when their commune has a single sector.
     """
     index = sectors if isinstance(sectors, SectorIndex) else SectorIndex.build(sectors)
-    geo = geocode(addresses, reference, columns)
-    precise = geo["result_type"].is_in(["housenumber", "interpolation", "street"]) & (geo["result_score"] >= min_score)
+    geo = geocode(addresses, reference, columns, with_street=True)
+    kind = geo["result_type"]
+    precise = kind.is_in(["housenumber", "interpolation"]) & (geo["result_score"] >= min_score)
     codes = index.codes_for(geo["x"].to_numpy(), geo["y"].to_numpy(), max_distance)
     codes[~precise.to_numpy()] = None
+    # A street without number: its sector when the whole street lies in one sector, else unknown.
+    street = (geo.select(pl.col("result_code_insee").alias("insee"), "result_voie", "result_type")
+              .join(index.street_sectors(reference), on=["insee", "result_voie"], how="left", maintain_order="left")
+              .select(pl.when(pl.col("result_type") == "street").then(pl.col("street_code")))
+              .to_series())
     single = geo["result_code_insee"].replace_strict(index.commune_single, default=None, return_dtype=pl.Utf8)
     out = pl.Series("code_secteur_residence", codes, dtype=pl.Utf8)
-    out = pl.select(pl.coalesce(out, single).alias("code_secteur_residence")).to_series()
+    out = pl.select(pl.coalesce(out, street, single).alias("code_secteur_residence")).to_series()
     result = pl.DataFrame([out, geo["result_type"], geo["result_score"], geo["result_code_insee"]])
     del geo, codes  # coordinates never leave this function
     return result

@@ -100,24 +100,29 @@ def _resolve_communes(keys: pl.DataFrame, ref: Reference) -> pl.DataFrame:
 
 
 def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
-    """Distinct unmatched (insee, voie) → best street of the same commune (voie_ref, sscore)."""
+    """Distinct unmatched (insee, voie, voie_full) → best street of the same commune (voie_ref, sscore).
+
+    Two scorers, the best wins: word-order-insensitive on the keys (swapped or missing words), and
+    plain edit ratio on the space-less full names (typos across word boundaries: ``desP rés``)."""
     from rapidfuzz import fuzz, process
 
+    schema = {"insee": pl.Utf8, "voie": pl.Utf8, "voie_full": pl.Utf8, "voie_ref": pl.Utf8, "sscore": pl.Float64}
     if pairs.height == 0:
-        return pl.DataFrame(schema={"insee": pl.Utf8, "voie": pl.Utf8, "voie_ref": pl.Utf8, "sscore": pl.Float64})
-    streets = ref.streets.filter(pl.col("insee").is_in(pairs["insee"].unique().implode())).select("insee", "voie")
-    by_commune = {k[0]: g["voie"].to_list() for k, g in streets.group_by(["insee"])}
+        return pl.DataFrame(schema=schema)
+    streets = ref.streets.filter(pl.col("insee").is_in(pairs["insee"].unique().implode())).select("insee", "voie", "voie_full")
+    by_commune = {k[0]: (g["voie"].to_list(), g["voie_full"].to_list()) for k, g in streets.group_by(["insee"])}
     rows = []
-    for insee, voie in pairs.iter_rows():
-        choices = by_commune.get(insee)
-        if not choices or not voie:
+    for insee, voie, full in pairs.iter_rows():
+        keys, fulls = by_commune.get(insee, (None, None))
+        if not keys or not voie:
             continue
         # token_sort_ratio: typos and swapped words; a shared "rue" alone never reaches the cutoff.
-        best = process.extractOne(voie, choices, scorer=fuzz.token_sort_ratio, score_cutoff=FUZZY_STREET_CUTOFF)
+        a = process.extractOne(voie, keys, scorer=fuzz.token_sort_ratio, score_cutoff=FUZZY_STREET_CUTOFF)
+        b = process.extractOne(full, fulls, scorer=fuzz.ratio, score_cutoff=FUZZY_STREET_CUTOFF) if full else None
+        best = max((x for x in (a, b) if x), key=lambda x: x[1], default=None)
         if best:
-            rows.append((insee, voie, best[0], best[1] / 100.0))
-    return pl.DataFrame(rows, schema={"insee": pl.Utf8, "voie": pl.Utf8, "voie_ref": pl.Utf8, "sscore": pl.Float64},
-                        orient="row")
+            rows.append((insee, voie, full, keys[best[2]], min(best[1] / 100.0, 0.99)))
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def _interpolate(todo: pl.DataFrame, ref: Reference) -> pl.DataFrame:
@@ -166,7 +171,8 @@ def _interpolate(todo: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     return out.select("k", *cols).filter(pl.col("iscore").is_not_null())
 
 
-def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str] | None = None) -> pl.DataFrame:
+def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str] | None = None,
+            with_street: bool = False) -> pl.DataFrame:
     """Geocode a frame of addresses; returns one result row per input row, in the same order.
 
     ``columns`` maps the roles ``adresse`` (number + street on one line), ``code_postal``, ``commune``
@@ -178,7 +184,7 @@ def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str
     inp = _prepare(frame, columns or {})
     n = inp.height
     # Work on distinct inputs only (siblings, repeated exports), then broadcast back.
-    keys = ["numero", "rep", "voie", "cp_in", "ck_in", "ik_in"]
+    keys = ["numero", "rep", "voie", "voie_full", "cp_in", "ck_in", "ik_in"]
     inp = inp.with_columns(pl.int_range(0, n, dtype=pl.UInt32).alias("row"))
     uniq = inp.select(keys).unique(maintain_order=True).with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("k"))
     communes = _resolve_communes(uniq.select("ik_in", "cp_in", "ck_in").unique(), ref)
@@ -202,9 +208,9 @@ def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str
     # Fuzzy street for the distinct (commune, street) pairs not present in the reference.
     street_known = ref.streets.select("insee", pl.col("voie").alias("voie_ref")).with_columns(pl.lit(True).alias("_known"))
     u = u.join(street_known, on=["insee", "voie_ref"], how="left")
-    unknown = u.filter(pl.col("insee").is_not_null() & pl.col("_known").is_null()).select("insee", "voie").unique()
+    unknown = u.filter(pl.col("insee").is_not_null() & pl.col("_known").is_null()).select("insee", "voie", "voie_full").unique()
     fixes = _fuzzy_streets(unknown, ref)
-    u = (u.drop("voie_ref", "sscore").join(fixes, on=["insee", "voie"], how="left")
+    u = (u.drop("voie_ref", "sscore").join(fixes, on=["insee", "voie", "voie_full"], how="left")
          .with_columns(pl.when(pl.col("_known").is_not_null()).then(pl.col("voie")).otherwise(pl.col("voie_ref")).alias("voie_ref"),
                        pl.when(pl.col("_known").is_not_null()).then(1.0).otherwise(pl.col("sscore")).alias("sscore"))
          .drop("_known"))
@@ -237,11 +243,12 @@ def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str
     found.append(mu)
     res = pl.concat([f.select("k", "result_type", "result_score", pl.col("insee").alias("result_code_insee"), "result_id",
                               "x", "y", "lon", "lat") for f in found], how="vertical_relaxed")
+    res = res.join(u.select("k", pl.col("voie_ref").alias("result_voie")), on="k", how="left")
     res = res.unique("k", keep="first")
     res = uniq.select("k").join(res, on="k", how="left").with_columns(
         pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0).round(3).clip(0.0, 1.0))
     back = inp.select("row", *keys).join(uniq, on=keys, how="left", nulls_equal=True).join(res, on="k", how="left")
-    return back.sort("row").select(_OUT)
+    return back.sort("row").select(_OUT + (["result_voie"] if with_street else []))
 
 
 def quality(result: pl.DataFrame) -> dict:

@@ -323,3 +323,35 @@ def publish_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataF
     if communes is not None:
         manifests["communes"] = write_layer(communes_layer(communes), out_dir, "communes", publisher, schemas_dir=schemas_dir)
     return manifests
+
+
+def build_layers(out_dir: str | Path, publisher: str, *, ecoles: str | Path, communes: str | Path,
+                 sectors: str | Path | gpd.GeoDataFrame | None = None, rules: str | Path | None = None,
+                 reference=None, counts: pl.DataFrame | None = None, schemas_dir: Path | None = None,
+                 report: Report | None = None) -> dict[str, dict]:
+    """The pipeline's one call for the three layers of a territory.
+
+    Sectors come from a polygon layer (``sectors``: path or frame) or are built from carte-scolaire
+    ``rules`` with the BAN ``reference`` (a :class:`~preau.geo.reference.Reference`). Only communes
+    that hold a school or a sector are published. ``counts``: the protected sector table (optional).
+    """
+    from preau.geo.sectors import build_sectors, read_communes, read_sectors
+
+    report = report if report is not None else Report(subject=publisher)
+    communes_gdf = read_communes(communes, report)
+    if isinstance(sectors, gpd.GeoDataFrame):
+        sectors_gdf = sectors
+    elif sectors is not None:
+        sectors_gdf = read_sectors(sectors, report=report)
+    elif rules is not None and reference is not None:
+        sectors_gdf = build_sectors(rules, reference, communes_gdf, report=report).sectors
+    else:
+        sectors_gdf = None
+    schools = schools_layer(ecoles)
+    codes = set(schools["code_insee"].dropna())
+    if sectors_gdf is not None and "communes" in sectors_gdf.columns:
+        for v in sectors_gdf["communes"].dropna():
+            codes.update(str(v).split(","))
+    return publish_layers(out_dir, publisher, schools=schools, sectors=sectors_gdf,
+                          communes=communes_gdf[communes_gdf["code_insee"].isin(codes)], counts=counts,
+                          schemas_dir=schemas_dir)

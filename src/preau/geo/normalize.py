@@ -19,7 +19,8 @@ ABBREVIATIONS: dict[str, str] = {
     "imp": "impasse", "pl": "place", "all": "allee", "al": "allee",
     "rte": "route", "rt": "route", "fg": "faubourg", "fbg": "faubourg", "sq": "square",
     "crs": "cours", "qu": "quai", "qua": "quai", "pas": "passage", "psg": "passage",
-    "res": "residence", "resid": "residence", "lots": "lotissement", "ham": "hameau", "prom": "promenade", "sen": "sentier", "sent": "sentier",
+    "res": "residence", "resid": "residence", "lot": "lotissement", "lots": "lotissement",
+    "pass": "passage", "ham": "hameau", "prom": "promenade", "sen": "sentier", "sent": "sentier",
     "esp": "esplanade", "rpt": "rond point", "rdpt": "rond point", "vla": "villa", "cit": "cite", "zi": "zone industrielle", "za": "zone artisanale", "zac": "zone amenagement concerte",
     "tra": "traverse", "trav": "traverse", "mte": "montee", "prv": "parvis",
     "st": "saint", "ste": "sainte", "sts": "saints", "stes": "saintes",
@@ -68,6 +69,16 @@ def _tokens_key(expr: pl.Expr) -> pl.Expr:
     )
 
 
+def _full_key(expr: pl.Expr) -> pl.Expr:
+    """Articles kept, spaces removed, no abbreviation expanded: for fuzzy matching of typos across
+    words (``"Rue desP rés"`` and ``"Rue des Prés"`` both give ``"ruedespres"``)."""
+    return expr.str.replace_all(" ", "")
+
+
+def street_full_key(expr: pl.Expr) -> pl.Expr:
+    return _full_key(_base(expr))
+
+
 def street_key(expr: pl.Expr) -> pl.Expr:
     """Normalised street name used as a join key (``"Av. St-Jean"`` → ``"avenue saint jean"``)."""
     return _tokens_key(_base(expr).str.replace_all(r"\bn d\b", "nd"))
@@ -106,6 +117,7 @@ def split_address(expr: pl.Expr) -> pl.Expr:
         numero=parts.struct.field("num").cast(pl.Int32, strict=False),
         rep=parts.struct.field("rep").fill_null("").replace(REPETITION).str.slice(0, 1),
         voie=_tokens_key(parts.struct.field("rest").fill_null("").str.replace_all(r"\bn d\b", "nd")),
+        voie_full=_full_key(parts.struct.field("rest").fill_null("")),
     )
 
 

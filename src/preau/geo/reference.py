@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from preau.errors import PreauError, Report, rel
-from preau.geo.normalize import commune_key, insee_key, postcode_key, repetition_key, street_key
+from preau.geo.normalize import commune_key, insee_key, postcode_key, repetition_key, street_full_key, street_key
 
 REQUIRED = ("numero", "nom_voie", "code_insee")
 OPTIONAL = ("id", "rep", "code_postal", "nom_commune")
@@ -28,7 +28,7 @@ class Reference:
     """Indexed BAN reference: address points, street points and commune points (all Lambert-93)."""
 
     addresses: pl.DataFrame  # id, insee, voie, numero, rep, par, x, y, lon, lat, code_postal
-    streets: pl.DataFrame  # insee, voie, x, y, lon, lat, n
+    streets: pl.DataFrame  # insee, voie, x, y, lon, lat, n, id, voie_full
     communes: pl.DataFrame  # insee, nom (key), x, y, lon, lat
     postcodes: pl.DataFrame  # insee, cp, ck (commune key) — one row per commune × postcode
     report: Report = field(default_factory=Report)
@@ -173,6 +173,7 @@ def load_reference(paths: str | Path | Iterable[str | Path]) -> Reference:
             pl.col("id").cast(pl.Utf8),
             insee_key(pl.col("code_insee")).alias("insee"),
             street_key(pl.col("nom_voie")).alias("voie"),
+            street_full_key(pl.col("nom_voie")).alias("voie_full"),
             pl.col("numero").cast(pl.Int32, strict=False).alias("numero"),
             repetition_key(pl.col("rep")).alias("rep"),
             postcode_key(pl.col("code_postal")).alias("cp"),
@@ -209,7 +210,7 @@ def build_reference(df: pl.DataFrame, report: Report | None = None, sources: lis
         .agg(pl.len().alias("n"),
              pl.col("x").get(pl.len() // 2).alias("x"), pl.col("y").get(pl.len() // 2).alias("y"),
              pl.col("lon").get(pl.len() // 2).alias("lon"), pl.col("lat").get(pl.len() // 2).alias("lat"),
-             pl.col("id").get(pl.len() // 2).alias("id"))
+             pl.col("id").get(pl.len() // 2).alias("id"), pl.col("voie_full").first())
     )
     communes = df.group_by("insee").agg(
         pl.col("x").mean(), pl.col("y").mean(), pl.col("lon").mean(), pl.col("lat").mean(),

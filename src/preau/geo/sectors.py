@@ -247,6 +247,35 @@ def _commune_cells(geom, xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> d
     return out
 
 
+def _clean_coverage(communes: gpd.GeoDataFrame, report: Report, tolerance: float = 1.0) -> np.ndarray:
+    """Commune polygons without mutual overlaps (simplified boundaries often overlap a little): an
+    overlapping strip goes to the commune listed first. Says how much was resolved."""
+    geoms = communes.geometry.to_numpy().copy()
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="overlaps")
+    pairs = [(i, j) for i, j in zip(a, b) if i < j]
+    if not pairs:
+        return geoms
+    total = 0.0
+    by_later: dict[int, list[int]] = {}
+    for i, j in pairs:
+        by_later.setdefault(j, []).append(i)
+    for j, earlier in by_later.items():
+        cut = shapely.union_all(geoms[earlier])
+        area0 = shapely.area(geoms[j])
+        fixed = shapely.make_valid(shapely.difference(geoms[j], cut))
+        from preau.geo.layers_io import _polygonal
+
+        geoms[j] = _polygonal(fixed)
+        total += area0 - shapely.area(geoms[j])
+    if total > tolerance:
+        report.warning("geo-communes-overlap", f"{len(pairs)} chevauchement(s) entre polygones de communes "
+                       f"({total:.0f} m²) : chaque bande attribuée à une seule commune avant de construire les secteurs",
+                       f"{len(pairs)} overlap(s) between commune polygons ({total:.0f} m²): each strip given to one "
+                       "commune before building sectors")
+    return geoms
+
+
 def build_sectors(rules: pl.DataFrame | str | Path, reference: Reference, communes: gpd.GeoDataFrame | str | Path,
                   report: Report | None = None) -> SectorBuild:
     """Build sector polygons (Lambert-93) from carte-scolaire rules, BAN addresses and commune polygons.
@@ -263,7 +292,7 @@ def build_sectors(rules: pl.DataFrame | str | Path, reference: Reference, commun
     if not isinstance(communes, gpd.GeoDataFrame):
         communes = read_communes(communes, report)
     pts, stats = match_rules(rules, reference, report, source)
-    geoms = dict(zip(communes["code_insee"], communes.geometry.to_numpy()))
+    geoms = dict(zip(communes["code_insee"], _clean_coverage(communes, report)))
     no_polygon = sorted(set(rules["insee"].unique()) - set(geoms))
     if no_polygon:
         report.warning("geo-rules-commune-unknown", f"{len(no_polygon)} commune(s) des règles absente(s) de la couche "
