@@ -316,6 +316,144 @@ def publish_cmd(
         out.print(report.render(lang()), markup=False, highlight=False)
 
 
+site_app = typer.Typer(help="Site statique de documentation (jeux de données, schémas, écoles, cartes).",
+                       no_args_is_help=True)
+app.add_typer(site_app, name="site")
+
+
+@site_app.command("build")
+def site_build_cmd(
+    catalog: Path = typer.Option(Path("_build/catalog"), "--catalog", help="Catalogue local (catalog.json)."),
+    out_dir: Path = typer.Option(Path("_build/site"), "--out", help="Dossier du site produit."),
+    workspace: Path = typer.Option(Path("."), "--workspace", help="Espace de travail (schemas/, site/ pour surcharger les gabarits)."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport en JSON."),
+) -> None:
+    """Construire le site statique depuis le catalogue local (seules les pages modifiées sont réécrites)."""
+    from preau.website import build_site
+
+    try:
+        result = build_site(catalog, out_dir, workspace=workspace)
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    msg = ("Site construit dans {out} : {p} pages, {w} fichier(s) écrit(s), {r} supprimé(s), {s:.1f} s."
+           if lang() == "fr" else "Site built in {out}: {p} pages, {w} file(s) written, {r} removed, {s:.1f} s.")
+    out.print(msg.format(out=out_dir, p=result.pages, w=len(result.written), r=len(result.removed), s=result.seconds))
+    for problem in result.report.problems:
+        console.print("  " + problem.render(lang()), markup=False, highlight=False)
+
+
+@app.command("serve")
+def serve_cmd(
+    site_dir: Path = typer.Option(Path("_build/site"), "--dir", help="Dossier du site construit."),
+    port: int = typer.Option(8000, "--port", help="Port (sur 127.0.0.1 uniquement)."),
+) -> None:
+    """Prévisualiser le site construit sur http://127.0.0.1:PORT/ (Ctrl+C pour arrêter)."""
+    from preau.website.serve import serve
+
+    try:
+        serve(site_dir, port, announce=lambda url: out.print(f"{url}  (Ctrl+C)"))
+    except PreauError as exc:
+        fail(exc)
+    except OSError as exc:
+        console.print(f"Port {port} : {exc}" if lang() == "fr" else f"Port {port}: {exc}")
+        raise typer.Exit(code=2)
+    except KeyboardInterrupt:
+        pass
+
+
+def _progress_runner(fn, *args, **kwargs):
+    """Run a pipeline function with a spinner showing its current step (on stderr)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("…", total=None)
+
+        def progress(message: str) -> None:
+            bar.update(task, description=message)
+            console.print(f"[dim]·[/dim] {message}", highlight=False)
+
+        return fn(*args, progress=progress, **kwargs)
+
+
+@app.command("build")
+def build_cmd(
+    workspace: Path = typer.Argument(Path("."), help="Espace de travail (publishers/, datasets/, schemas/)."),
+    out_dir: Path = typer.Option(Path("_build"), "--out", help="Dossier de sortie (les tableaux vont dans OUT/data)."),
+    publisher: Optional[list[str]] = typer.Option(None, "--publisher", "-p", help="Seulement cet éditeur (répétable)."),
+    as_json: bool = typer.Option(False, "--json", help="Résumé en JSON."),
+) -> None:
+    """Construire les tableaux de chaque éditeur : lecture des exports, géocodage hors ligne, agrégation,
+    secret statistique (masquage primaire et secondaire, audit par programmation linéaire), validation.
+
+    Rien n'est écrit si un export est invalide ; un tableau qui échoue à l'audit ou à son schéma arrête
+    la construction avec son rapport. Exemple : preau build . --out _build
+    """
+    from preau.pipeline import build
+
+    try:
+        result = _progress_runner(build, workspace, out_dir, publishers=publisher or None)
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    summary = [{"publisher": o.publisher, "dataset": o.dataset, "folder": str(o.folder),
+                "disclosure": o.manifest.get("disclosure")} for o in result.outputs]
+    if as_json:
+        print(json.dumps({"pupils": result.pupils, "timings": result.timings, "outputs": summary},
+                         ensure_ascii=False, indent=2))
+        return
+    _print_outputs(result)
+
+
+def _print_outputs(result) -> None:
+    from rich.table import Table
+
+    fr = lang() == "fr"
+    table = Table(title="Tableaux produits" if fr else "Tables produced")
+    for col in (("Éditeur", "Publisher"), ("Jeu de données", "Dataset"), ("Cellules", "Cells"),
+                ("Masquées", "Hidden"), ("Élèves masqués", "Pupils hidden"), ("Audit", "Audit")):
+        table.add_column(col[0] if fr else col[1])
+    for o in result.outputs:
+        d = o.manifest.get("disclosure") or {}
+        table.add_row(o.publisher, o.dataset, str(d.get("cells", "")), str(d.get("cells_hidden", "")),
+                      str(d.get("pupils_hidden", "")), str(d.get("audit", "—")))
+    out.print(table)
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    out.print(("{n} élèves lus ; " if fr else "{n} pupil rows read; ").format(n=result.pupils) + timings)
+
+
+@app.command("demo")
+def demo_cmd(
+    out_dir: Path = typer.Option(Path("_build"), "--out", help="Dossier de sortie."),
+    seed: int = typer.Option(2026, "--seed", help="Graine du territoire fictif."),
+) -> None:
+    """Démonstration complète sur un territoire fictif (Hautes-Pyrénées) : synth → build → catalogue
+    local → site statique, dans _build/. Ouvrez ensuite _build/site/index.html (ou « preau serve »)."""
+    from preau.pipeline import demo
+
+    try:
+        result = _progress_runner(demo, ".", out_dir, seed=seed)
+    except PreauError as exc:
+        fail(exc)
+        return
+    _print_outputs(result.build)
+    fr = lang() == "fr"
+    out.print(("Terminé en {s:.0f} s. " if fr else "Done in {s:.0f} s. ").format(s=sum(result.timings.values()))
+              + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    where = [(out_dir / "synth", "territoire fictif (exports ONDE, adresses BAN, écoles, carte scolaire)",
+              "synthetic territory (ONDE exports, BAN addresses, schools, school map)"),
+             (out_dir / "data", "tableaux protégés, couches géographiques, rapports", "protected tables, layers, reports"),
+             (out_dir / "catalog", "catalogue local (paquets de données, DCAT-AP)", "local catalog (data packages, DCAT-AP)"),
+             (out_dir / "site" / "index.html", "site statique — « preau serve » pour le prévisualiser",
+              "static site — 'preau serve' to preview it")]
+    for path, f, e in where:
+        out.print(f"  {path}  {f if fr else e}")
+
+
 def main() -> None:
     """Entry point: run the app, turning any user error into a message and an exit code."""
     try:

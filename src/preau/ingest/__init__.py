@@ -33,11 +33,12 @@ PERSONAL_FIELDS = {"identifiant_eleve", "nom", "prenom", "date_naissance", "comm
                    "responsable1_telephone", "responsable2_nom", "responsable2_prenom"}
 # Fields read from an export: what the tables and the geocoder need; nothing else is loaded.
 NEEDED = ["annee_scolaire", "identifiant_eleve", "sexe", "date_naissance", "adresse", "code_postal",
-          "commune_residence", "code_insee_residence", "uai", "niveau", "cantine", "periscolaire", "transport"]
-REQUIRED = [f for f in NEEDED if f not in ("annee_scolaire", "adresse", "code_postal", "commune_residence")]
+          "commune_residence", "code_insee_residence", "uai", "niveau", "classe", "cantine", "periscolaire",
+          "transport"]
+REQUIRED = [f for f in NEEDED if f not in ("annee_scolaire", "adresse", "code_postal", "commune_residence", "classe")]
 FLAGS = ("cantine", "periscolaire", "transport")  # an empty cell is a valid "no" in most profiles
 # Columns of the canonical frame returned (identifiant and birth date are dropped after the checks).
-KEPT_COLUMNS = ["annee_scolaire", "sexe", "annee_naissance", "niveau", "uai", "code_insee_residence",
+KEPT_COLUMNS = ["annee_scolaire", "sexe", "annee_naissance", "niveau", "classe", "uai", "code_insee_residence",
                 "adresse", "code_postal", "commune_residence", "cantine", "periscolaire", "transport"]
 CHUNK_BYTES = 48 * 1024 * 1024
 LEVEL_SYNONYMS = {"TOUTEPETITESECTION": "TPS", "PETITESECTION": "PS", "MOYENNESECTION": "MS",
@@ -336,7 +337,9 @@ def _check_chunk(df: pl.DataFrame, profile: Profile, school_year: str | None, co
         flags[name] = is_true
     return pl.DataFrame({
         "_line": df["_line"], "identifiant_eleve": df["identifiant_eleve"], "annee_scolaire": df["annee_scolaire"],
-        "sexe": sexe, "annee_naissance": birth.dt.year().cast(pl.Int32), "niveau": niveau, "uai": uai,
+        "sexe": sexe, "annee_naissance": birth.dt.year().cast(pl.Int32), "niveau": niveau,
+        "classe": df["classe"] if "classe" in df.columns else pl.Series([None] * df.height, dtype=pl.String),
+        "uai": uai,
         "code_insee_residence": insee,
         "adresse": df["adresse"] if "adresse" in df.columns else pl.Series([None] * df.height, dtype=pl.String),
         "code_postal": df["code_postal"] if "code_postal" in df.columns else pl.Series([None] * df.height, dtype=pl.String),

@@ -1,0 +1,307 @@
+"""Orchestration of ``preau build`` and ``preau demo`` (sits above every stage).
+
+``build``: for each publisher of a workspace — ingest its exports, geocode and assign residence
+sectors offline, aggregate every declared table, protect them all together (disclosure control with
+the LP audit, earlier published versions taken as known), write the files with their manifest,
+validate each table against its schema (an invalid table stops the build), and write the geo layers.
+Personal columns live only in memory, inside this function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from preau.errors import PreauError, Problem, Report, rel
+from preau.workspace import Dataset, Publisher, Workspace, load_workspace
+
+UNLOCATED_SECTOR = "00000-00"  # pupils whose address could not be placed in any sector
+Progress = Callable[[str], None]
+
+
+@dataclass
+class DatasetOutput:
+    dataset: str
+    publisher: str
+    folder: Path
+    manifest: dict
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    outputs: list[DatasetOutput] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    report: Report = field(default_factory=Report)
+    pupils: int = 0
+    geocoding: dict = field(default_factory=dict)
+
+
+def _ref_paths(pub: Publisher, ws: Workspace, key: str) -> list[Path]:
+    value = pub.raw.get("references", {}).get(key)
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    return [ws.root / v for v in values]
+
+
+def _need_ref(pub: Publisher, ws: Workspace, key: str, fr: str, en: str) -> list[Path]:
+    paths = _ref_paths(pub, ws, key)
+    missing = [p for p in paths if not p.exists()]
+    if not paths or missing:
+        raise PreauError(Problem("publisher-reference", f"référentiel « {key} » ({fr}) absent : "
+                                 f"{', '.join(rel(p) for p in missing) or 'non déclaré'}",
+                                 f"reference '{key}' ({en}) missing: {', '.join(rel(p) for p in missing) or 'not declared'}",
+                                 file=rel(pub.file), field=f"references.{key}"))
+    return paths
+
+
+def _timed(result: BuildResult, name: str, t0: float) -> float:
+    now = time.perf_counter()
+    result.timings[name] = result.timings.get(name, 0.0) + now - t0
+    return now
+
+
+def _write_table(folder: Path, name: str, frame: pl.DataFrame, years: list[str]) -> list[dict]:
+    """CSV (all years + one per year) and Parquet of a table; returns manifest resources."""
+    folder.mkdir(parents=True, exist_ok=True)
+    resources = []
+    csv = folder / f"{name}.csv"
+    frame.write_csv(csv)
+    resources.append({"path": csv.name, "format": "csv", "school_year": None, "rows": frame.height})
+    pq = folder / f"{name}.parquet"
+    frame.write_parquet(pq, compression="zstd", statistics=False)
+    resources.append({"path": pq.name, "format": "parquet", "school_year": None, "rows": frame.height})
+    for y in years:
+        part = frame.filter(pl.col("annee_scolaire") == y)
+        p = folder / f"{name}-{y}.csv"
+        part.write_csv(p)
+        resources.append({"path": p.name, "format": "csv", "school_year": y, "rows": part.height})
+    return resources
+
+
+def _published_versions(catalog_dir: Path, pub: Publisher, built, restricted: bool) -> pl.DataFrame | None:
+    """The table as published by an earlier build (local catalog), if any."""
+    sub = "restricted" if restricted else "datasets"
+    path = catalog_dir / sub / f"{pub.id}-{built.dataset}" / f"{built.dataset}.csv"
+    if not path.exists():
+        return None
+    try:
+        schema = {d: pl.String for d in built.dims} | {"effectif": pl.Int64, "secret": pl.Boolean}
+        return pl.read_csv(path, schema_overrides=schema).select(built.dims + ["effectif", "secret"])
+    except (pl.exceptions.PolarsError, OSError):
+        return None
+
+
+def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildResult,
+                    catalog_dir: Path, progress: Progress) -> None:
+    from preau import geo
+    from preau.disclosure import Policy, protect
+    from preau.ingest import read_exports
+    from preau.tables import build_table, derive, from_pieces, ministry_table, school_level_counts, to_pieces
+    from preau.validate import validate_table
+
+    t = time.perf_counter()
+    if not pub.sources:
+        raise PreauError(Problem("publisher-sources", "aucun export élèves déclaré ([[sources]])",
+                                 "no pupil export declared ([[sources]])", file=rel(pub.file), field="sources"))
+    progress(f"{pub.id} : lecture des exports")
+    pupils, _ = read_exports(pub.sources)
+    result.pupils += pupils.height
+    t = _timed(result, "ingest", t)
+    # --- geography: offline geocoding and residence sectors (addresses stay in memory) ---
+    progress(f"{pub.id} : géocodage hors ligne et secteurs")
+    ref = geo.load_reference(_need_ref(pub, ws, "addresses", "adresses BAN", "BAN addresses"))
+    communes = geo.read_communes(_need_ref(pub, ws, "communes", "communes", "communes")[0])
+    rules_path = _ref_paths(pub, ws, "sector_rules")
+    sectors_path = _ref_paths(pub, ws, "sectors")
+    if sectors_path:
+        sectors = geo.read_sectors(sectors_path[0])
+    else:
+        sectors = geo.build_sectors(_need_ref(pub, ws, "sector_rules", "carte scolaire", "school map rules")[0],
+                                    ref, communes).sectors
+    assigned = geo.assign_sectors(pupils, ref, sectors, columns={
+        "adresse": "adresse", "code_postal": "code_postal", "commune": "commune_residence",
+        "code_insee": "code_insee_residence"})
+    result.geocoding[pub.id] = geo.quality(assigned) if hasattr(geo, "quality") else {}
+    pupils = pupils.with_columns(assigned["code_secteur_residence"].fill_null(UNLOCATED_SECTOR)
+                                 .alias("code_secteur_residence")).drop(["adresse", "code_postal", "commune_residence"])
+    del assigned
+    pupils = derive(pupils)
+    t = _timed(result, "geo", t)
+    # --- tables ---
+    progress(f"{pub.id} : tableaux")
+    schools = pl.read_csv(_need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0], separator=";",
+                          infer_schema=False)
+    years = sorted(pupils["annee_scolaire"].unique().to_list())
+    anchor = school_level_counts(pupils)
+    datasets = [d for d in ws.datasets.values() if d.get("kind", "table") == "table"]
+    built = {}
+    for ds in datasets:
+        if ds.get("shape") == "ministere":
+            built[ds.id] = ("ministere", ministry_table(pupils, schools))
+        else:
+            built[ds.id] = ("long", build_table(ds, pupils))
+    del pupils
+    t = _timed(result, "tables", t)
+    # --- disclosure: public tables together (the exact school table is known), then restricted ---
+    progress(f"{pub.id} : secret statistique et audit")
+    protected: dict[str, tuple[pl.DataFrame, dict]] = {}
+    for access in ("public", "restricted"):
+        group = [b for ds in datasets if ds.access == access and built[ds.id][0] == "long" for b in [built[ds.id][1]]]
+        if not group:
+            continue
+        pieces, owners, published = [], [], []
+        for b in group:
+            for p in b.pieces:
+                pieces.append(p)
+                owners.append(b.dataset)
+            old = _published_versions(catalog_dir, pub, b, access == "restricted")
+            if old is not None:
+                published += to_pieces(b.dataset + "@publie", b.dims, old, b.policy)
+        known = [anchor]
+        if access == "restricted":  # the restricted reader also sees every public table
+            for ds in datasets:
+                if ds.access == "public" and ds.id in protected and built[ds.id][0] == "long":
+                    b = built[ds.id][1]
+                    known += to_pieces(ds.id + "@public", b.dims, protected[ds.id][0], Policy(rule="none", k=1))
+        out = protect(known[:1] + pieces, published=known[1:] + published)
+        out = out[1:]
+        for b in group:
+            mine = [o for o, owner in zip(out, owners) if owner == b.dataset]
+            frame = from_pieces(b.dims, [o.frame for o in mine])
+            cells = frame.height
+            hidden = int(frame["secret"].sum())
+            true = b.frame.join(frame.select(b.dims + ["secret"]), on=b.dims)
+            info = {"rule": b.policy.rule, "k": b.policy.k, "protection_width": b.policy.width, "cells": cells,
+                    "cells_hidden": hidden, "pupils_hidden": int(true.filter(pl.col("secret"))["effectif"].sum()),
+                    "primary": int(sum(o.primary for o in mine)), "audit": "passed",
+                    "linked_with": sorted({o for o in owners if o != b.dataset}) + ["effectifs-ecole-niveau"],
+                    "earlier_versions": any(p.name.startswith(b.dataset + "@") for p in published)}
+            protected[b.dataset] = (frame, info)
+    t = _timed(result, "disclosure", t)
+    # --- files, manifests and validation ---
+    progress(f"{pub.id} : écriture et validation")
+    pub_dir = out_dir / pub.id
+    invalid = Report(subject=pub.id)
+    for ds in datasets:
+        folder = pub_dir / ds.id
+        if folder.exists():
+            shutil.rmtree(folder)
+        kind, obj = built[ds.id]
+        if kind == "ministere":
+            frame, disclosure = obj, {"rule": "none", "k": None, "cells": obj.height, "cells_hidden": 0,
+                                      "pupils_hidden": 0, "audit": "not-needed",
+                                      "reason": ds.disclosure.get("reason")}
+        else:
+            frame, disclosure = protected[ds.id]
+            if ds.disclosure.get("reason"):
+                disclosure["reason"] = ds.disclosure["reason"]
+        resources = _write_table(folder, ds.id, frame, years)
+        for r in resources:
+            r["schema"] = ds["schema"]
+        (folder / "disclosure.json").write_text(json.dumps(disclosure, ensure_ascii=False, indent=2), encoding="utf-8")
+        vreport = validate_table(folder / f"{ds.id}.csv", ws.schemas[ds["schema"]])
+        vreport.write(folder / "validation.json")
+        if not vreport.valid:
+            invalid.error("table-invalid", f"le tableau « {ds.id} » ne respecte pas son schéma ; voir le rapport",
+                          f"table '{ds.id}' does not match its schema; see the report",
+                          file=rel(folder / "validation.json"))
+        manifest = {
+            "dataset": ds.id, "publisher": pub.id, "kind": "table", "school_years": years, "resources": resources,
+            "disclosure": disclosure, "validation": {"valid": vreport.valid, "report": "validation.json"},
+            "spatial": _spatial(communes, pub), "temporal": {"start": f"{years[0][:4]}-09-01",
+                                                             "end": f"{years[-1][5:]}-08-31"},
+            "preview": None,
+        }
+        (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        result.outputs.append(DatasetOutput(ds.id, pub.id, folder, manifest))
+    invalid.raise_if_errors()
+    t = _timed(result, "files+validation", t)
+    # --- geo layers (only protected counts) ---
+    progress(f"{pub.id} : couches géographiques")
+    sector_counts = protected.get("effectifs-secteur-niveau", (None, None))[0]
+    layers = geo.publish_layers(out_dir, pub.id, schools=geo.schools_layer(
+        _need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0]), sectors=sectors,
+        communes=geo.communes_layer(communes), counts=sector_counts, schemas_dir=ws.root / "schemas")
+    for name, manifest in layers.items():
+        result.outputs.append(DatasetOutput(name, pub.id, pub_dir / name, manifest))
+    _timed(result, "layers", t)
+
+
+def _spatial(communes, pub: Publisher) -> dict:
+    codes = sorted(communes["code_insee"].astype(str).tolist()) if "code_insee" in communes.columns else []
+    try:
+        b = communes.to_crs(4326).total_bounds
+        bbox = [round(float(v), 5) for v in b]
+    except Exception:  # noqa: BLE001
+        bbox = None
+    return {"insee": codes, "bbox": bbox, "territory": pub.raw.get("territory", [])}
+
+
+def build(workspace: str | Path = ".", out: str | Path = "_build", *, publishers: list[str] | None = None,
+          progress: Progress | None = None) -> BuildResult:
+    """``preau build``: every publisher of the workspace → ``<out>/data/<publisher>/<dataset>/``."""
+    ws, _ = load_workspace(workspace)
+    out = Path(out)
+    data_dir = out / "data"
+    result = BuildResult(out_dir=data_dir)
+    progress = progress or (lambda msg: None)
+    selected = [ws.publishers[p] for p in (publishers or sorted(ws.publishers))]
+    for pub in selected:
+        build_publisher(ws, pub, data_dir, result, out / "catalog", progress)
+    return result
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class DemoResult:
+    build: BuildResult
+    synth: object
+    publish: object
+    site: object
+    timings: dict[str, float]
+    out: Path
+
+
+def demo(workspace: str | Path = ".", out: str | Path = "_build", *, seed: int = 2026,
+         progress: Progress | None = None) -> DemoResult:
+    """``preau demo``: synthetic territory → build → local catalog → static site, in ``out``."""
+    from preau.catalog.publish import publish
+    from preau.synth import generate
+    from preau.website import build_site
+
+    progress = progress or (lambda msg: None)
+    out = Path(out)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    progress("territoire fictif (synth)")
+    synth = generate(out / "synth", ["65"], seed=seed)
+    timings["synth"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result = build(workspace, out, progress=progress)
+    timings["build"] = time.perf_counter() - t
+    t = time.perf_counter()
+    progress("catalogue local (paquets de données, DCAT-AP)")
+    pub = publish(workspace, target="local", data_dir=out / "data", packages_dir=out / "packages",
+                  catalog_dir=out / "catalog")
+    timings["publish"] = time.perf_counter() - t
+    t = time.perf_counter()
+    progress("site statique")
+    site = build_site(out / "catalog", out / "site", workspace=Path(workspace))
+    timings["site"] = time.perf_counter() - t
+    return DemoResult(result, synth, pub, site, timings, out)
