@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PREAU := $(VENV)/bin/preau
 APT_STAMP := $(TOOLS)/.apt-$(shell echo "$(APT_PACKAGES)" | md5sum | cut -c1-8)
 # Debian packages the tests need (each stage adds its own here).
-APT_PACKAGES := libpq-dev
+APT_PACKAGES := libpq-dev chromium
 
 .PHONY: help venv demo test test-unit test-deps apt clean
 
@@ -32,10 +32,18 @@ apt: ## Install the Debian packages the tests need (as root)
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
-demo: venv ## Run the whole pipeline on the synthetic territory (output in _build/)
+demo: venv node_modules ## Run the whole pipeline on the synthetic territory (output in _build/)
 	$(PREAU) demo
 
-test-deps: venv apt ## Install and start what the tests need
+test-deps: venv apt node_modules ckan-up ## Install and start what the tests need
+
+.PHONY: ckan-up ckan-down
+ckan-up: ## Start the real CKAN 2.12 for tests: instances main (:5000) and peer (:5001), see catalog/README.md
+	catalog/ckan-up.sh main 5000
+	catalog/ckan-up.sh peer 5001
+
+ckan-down: ## Stop the CKAN instances and the solrlite index started by ckan-up
+	catalog/ckan-down.sh
 
 test: test-deps ## Install what tests need, start it, run every test
 	$(VENV)/bin/pytest -q
@@ -43,5 +51,33 @@ test: test-deps ## Install what tests need, start it, run every test
 test-unit: venv ## Only the fast tests (no CKAN, no browser)
 	$(VENV)/bin/pytest -q -m "not ckan and not browser and not slow"
 
+# --- site: Leaflet (copied into the built site) and axe-core (browser tests), from npm, locked
+.PHONY: node_modules bench-site
+node_modules: node_modules/.installed ## JavaScript libraries of the site (npm ci, package-lock.json)
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
+bench-site: venv node_modules ## Site build speed: national-size synthetic catalog (SCHOOLS=48000)
+	$(PY) bench/bench_site.py --schools $(or $(SCHOOLS),48000)
+
 clean: ## Remove generated output
 	rm -rf _build
+
+# --- geo bench: addok (own virtualenv, PyPI addok + addok-fr + addok-france + addok-csv) and Redis
+ADDOK_VENV := $(TOOLS)/addok
+.PHONY: bench-geo-deps bench-geo
+
+$(ADDOK_VENV)/bin/addok:
+	$(PYTHON) -m venv $(ADDOK_VENV)
+	$(ADDOK_VENV)/bin/pip install --quiet addok addok-fr addok-france addok-csv
+
+bench-geo-deps: venv $(ADDOK_VENV)/bin/addok ## addok + Redis for the geocoding bench (not needed by make test)
+	@command -v redis-server >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+bench-geo: bench-geo-deps ## Geocoding vs addok, sector assignment vs sjoin (N=20k; N=1000000 for the report)
+	$(PY) bench/bench_geo.py --n $(or $(N),20000)

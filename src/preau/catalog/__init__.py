@@ -1,0 +1,1 @@
+"""Catalog stage: local file catalog, CKAN publishing, harvest/federation, Solr-protocol dev index."""
