@@ -94,6 +94,32 @@ def check_cmd(
         out.print(msg.format(p=len(ws.publishers), d=len(ws.datasets), s=len(ws.schemas)))
 
 
+@app.command("init")
+def init_cmd(
+    target: Path = typer.Argument(..., help="Dossier à créer pour le nouvel espace de travail."),
+    publisher_id: str = typer.Option(..., "--id", help="Identifiant de l'éditeur (ex. ville-de-tarbes)."),
+    name: str = typer.Option(..., "--name", help="Nom de l'éditeur (ex. « Ville de Tarbes »)."),
+    kind: str = typer.Option("commune", "--kind", help="commune, epci, departement, region, academie ou national."),
+    territory: Optional[list[str]] = typer.Option(None, "--territory", help="Code INSEE ou de département (répétable)."),
+) -> None:
+    """Créer un espace de travail pour une collectivité : publishers/, datasets/, schemas/, exports/.
+
+    Exemple : preau init ma-commune --id ville-de-tarbes --name "Ville de Tarbes" --territory 65440
+    """
+    from preau.workspace import init_workspace
+
+    try:
+        path = init_workspace(target, publisher_id, name, kind, territory)
+    except PreauError as exc:
+        fail(exc)
+        return
+    msg = ("Espace de travail créé dans {p}. Déposez les exports dans exports/, déclarez-les dans "
+           "publishers/{i}.toml, puis : preau check {p} && preau build {p}"
+           if lang() == "fr" else "Workspace created in {p}. Put exports in exports/, declare them in "
+           "publishers/{i}.toml, then: preau check {p} && preau build {p}")
+    out.print(msg.format(p=path, i=publisher_id))
+
+
 @app.command("synth")
 def synth_cmd(
     out_dir: Path = typer.Option(Path("_build/synth"), "--out", help="Dossier de sortie (remplacé)."),

@@ -256,3 +256,64 @@ def load_workspace(root: str | Path = ".", strict: bool = True) -> tuple[Workspa
     if strict:
         report.raise_if_errors()
     return ws, report
+
+
+def reference_root() -> Path:
+    """The reference workspace shipped with Préau (the repository root, or its copy in the wheel)."""
+    here = Path(__file__).resolve()
+    repo = here.parents[2]
+    if (repo / "datasets").is_dir() and (repo / "schemas").is_dir():
+        return repo
+    return here.parent / "_workspace"
+
+
+PUBLISHER_TEMPLATE = '''# Éditeur : la collectivité qui publie. Modifiez ce fichier sans écrire de Python.
+id = "{id}"
+name = {{ fr = "{name}", en = "{name}" }}
+kind = "{kind}"                 # commune, epci, departement, region, academie, national
+territory = [{territory}]       # codes INSEE de communes ou codes de départements
+licence = "etalab-2.0"
+email = ""
+
+# Un export élèves par année scolaire (ONDE : CSV Windows-1252 « ; »).
+# [[sources]]
+# path = "exports/eleves-2026-2027.csv"
+# profile = "onde"
+# school_year = "2026-2027"
+
+# Référentiels publics : annuaire des écoles (annuaire de l'éducation), adresses BAN du
+# département, carte scolaire (règles rue / numéros / parité) et contours des communes.
+[references]
+schools = "referentiels/ecoles.csv"
+addresses = ["referentiels/adresses.csv"]
+sector_rules = "referentiels/carte-scolaire.csv"
+communes = "referentiels/communes.geojson"
+'''
+
+
+def init_workspace(target: str | Path, publisher_id: str, name: str, kind: str = "commune",
+                   territory: list[str] | None = None) -> Path:
+    """Scaffold a workspace for a new publisher: its TOML, the reference datasets and schemas."""
+    import shutil
+
+    target = Path(target)
+    report = Report(subject=rel(target))
+    if not SLUG_RE.match(publisher_id):
+        report.error("init-id", "identifiant : lettres minuscules, chiffres et tirets (3 à 100 caractères)",
+                     "id: lowercase letters, digits and hyphens (3 to 100 characters)", field="--id")
+    if target.exists() and any(target.iterdir()):
+        report.error("init-exists", "le dossier existe déjà et n'est pas vide", "the folder exists and is not empty",
+                     file=rel(target))
+    report.raise_if_errors()
+    src = reference_root()
+    (target / "publishers").mkdir(parents=True)
+    for sub in ("datasets", "schemas"):
+        shutil.copytree(src / sub, target / sub)
+    for sub in ("exports", "referentiels", "site"):
+        (target / sub).mkdir()
+    codes = ", ".join(f'"{c}"' for c in (territory or []))
+    (target / "publishers" / f"{publisher_id}.toml").write_text(
+        PUBLISHER_TEMPLATE.format(id=publisher_id, name=name.replace('"', "'"), kind=kind, territory=codes),
+        encoding="utf-8")
+    (target / ".gitignore").write_text("_build/\nexports/\n", encoding="utf-8")
+    return target
