@@ -156,6 +156,11 @@ def test_restricted_dataset_is_private(ckan_env, published):
     assert requests.get(f"{ckan_env['url']}/dataset/{name}.ttl", timeout=60).status_code in (403, 404)
     assert name in requests.get(f"{ckan_env['url']}/dataset/{name}.ttl", timeout=60,
                                 headers={"Authorization": ckan_env["token"]}).text
+    # nor its DataStore table
+    private = result(ckan_env, "package_show", {"id": name}, ckan_env["token"])
+    table = next(r for r in private["resources"] if r["name"] == f"{RESTRICTED}.csv")
+    assert table["datastore_active"] is True
+    assert api(ckan_env, "datastore_search", {"resource_id": table["id"]}).status_code in (403, 404)
     # a plain user outside the organization does not see it either
     assert api(ckan_env, "package_show", {"id": name}, ckan_env["user_token"]).status_code in (403, 404)
     # a member of the organization does
@@ -208,6 +213,13 @@ def test_killed_halfway_then_rerun_converges(ckan_env, tmp_path, unique_name):
     packages = {p.name: p for p in load_packages(ws / "_build" / "packages")}
     for name, pkg in state.items():
         assert {r["name"]: r["hash"] for r in pkg["resources"]} == {f.path: f.sha256 for f in packages[name].files}
+    # a duplicate left by another client (same stable key) is removed by the next run
+    target = f"{publisher}-{TABLE}"
+    dup = {"package_id": target, "name": "validation.json", "preau_key": "validation.json", "url": "http://x.invalid/v"}
+    result(ckan_env, "resource_create", dup, ckan_env["token"])
+    fourth = publish(ws, target="ckan", env=ckan_environ(ckan_env))
+    assert [(c.action, c.detail) for c in fourth.changes if c.action != "unchanged"] == [("delete", "duplicate")]
+    assert_no_duplicates(datasets_state(ckan_env, publisher))
 
 
 class FaultProxy:

@@ -472,11 +472,17 @@ def _sync_resource(ctx: _Ctx, pkg: Package, f: PackageFile, resources: list[dict
     want = desired_resource(pkg, f)
     label = f"{pkg.name}/{f.path}"
     found = _find(resources, f.path)
+    # keep the copy that already holds this file (stable sort: CKAN order otherwise)
+    found.sort(key=lambda r: (r.get("hash") != f.sha256, r.get("url_type") != "upload"))
     # duplicates left by an interrupted client: keep the first, delete the others
     for extra in found[1:]:
         report.add("resource", label, "delete", detail="duplicate")
         if not ctx.dry_run:
-            c.action("resource_delete", {"id": extra["id"]})
+            try:
+                c.action("resource_delete", {"id": extra["id"]})
+            except CkanError as exc:  # already gone (a retried delete that had succeeded)
+                if exc.kind != "notfound":
+                    raise
             ctx.wrote(report.changes[-1])
     have = found[0] if found else None
     path = pkg.folder / f.path
