@@ -342,6 +342,30 @@ def publish_cmd(
         out.print(report.render(lang()), markup=False, highlight=False)
 
 
+@app.command("harvest")
+def harvest_cmd(
+    source: Optional[str] = typer.Option(None, "--source", help="Moissonner cette source seulement (son name)."),
+    sources: Path = typer.Option(Path("catalog/sources.toml"), "--sources", help="Fichier des sources."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Montrer ce qui serait écrit, sans rien écrire."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport de santé en JSON."),
+) -> None:
+    """Moissonner les catalogues des éditeurs (CKAN, DCAT-AP, Préau) dans le CKAN central
+    (PREAU_CKAN_URL, PREAU_CKAN_TOKEN), avec leur provenance. Code de sortie 1 si une source a échoué."""
+    from preau.catalog.harvest import harvest
+
+    try:
+        report = harvest(sources, only=source, dry_run=dry_run)
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        print(report.to_json())
+    else:
+        out.print(report.render(lang()), markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 site_app = typer.Typer(help="Site statique de documentation (jeux de données, schémas, écoles, cartes).",
                        no_args_is_help=True)
 app.add_typer(site_app, name="site")
