@@ -39,6 +39,13 @@ as_postgres() { (cd / && $SUDO runuser -u postgres -- "$@"); }
 
 # ---- 1. Debian packages -------------------------------------------------------------------
 PKGS="postgresql-15 redis-server libpq-dev gcc curl"
+# psycopg2 is built from source: it needs Python's headers (a Debian python3 needs python3-dev)
+if ! "$PYTHON" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  PKGS="$PKGS python3-dev"
+fi
+if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
+  PKGS="$PKGS python3-venv"
+fi
 if ! dpkg -s $PKGS >/dev/null 2>&1; then
   say "apt-get install $PKGS"
   $SUDO apt-get update -qq

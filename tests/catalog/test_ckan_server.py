@@ -118,11 +118,14 @@ def test_private_dataset_hidden_from_anonymous(ckan_env, org, unique_name):
     with pytest.raises((NotAuthorized, NotFound)):
         anon.action.package_show(id=private_name)
     # DCAT feed: public listed, private absent
-    ttl = requests.get(ckan_env["url"] + "/catalog.ttl", timeout=60)
-    assert ttl.status_code == 200
-    assert f"/dataset/" in ttl.text
-    assert f"Public {public_name}" in ttl.text
-    assert private_name not in ttl.text
+    feed = requests.get(ckan_env["url"] + "/catalog.ttl", timeout=60)  # newest first, 100 per page
+    assert feed.status_code == 200 and "dcat:Catalog" in feed.text
+    assert f"Public {public_name}" in feed.text
+    assert private_name not in feed.text
+    one = requests.get(ckan_env["url"] + "/catalog.ttl", params={"q": f"name:{public_name}"}, timeout=60)
+    assert f"Public {public_name}" in one.text
+    hidden = requests.get(ckan_env["url"] + "/catalog.ttl", params={"q": f"name:{private_name}"}, timeout=60)
+    assert hidden.status_code == 200 and private_name not in hidden.text
     assert requests.get(f"{ckan_env['url']}/dataset/{private_name}.ttl", timeout=30).status_code in (403, 404)
     # sysadmin sees it
     assert admin.action.package_search(q=f"name:{private_name}", include_private=True)["count"] == 1
