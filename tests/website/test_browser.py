@@ -196,9 +196,9 @@ def test_map_shows_sector_polygons(page, server, catalog_dir):
 
 
 def test_other_page_types_accessible_and_english(page, server, built_site):
-    uai = sorted(p.parent.name for p in (built_site / "ecoles").glob("*/index.html"))[0]
-    for path, shot in [(f"ecoles/{uai}/", "school"), ("schemas/effectifs-ecole-niveau/", "schema"),
-                       ("editeurs/test-65/", "publisher"), ("en/", "home-en"), (f"en/ecoles/{uai}/", "school-en")]:
+    uai = sorted(p.stem for p in (built_site / "ecoles").glob("*.html"))[0]
+    for path, shot in [(f"ecoles/{uai}.html", "school"), ("schemas/effectifs-ecole-niveau/", "schema"),
+                       ("editeurs/test-65/", "publisher"), ("en/", "home-en"), (f"en/ecoles/{uai}.html", "school-en")]:
         page.goto(server + path)
         if path == "en/":
             page.wait_for_selector("#search-form[data-ready=true]")
@@ -207,9 +207,9 @@ def test_other_page_types_accessible_and_english(page, server, built_site):
         _axe(page)
         _shot(page, shot)
     # the language switch goes to the same page in the other language
-    page.goto(server + f"ecoles/{uai}/")
+    page.goto(server + f"ecoles/{uai}.html")
     page.click("a.lang-switch")
-    page.wait_for_url(f"**/en/ecoles/{uai}/")
+    page.wait_for_url(f"**/en/ecoles/{uai}.html")
     assert page.get_attribute("html", "lang") == "en"
 
 

@@ -42,10 +42,10 @@ def test_one_page_per_school_with_chart(built_site, catalog_dir):
 
     frame = pl.read_csv(csv_path, infer_schema=False)
     uais = set(frame["numero_de_l_ecole"].to_list())
-    pages = {p.parent.name for p in (built_site / "ecoles").glob("*/index.html")}
+    pages = {p.stem for p in (built_site / "ecoles").glob("*.html")}
     assert pages == uais
     uai = sorted(uais)[0]
-    html = (built_site / "ecoles" / uai / "index.html").read_text()
+    html = (built_site / "ecoles" / f"{uai}.html").read_text()
     assert '<svg class="chart"' in html and 'role="img"' in html
     rows = frame.filter(pl.col("numero_de_l_ecole") == uai).sort("annee_scolaire")
     # each year's total is drawn as a bar label and listed in the table
@@ -166,8 +166,8 @@ def test_template_override_from_workspace_site_folder(fresh_copy):
         '{% extends "base.html" %}{% block content %}<h1>Surcharge {{ uai }}</h1>{% endblock %}', encoding="utf-8")
     out = site_dir
     build_site(fresh_copy / "_build" / "catalog", out, workspace=fresh_copy)
-    page = next((out / "ecoles").glob("*/index.html"))
-    assert f"<h1>Surcharge {page.parent.name}</h1>" in page.read_text()
+    page = next((out / "ecoles").glob("*.html"))
+    assert f"<h1>Surcharge {page.stem}</h1>" in page.read_text()
     # the other templates still come from the package
     assert "search.js" in (out / "index.html").read_text()
 

@@ -207,6 +207,7 @@ class _Builder:
         self.pages = 0
         self.node_modules = _find_node_modules(workspace)
         self._tpl_cache: dict[str, jinja2.Template] = {}
+        self._dirs: set[Path] = set()
         self.schemas: dict[str, dict[str, Any]] = {}
 
     # --- low-level output ---------------------------------------------------------------------
@@ -258,8 +259,12 @@ class _Builder:
                               page_dir=page_dir, page_title=pick(page.title, lang) if isinstance(page.title, dict)
                               else t.get(page.title, page.title), dirs=DIRS)
             path = self.out / relpath
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(html, encoding="utf-8")
+            parent = path.parent
+            if parent not in self._dirs:
+                parent.mkdir(parents=True, exist_ok=True)
+                self._dirs.add(parent)
+            with open(path, "wb") as fh:
+                fh.write(html.encode("utf-8"))
             self.written.append(relpath)
 
     # --- content --------------------------------------------------------------------------------
@@ -618,7 +623,10 @@ class _Builder:
                 for f in data.get("features", []):
                     p = f.get("properties") or {}
                     uais = [u.strip() for u in str(p.get("uai") or "").split(",") if u.strip()]
-                    sectors.append({"code": str(p.get("code_secteur") or ""), "communes": str(p.get("communes") or ""),
+                    codes = [c.strip() for c in str(p.get("communes") or "").split(",") if c.strip()]
+                    sectors.append({"code": str(p.get("code_secteur") or ""),
+                                    "communes": ", ".join(f"{self.cat.communes[c]} ({c})" if c in self.cat.communes
+                                                          else c for c in codes),
                                     "schools": [{"uai": u, "page": u in self.cat.schools} for u in uais]})
             except (json.JSONDecodeError, UnicodeDecodeError, OSError):
                 self.report.warning("site-bad-layer", "couche des secteurs illisible", "unreadable sector layer",
@@ -651,7 +659,7 @@ class _Builder:
                    "secteur": s["secteur"], "code_secteur": s["code_secteur"], "charts": charts, "rows": rows,
                    "levels": level_names, "dataset": s["dataset"], "publisher": s["publisher"],
                    "has_map": s["publisher"] in self.maps}
-            self.render(_Page(f"{DIRS['school']}/{uai}/index.html", "school.html", ctx,
+            self.render(_Page(f"{DIRS['school']}/{uai}.html", "school.html", ctx,
                               {"fr": f"{s['name']} ({uai})", "en": f"{s['name']} ({uai})"}))
 
     def copy_assets(self) -> None:

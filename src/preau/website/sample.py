@@ -37,7 +37,17 @@ def _communes(departements: tuple[str, ...] | None, limit: int | None) -> pl.Dat
     if departements:
         frame = frame.filter(pl.col("departement").is_in(list(departements)))
     frame = frame.sort("code_insee")
-    return frame.head(limit) if limit else frame
+    if not limit or limit >= frame.height:
+        return frame
+    # a compact territory: the communes nearest to the most populated one (so the map reads well)
+    import shapely
+
+    centres = shapely.centroid(shapely.from_wkb(frame["geometry"].to_numpy()))
+    x, y = shapely.get_x(centres), shapely.get_y(centres)
+    big = int(frame["population"].fill_null(0).arg_max())
+    dist = (x - x[big]) ** 2 + (y - y[big]) ** 2
+    order = sorted(range(frame.height), key=lambda i: dist[i])[:limit]
+    return frame[sorted(order)]
 
 
 def write_workspace(root: Path, publisher: str, departements: tuple[str, ...], title_suffix: str = "") -> None:
@@ -89,6 +99,7 @@ def _table(folder: Path, dataset: str, publisher: str, frame: pl.DataFrame, year
 
 
 def write_build(root: Path, publisher: str, communes: pl.DataFrame, *, schools_per_commune: int = 2,
+                total_schools: int | None = None,
                 years: tuple[str, ...] = YEARS, seed: int = 7, layers: bool = True, restricted: bool = True) -> Path:
     rng = random.Random(seed)
     data = root / "_build" / "data" / publisher
@@ -100,11 +111,18 @@ def write_build(root: Path, publisher: str, communes: pl.DataFrame, *, schools_p
     # --- schools (ministry-shaped wide table) ---------------------------------------------------
     schools = []
     n = 0
+    per_dep: dict[str, int] = {}
     for i, code in enumerate(insee):
-        for j in range(schools_per_commune if i % 3 else schools_per_commune + 1):
+        if total_schools:
+            count = total_schools // len(insee) + (1 if i < total_schools % len(insee) else 0)
+        else:
+            count = schools_per_commune if i % 3 else schools_per_commune + 1
+        for j in range(count):
             n += 1
             dep = deps[i]
-            number = (int(dep) if dep.isdigit() else 20) * 10000 + n
+            prefix = {"2A": 620, "2B": 720}.get(dep, int(dep) if dep.isdigit() else 0)
+            per_dep[dep] = per_dep.get(dep, 0) + 1
+            number = prefix * 10000 + per_dep[dep]
             schools.append({"uai": make_uai(number), "i": i, "sector": f"{code}-{j % 2 + 1:02d}",
                             "public": (n % 5) != 0, "name": f"ECOLE PRIMAIRE {PLACES[n % len(PLACES)]}",
                             "base": rng.randint(40, 260)})
@@ -206,14 +224,15 @@ def _layers(root: Path, publisher: str, communes: pl.DataFrame, schools: list[di
 def write_sample_catalog(root: Path, *, publisher: str = "test-65", departements: tuple[str, ...] = ("65",),
                          communes: int | None = 12, schools_per_commune: int = 2, layers: bool = True,
                          restricted: bool = True, years: tuple[str, ...] = YEARS, seed: int = 7,
-                         title_suffix: str = "") -> Path:
+                         title_suffix: str = "", total_schools: int | None = None) -> Path:
     """Workspace + build + packages + local catalog under ``root``; returns ``root/_build/catalog``."""
     from preau.catalog.local import write_local_catalog
     from preau.package import build_packages
 
     write_workspace(root, publisher, departements, title_suffix)
     frame = _communes(departements, communes)
-    write_build(root, publisher, frame, schools_per_commune=schools_per_commune, years=years, seed=seed,
+    write_build(root, publisher, frame, schools_per_commune=schools_per_commune, total_schools=total_schools,
+                years=years, seed=seed,
                 layers=layers, restricted=restricted)
     result = build_packages(root, root / "_build" / "data", root / "_build" / "packages")
     catalog = root / "_build" / "catalog"

@@ -74,6 +74,8 @@ _T: dict[str, tuple[str, str]] = {
     "cells_hidden": ("Cases masquées", "Hidden cells"),
     "pupils_hidden": ("Élèves dans les cases masquées", "Pupils in hidden cells"),
     "audit": ("Audit (attaque par programmation linéaire)", "Audit (linear-programming attack)"),
+    "audit_passed": ("réussi : aucune case masquée ne peut être recalculée à moins de k près",
+                     "passed: no hidden cell can be recomputed to within k"),
     "why": ("Pourquoi ?", "Why?"),
     "why_threshold": (
         "Une case de très petit effectif pourrait permettre de reconnaître un enfant (par exemple le seul "

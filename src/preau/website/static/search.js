@@ -80,7 +80,7 @@
       if (!matches(s[3], toks)) { continue; }
       var li = document.createElement("li");
       var a = document.createElement("a");
-      a.href = home + "ecoles/" + encodeURIComponent(s[0]) + "/";
+      a.href = home + "ecoles/" + encodeURIComponent(s[0]) + ".html";
       a.textContent = s[1];
       li.appendChild(a);
       li.appendChild(document.createTextNode(" — " + s[2] + " (" + s[0] + ")"));

@@ -1,0 +1,80 @@
+"""Bench: static site build for a national-size synthetic catalog (~48k school pages).
+
+Generates the catalog with the real stages (tables → packages → local catalog; no map layers),
+then measures in one run:
+  1. full build (every page rendered and written): time, pages/s (goal ≥ 1,000 pages/s);
+  2. no-op rebuild (nothing changed): time, files written (expected 0);
+  3. incremental rebuild after one dataset changed (its description): time, files written;
+and prints the ratio full / incremental. The catalog inputs are generated in bench/_work/ (ignored).
+
+    .venv/bin/python bench/bench_site.py --schools 48000      # national size (make bench-site)
+    .venv/bin/python bench/bench_site.py --schools 2000       # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from preau.website import build_site
+from preau.website.sample import write_sample_catalog
+
+WORK = Path(__file__).resolve().parent / "_work" / "site"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--schools", type=int, default=48000, help="number of schools (one page each, per language)")
+    ap.add_argument("--keep", action="store_true", help="reuse the generated catalog if present")
+    args = ap.parse_args()
+    root = WORK / f"n{args.schools}"
+    catalog = root / "_build" / "catalog"
+    t0 = time.perf_counter()
+    if not (args.keep and (catalog / "catalog.json").is_file()):
+        shutil.rmtree(root, ignore_errors=True)
+        write_sample_catalog(root, publisher="national", departements=(), communes=None, layers=False,
+                             total_schools=args.schools, restricted=False)
+    gen = time.perf_counter() - t0
+    out = root / "_build" / "site"
+    shutil.rmtree(out, ignore_errors=True)
+
+    cpu: dict[str, float] = {}
+
+    def timed(label):
+        c0 = time.process_time()
+        r = build_site(catalog, out, workspace=root)
+        cpu[label] = time.process_time() - c0
+        return r
+
+    full = timed("full build")
+    noop = timed("no-op rebuild")
+    index = json.loads((catalog / "catalog.json").read_text(encoding="utf-8"))
+    name = next(d["name"] for d in index["datasets"] if d["dataset"] == "effectifs-commune-niveau")
+    pkg_path = catalog / "datasets" / name / "datapackage.json"
+    pkg = json.loads(pkg_path.read_text(encoding="utf-8"))
+    pkg["preau"]["description"]["fr"] += " (modifié)"
+    pkg_path.write_text(json.dumps(pkg, ensure_ascii=False), encoding="utf-8")
+    for d in index["datasets"]:
+        if d["name"] == name:
+            d["description"]["fr"] += " (modifié)"
+    (catalog / "catalog.json").write_text(json.dumps(index, ensure_ascii=False), encoding="utf-8")
+    incr = timed("one dataset changed")
+
+    schools = sum(1 for _ in (out / "ecoles").glob("*.html"))
+    print(f"catalog generated in {gen:.1f} s: {len(index['datasets'])} datasets, {schools} schools")
+    print(f"{'run':<24}{'wall (s)':>10}{'cpu (s)':>10}{'pages':>9}{'pages/s wall':>14}{'pages/s cpu':>13}{'written':>10}")
+    for label, r in (("full build", full), ("no-op rebuild", noop), ("one dataset changed", incr)):
+        print(f"{label:<24}{r.seconds:>10.2f}{cpu[label]:>10.2f}{r.pages:>9}{r.pages_per_second:>14.0f}"
+              f"{r.pages / cpu[label]:>13.0f}{len(r.written):>10}")
+    print(f"full build pages/s: {full.pages_per_second:.0f} (goal >= 1000: {'met' if full.pages_per_second >= 1000 else 'NOT met'})")
+    print(f"incremental vs full: {full.seconds / incr.seconds:.1f}x faster, "
+          f"{len(incr.written)} of {len(full.written)} files rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
