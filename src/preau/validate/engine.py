@@ -96,6 +96,10 @@ def header_errors(labels: list[str], fields: list[dict]) -> list[dict]:
     return errs
 
 
+def _const(value: Any, n: int, dtype: Any) -> pl.Series:
+    return pl.repeat(value, n, dtype=dtype, eager=True)
+
+
 def _mask(s: pl.Series) -> pl.Series:
     return s.fill_null(False)
 
@@ -117,7 +121,7 @@ def _python_regex_match(pattern: str, s: pl.Series) -> pl.Series:
     uniq = s.drop_nulls().unique()
     ok = [bool(rx.match(v)) for v in uniq.to_list()]
     if not len(uniq):
-        return pl.Series([None] * len(s), dtype=pl.Boolean)
+        return _const(None, len(s), pl.Boolean)
     return s.replace_strict(uniq, pl.Series(ok, dtype=pl.Boolean), default=None, return_dtype=pl.Boolean)
 
 
@@ -142,7 +146,7 @@ def type_field(raw: pl.Series, spec: dict, missing_values: list[str]) -> tuple[p
     present = ~missing
     if ftype == "any" or (ftype == "string" and spec.get("format", "default") in ("default", None)):
         value = pl.select(pl.when(pl.lit(present)).then(pl.lit(raw)).otherwise(None)).to_series()
-        return value, pl.Series([False] * len(raw), dtype=pl.Boolean), missing
+        return value, _const(False, len(raw), pl.Boolean), missing
     if ftype == "boolean":
         trues = spec.get("trueValues", ["true", "True", "TRUE", "1"])
         falses = spec.get("falseValues", ["false", "False", "FALSE", "0"])
@@ -157,11 +161,11 @@ def type_field(raw: pl.Series, spec: dict, missing_values: list[str]) -> tuple[p
         fmask = fmask & present
         need = present & ~fmask
     else:
-        fmask = pl.Series([False] * len(raw), dtype=pl.Boolean)
-        fval = pl.Series([None] * len(raw), dtype=dtype)
+        fmask = _const(False, len(raw), pl.Boolean)
+        fval = _const(None, len(raw), dtype)
         need = present
     value = pl.select(pl.when(pl.lit(fmask)).then(pl.lit(fval.cast(dtype, strict=False))).otherwise(None)).to_series()
-    type_err = pl.Series([False] * len(raw), dtype=pl.Boolean)
+    type_err = _const(False, len(raw), pl.Boolean)
     if need.any():
         reader = python_reader(spec)
         uniq = raw.filter(need).unique()
@@ -192,12 +196,14 @@ def _constraint_violation(name: str, cval: Any, spec: dict, value: pl.Series, mi
     if name == "pattern":
         if ftype != "string":
             return None
-        return _mask(~pattern_match(cval, value))
+        distinct = value.drop_nulls().unique()
+        bad = distinct.filter(~_mask(pattern_match(cval, distinct)))
+        return _mask(value.is_in(bad.implode()))
     if name == "enum":
         items = [read_constraint(spec, v) for v in cval]
         items = [v for v in items if v is not None]
         dtype = value.dtype
-        inlist = value.is_in(pl.Series(items, dtype=dtype).implode()) if items else pl.Series([False] * len(value))
+        inlist = value.is_in(pl.Series(items, dtype=dtype).implode()) if items else _const(False, len(value), pl.Boolean)
         return _mask(value.is_not_null() & ~inlist.fill_null(False))
     if name in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = read_constraint(spec, cval)
@@ -227,7 +233,7 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
             findings.fields.append(FieldResult(spec["name"], j + 1, spec, pl.Series([], dtype=DTYPES.get(
                 spec.get("type", "any"), pl.Utf8)), pl.Series([], dtype=pl.Boolean)))
         return findings
-    blank = pl.Series([True] * len(rows), dtype=pl.Boolean)
+    blank = _const(True, len(rows), pl.Boolean)
     chunks = findings.chunks
     for j, spec in enumerate(exp):
         fname, fnum = spec["name"], j + 1
@@ -252,9 +258,9 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
                 chunks.append(_chunk(rows.filter(viol), base + 1 + k, "constraint-error", fname, fnum, note))
         check = spec.get("preau:check")
         if check is not None and code_checks.check_label(check) in code_checks.CHECKS:
-            text_val = col
-            ok = code_checks.run_check(check, text_val)
-            viol = ok_cell & ~missing & ~_mask(ok)
+            distinct = col.drop_nulls().unique()
+            bad = distinct.filter(~_mask(code_checks.run_check(check, distinct)))
+            viol = ok_cell & ~missing & _mask(col.is_in(bad.implode()))
             if viol.any():
                 note = 'constraint "preau:check" is "%s"' % code_checks.check_label(check)
                 chunks.append(_chunk(rows.filter(viol), base + 20, "constraint-error", fname, fnum, note))
@@ -297,6 +303,7 @@ def check_unique_and_pk(findings: TableFindings, rows: pl.Series, schema: dict) 
         df = pl.DataFrame({"__row": rows, "v": f.value}).filter(pl.col("v").is_not_null())
         if df.get_column("v").dtype == pl.Float64:
             df = df.filter(~pl.col("v").is_nan())
+        df = df.filter(pl.col("v").is_duplicated())  # usually tiny: the costly window runs on it only
         df = df.with_columns(pl.col("__row").shift(1).over("v").alias("prev")).filter(pl.col("prev").is_not_null())
         if df.height:
             c = pl.DataFrame({
@@ -318,7 +325,9 @@ def check_unique_and_pk(findings: TableFindings, rows: pl.Series, schema: dict) 
         if len(nulls):
             chunks.append(_chunk(nulls, SEQ_PK, "primary-key", "", 0,
                                  'cells composing the primary keys are all "None"'))
-        dup = (df.filter(~all_null).with_columns(pl.col("__row").shift(1).over(keys).alias("prev"))
+        rest = df.filter(~all_null)
+        rest = rest.filter(pl.struct(keys).is_duplicated())
+        dup = (rest.with_columns(pl.col("__row").shift(1).over(keys).alias("prev"))
                .filter(pl.col("prev").is_not_null()))
         if dup.height:
             chunks.append(pl.DataFrame({

@@ -23,6 +23,8 @@ import polars as pl
 csv.field_size_limit(2**31 - 1)
 
 MASK = "valeur masquée"
+BOM_WARNING = ("the file starts with a UTF-8 byte order mark (BOM); it was ignored",
+               "le fichier commence par une marque d'ordre des octets UTF-8 (BOM) ; elle a été ignorée")
 
 
 @dataclass
@@ -79,8 +81,7 @@ def decode(data: bytes, encoding: str = "utf-8") -> tuple[str | None, list[Sourc
     if enc in ("utf-8", "utf8", "utf-8-sig"):
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
-            warnings.append(("the file starts with a UTF-8 byte order mark (BOM); it was ignored",
-                             "le fichier commence par une marque d'ordre des octets UTF-8 (BOM) ; elle a été ignorée"))
+            warnings.append(BOM_WARNING)
         enc = "utf-8"
     try:
         text = data.decode(enc)
@@ -243,18 +244,129 @@ def _from_rows(rows: list[list[str]], header: bool, warnings: list[tuple[str, st
     return RawTable(labels, frame, extra=extra, warnings=warnings, has_header=header)
 
 
+def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool) -> RawTable | None:
+    """Fastest path, for the common file: LF / CRLF line ends, quotes only on a few single lines.
+
+    polars' multi-threaded reader (no quoting) gives the cells; a second pass reads whole lines to
+    count each record's cells (polars pads short rows and drops extra cells, so ragged rows are
+    recognised from the delimiter count); the few lines holding quote characters are re-read with
+    the ``csv`` module and patched in. Returns None when not applicable (the exact path then runs).
+    """
+    if not header or len(delimiter) != 1 or not data:
+        return None
+    has_cr = b"\r" in data
+    crlf = data.count(b"\r\n") if has_cr else 0
+    if b"\x1f" in data or (has_cr and data.count(b"\r") != crlf):
+        return None
+    warnings: list[tuple[str, str]] = []
+    if crlf and crlf != data.count(b"\n"):
+        warnings.append(("mixed line endings (CRLF / LF / CR) in the file",
+                         "fins de ligne mélangées dans le fichier (CRLF / LF / CR)"))
+    try:
+        cells = pl.read_csv(data, has_header=False, separator=delimiter, quote_char=None, infer_schema=False,
+                            truncate_ragged_lines=True, raise_if_empty=False, empty_string_is_null=False,
+                            eol_char="\n")
+        lines = pl.read_csv(data, has_header=False, separator="\x1f", quote_char=None,
+                            schema={"l": pl.Utf8}, raise_if_empty=False, empty_string_is_null=False,
+                            eol_char="\n").get_column("l")
+    except Exception:  # polars refused the file: let the exact path decide what is wrong
+        return None
+    if cells.height != lines.len() or not cells.height:
+        return None
+    lines = (lines.str.strip_suffix("\r") if crlf else lines).fill_null("")
+    quoted: dict[int, list[str]] = {}
+    if quotechar and quotechar.encode() in data:
+        has_q = lines.str.contains(quotechar, literal=True)
+        nq = int(has_q.sum())
+        if nq > max(1000, lines.len() // 20):
+            return None
+        qlines = pl.DataFrame({"i": pl.Series(range(lines.len()), dtype=pl.Int64), "l": lines}).filter(has_q)
+        for i, line in qlines.iter_rows():
+            if line.count(quotechar) % 2:
+                return None  # a quoted field may span lines: exact path
+            rows, problem = _records_csv_module(line, delimiter, quotechar)
+            if problem or rows is None or len(rows) > 1:
+                return None
+            quoted[i] = rows[0] if rows else []
+    first = lines[0]
+    labels = quoted[0] if 0 in quoted else (first.split(delimiter) if first else [])
+    width = len(labels)
+    if not width or (0 not in quoted and cells.width != width):
+        return None
+    body = cells.slice(1)
+    if body.width < width:
+        body = body.with_columns([pl.lit(None, dtype=pl.Utf8).alias(f"__pad{k}") for k in range(width - body.width)])
+    lines = lines.slice(1)
+    nrows = body.height
+    count = lines.str.count_matches(delimiter, literal=True) + 1
+    ncells = pl.select(pl.when(pl.lit(lines) == "").then(0).otherwise(pl.lit(count)).cast(pl.Int64)).to_series()
+    cols = [body.get_column(c).str.strip_suffix("\r").alias(f"c{j}") if (j == width - 1 and crlf)
+            else body.get_column(c).alias(f"c{j}") for j, c in enumerate(body.columns[:width])]
+    frame = pl.DataFrame(cols).with_columns(
+        pl.Series("__row", range(2, 2 + nrows), dtype=pl.Int64), ncells.alias("__n"))
+    extra: dict[int, list[str]] = {}
+    qrows = {i + 1: c for i, c in quoted.items() if i >= 1}  # record number (header = 1)
+    if qrows:
+        # few rows: patch them in place (row number r sits at index r - 2)
+        idx = pl.Series([r - 2 for r in qrows], dtype=pl.Int64)
+        cols_now = {}
+        for j in range(width):
+            values = pl.Series([c[j] if j < len(c) else None for c in qrows.values()], dtype=pl.Utf8)
+            current = frame.get_column(f"c{j}").gather(idx)
+            if not current.equals(values, check_names=False, null_equal=True):
+                cols_now[f"c{j}"] = frame.get_column(f"c{j}").clone().scatter(idx, values)
+        cols_now["__n"] = frame.get_column("__n").clone().scatter(
+            idx, pl.Series([len(c) for c in qrows.values()], dtype=pl.Int64))
+        frame = frame.with_columns([v.alias(k) for k, v in cols_now.items()])
+        for row, c in qrows.items():
+            if len(c) > width:
+                extra[row] = c[width:]
+    ncol = frame.get_column("__n")
+    if nrows and int(ncol.min()) < width:
+        lowest = int(ncol.min())
+        frame = frame.with_columns([
+            pl.when(pl.col("__n") > j).then(pl.col(f"c{j}")).otherwise(None).alias(f"c{j}")
+            for j in range(lowest, width)])
+    if nrows and int(ncol.max()) > width:
+        wide = pl.DataFrame({"__row": frame.get_column("__row"), "l": lines, "n": ncol}).filter(pl.col("n") > width)
+        for row, line, _ in wide.iter_rows():
+            if row not in qrows:
+                extra[row] = line.split(delimiter)[width:]
+    return RawTable(labels, frame, extra=extra, warnings=warnings)
+
+
 def read_csv_bytes(data: bytes, *, encoding: str = "utf-8", delimiter: str = ",", quotechar: str = '"',
                    header: bool = True) -> RawTable:
-    stats = {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    text, problems, warnings = decode(data, encoding)
-    if text is None:
-        raw = RawTable([], _empty_frame(0), problems=problems, warnings=warnings)
+    import threading
+
+    stats: dict = {"bytes": len(data)}
+
+    def digest() -> None:  # hashlib releases the GIL: hashes run beside the parsing
+        stats["md5"] = hashlib.md5(data).hexdigest()
+        stats["sha256"] = hashlib.sha256(data).hexdigest()
+
+    hasher = threading.Thread(target=digest, daemon=True)
+    hasher.start()
+    enc = (encoding or "utf-8").lower().replace("_", "-")
+    fast = None
+    if enc in ("utf-8", "utf8", "utf-8-sig") and b"\x00" not in data:
+        bom = data.startswith(b"\xef\xbb\xbf")
+        fast = _read_fast(data[3:] if bom else data, delimiter=delimiter, quotechar=quotechar, header=header)
+        if fast is not None and bom:
+            fast.warnings.insert(0, BOM_WARNING)
+    if fast is not None:
+        raw = fast
     else:
-        raw = read_csv_text(text, delimiter=delimiter, quotechar=quotechar, header=header)
-        raw.warnings = warnings + raw.warnings
-        if not raw.problems and not raw.labels and raw.frame.height == 0:
-            raw.problems.append(SourceProblem("source-error", "the source is empty", "le fichier est vide"))
-    raw.stats = stats
+        text, problems, warnings = decode(data, encoding)
+        if text is None:
+            raw = RawTable([], _empty_frame(0), problems=problems, warnings=warnings)
+        else:
+            raw = read_csv_text(text, delimiter=delimiter, quotechar=quotechar, header=header)
+            raw.warnings = warnings + raw.warnings
+            if not raw.problems and not raw.labels and raw.frame.height == 0:
+                raw.problems.append(SourceProblem("source-error", "the source is empty", "le fichier est vide"))
+    hasher.join()
+    raw.stats = {"md5": stats["md5"], "sha256": stats["sha256"], "bytes": stats["bytes"]}
     return raw
 
 
