@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PREAU := $(VENV)/bin/preau
 APT_STAMP := $(TOOLS)/.apt-$(shell echo "$(APT_PACKAGES)" | md5sum | cut -c1-8)
 # Debian packages the tests need (each stage adds its own here).
-APT_PACKAGES := libpq-dev chromium
+APT_PACKAGES := libpq-dev chromium redis-server
 
 .PHONY: help venv demo test test-unit test-deps apt clean
 
@@ -35,7 +35,7 @@ apt: ## Install the Debian packages the tests need (as root)
 demo: venv node_modules ## Run the whole pipeline on the synthetic territory (output in _build/)
 	$(PREAU) demo
 
-test-deps: venv apt node_modules ckan-up ## Install and start what the tests need
+test-deps: venv apt node_modules ckan-up $(TOOLS)/addok/bin/addok ## Install and start what the tests need
 
 .PHONY: ckan-up ckan-down
 ckan-up: ## Start the real CKAN 2.12 for tests: instances main (:5000) and peer (:5001), see catalog/README.md
@@ -49,7 +49,7 @@ test: test-deps ## Install what tests need, start it, run every test
 	$(VENV)/bin/pytest -q
 
 test-unit: venv ## Only the fast tests (no CKAN, no browser)
-	$(VENV)/bin/pytest -q -m "not ckan and not browser and not slow"
+	$(VENV)/bin/pytest -q -m "not ckan and not browser and not addok and not slow"
 
 # --- site: Leaflet (copied into the built site) and axe-core (browser tests), from npm, locked
 .PHONY: node_modules bench-site
@@ -67,7 +67,8 @@ bench-site: venv node_modules ## Site build speed: national-size synthetic catal
 clean: ## Remove generated output
 	rm -rf _build
 
-# --- geo bench: addok (own virtualenv, PyPI addok + addok-fr + addok-france + addok-csv) and Redis
+# --- geo: addok (own virtualenv, PyPI addok + addok-fr + addok-france + addok-csv) and Redis, for the
+# adapter tests (marker addok, Redis started by the test fixture on a loopback port) and the bench
 ADDOK_VENV := $(TOOLS)/addok
 .PHONY: bench-geo-deps bench-geo
 
@@ -75,7 +76,7 @@ $(ADDOK_VENV)/bin/addok:
 	$(PYTHON) -m venv $(ADDOK_VENV)
 	$(ADDOK_VENV)/bin/pip install --quiet addok addok-fr addok-france addok-csv
 
-bench-geo-deps: venv $(ADDOK_VENV)/bin/addok ## addok + Redis for the geocoding bench (not needed by make test)
+bench-geo-deps: venv $(ADDOK_VENV)/bin/addok ## addok + Redis (geocoding bench; tests marked addok)
 	@command -v redis-server >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 

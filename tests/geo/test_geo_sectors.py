@@ -137,3 +137,16 @@ def test_empty_layer_and_missing_key(tmp_path):
     bad.write_text("{not json", encoding="utf-8")
     with pytest.raises(PreauError):
         read_sectors(bad)
+
+
+def test_grid_lookup_agrees_with_exact_polygon_tests(built):
+    rng = np.random.default_rng(3)
+    minx, miny, maxx, maxy = built.sectors.total_bounds
+    x = rng.uniform(minx - 200, maxx + 200, 60_000)
+    y = rng.uniform(miny - 200, maxy + 200, 60_000)
+    gridded = SectorIndex.build(built.sectors, max_cells=5_000)
+    exact = SectorIndex.build(built.sectors, max_cells=0)
+    a = gridded.lookup(x, y, max_distance=0.0)
+    assert gridded.grid is not None and exact.grid is None
+    b = exact.lookup(x, y, max_distance=0.0)
+    assert (a == b).all() and (a >= 0).mean() > 0.5 and (a < 0).any()

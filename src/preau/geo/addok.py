@@ -61,12 +61,14 @@ class AddokClient:
             data = [("columns", cols["adresse"])]
             if cols["commune"] in chunk.columns:
                 data.append(("columns", cols["commune"]))
+            # Filters in the query string: addok-csv 1.1 fails (HTTP 500) on filters sent as form fields.
+            params = {}
             if filter_city and cols["code_insee"] in chunk.columns:
-                data.append(("citycode", cols["code_insee"]))
+                params["citycode"] = cols["code_insee"]
             elif cols["code_postal"] in chunk.columns:
-                data.append(("postcode", cols["code_postal"]))
+                params["postcode"] = cols["code_postal"]
             try:
-                r = self.session.post(f"{self.url}/search/csv/", data=data,
+                r = self.session.post(f"{self.url}/search/csv/", data=data, params=params,
                                       files={"data": ("adresses.csv", buf.getvalue(), "text/csv")}, timeout=self.timeout)
                 r.raise_for_status()
             except Exception as exc:
@@ -83,7 +85,8 @@ def _to_results(res: pl.DataFrame) -> pl.DataFrame:
     out = res.select(
         get("result_type").fill_null("not_found").replace("", "not_found").alias("result_type"),
         get("result_score").cast(pl.Float64, strict=False).fill_null(0.0).alias("result_score"),
-        get("result_citycode").alias("result_code_insee"),
+        # result_citycode when the server's CSV_EXTRA_FIELDS has it, else the INSEE prefix of a BAN id.
+        pl.coalesce(get("result_citycode"), get("result_id").str.extract(r"^(\d[\dAB]\d{3})_")).alias("result_code_insee"),
         get("result_id").alias("result_id"),
         get("longitude").cast(pl.Float64, strict=False).alias("lon"),
         get("latitude").cast(pl.Float64, strict=False).alias("lat"),
@@ -94,3 +97,25 @@ def _to_results(res: pl.DataFrame) -> pl.DataFrame:
     y = np.where(np.isfinite(lat), y, np.nan)
     out = out.with_columns(pl.Series("x", x).fill_nan(None), pl.Series("y", y).fill_nan(None))
     return out.select(_OUT)
+
+
+def ban_to_addok(ban: pl.DataFrame, path) -> int:
+    """BAN CSV rows (as read, text columns) → addok's import format: one street document per line with
+    its housenumbers (``addok batch FILE`` then ``addok ngrams``). Returns the number of streets."""
+    import json
+    from pathlib import Path
+
+    streets = ban.group_by(["code_insee", "nom_voie"], maintain_order=True).agg(
+        pl.col("id").first().alias("sid"), pl.col("code_postal").first(), pl.col("nom_commune").first(),
+        pl.col("lon").cast(pl.Float64).mean(), pl.col("lat").cast(pl.Float64).mean(),
+        pl.col("numero"), pl.col("rep").fill_null(""), pl.col("id").alias("ids"),
+        pl.col("lon").cast(pl.Float64).alias("lons"), pl.col("lat").cast(pl.Float64).alias("lats"))
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for k, r in enumerate(streets.iter_rows(named=True)):
+            hn = {f"{num} {rep}".strip(): {"id": i, "lon": lo, "lat": la}
+                  for num, rep, i, lo, la in zip(r["numero"], r["rep"], r["ids"], r["lons"], r["lats"])}
+            doc = {"id": f"{r['code_insee']}_s{k:06d}", "type": "street", "name": r["nom_voie"],
+                   "postcode": r["code_postal"], "citycode": r["code_insee"], "city": r["nom_commune"],
+                   "lon": r["lon"], "lat": r["lat"], "importance": 0.5, "housenumbers": hn}
+            fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    return streets.height

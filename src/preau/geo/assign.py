@@ -22,6 +22,7 @@ from preau.geo.geocode import geocode
 from preau.geo.reference import Reference
 
 DEFAULT_MAX_DISTANCE = 50.0  # metres
+GRID_MIN_POINTS = 50_000
 
 
 def _subdivide(geom, max_vertices: int, out: list, depth: int = 0) -> None:
@@ -43,6 +44,26 @@ def _subdivide(geom, max_vertices: int, out: list, depth: int = 0) -> None:
             _subdivide(part, max_vertices, out, depth + 1)
 
 
+def _grid(geoms: np.ndarray, tree: shapely.STRtree, max_cells: int) -> tuple | None:
+    """A regular grid over the sectors: each cell is a sector index (wholly inside it), -1 (touches no
+    sector) or -2 (on a border: points there get an exact test)."""
+    if len(geoms) == 0 or max_cells <= 0:
+        return None
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    w, h = max(maxx - minx, 1.0), max(maxy - miny, 1.0)
+    cell = max(np.sqrt(w * h / max_cells), 10.0)
+    nx, ny = int(np.ceil(w / cell)) + 1, int(np.ceil(h / cell)) + 1
+    jj, ii = np.divmod(np.arange(nx * ny), nx)
+    boxes = shapely.box(minx + ii * cell, miny + jj * cell, minx + (ii + 1) * cell, miny + (jj + 1) * cell)
+    state = np.full(nx * ny, -1, dtype=np.int64)
+    touch, _ = tree.query(boxes, predicate="intersects")
+    state[np.unique(touch)] = -2
+    cand = np.flatnonzero(state == -2)
+    src, poly = tree.query(boxes[cand], predicate="within")
+    state[cand[src]] = poly
+    return (minx, miny, cell, nx, ny, state)
+
+
 @dataclass
 class SectorIndex:
     """A spatial index over sector polygons (Lambert-93) answering point → sector code."""
@@ -53,9 +74,11 @@ class SectorIndex:
     whole_tree: shapely.STRtree
     commune_single: dict[str, str]  # commune INSEE → its only sector (for commune-level results)
     _streets: dict = None  # id(reference) → {(insee, street key): sector when the whole street is in one}
+    grid: tuple | None = None  # (x0, y0, cell, nx, ny, state): state = polygon index, -1 empty, -2 border
+    _grid_args: tuple | None = None  # the grid is built on the first large lookup (it pays off from ~50k points)
 
     @classmethod
-    def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64) -> "SectorIndex":
+    def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64, max_cells: int = 250_000) -> "SectorIndex":
         if sectors.crs is not None and sectors.crs.to_epsg() != 2154:
             sectors = sectors.to_crs("EPSG:2154")
         geoms = sectors.geometry.to_numpy()
@@ -76,8 +99,10 @@ class SectorIndex:
                     if c:
                         seen.setdefault(c, set()).add(str(code))
             single = {c: next(iter(s)) for c, s in seen.items() if len(s) == 1}
+        whole = shapely.STRtree(geoms)
         return cls(codes=sectors["code_secteur"].astype(str).to_numpy(), piece_owner=np.asarray(owner, dtype=np.int64),
-                   tree=shapely.STRtree(pieces), whole_tree=shapely.STRtree(geoms), commune_single=single)
+                   tree=shapely.STRtree(pieces), whole_tree=whole, commune_single=single,
+                   _grid_args=(geoms, max_cells))
 
     def lookup(self, x: np.ndarray, y: np.ndarray, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
         """Index of the sector polygon holding each point (-1 when none within ``max_distance``)."""
@@ -88,11 +113,27 @@ class SectorIndex:
         idx = np.flatnonzero(ok)
         if len(idx) == 0:
             return result
-        pts = shapely.points(x[idx], y[idx])
+        if self.grid is None and self._grid_args is not None and len(idx) >= GRID_MIN_POINTS:
+            self.grid = _grid(self._grid_args[0], self.whole_tree, self._grid_args[1])
+            self._grid_args = None
+        if self.grid is not None:
+            # Grid cells wholly inside one sector answer at once; only border cells need a polygon test.
+            x0, y0, cell, nx, ny, state = self.grid
+            ix = np.floor((x[idx] - x0) / cell).astype(np.int64)
+            iy = np.floor((y[idx] - y0) / cell).astype(np.int64)
+            inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+            st = np.full(len(idx), -1, dtype=np.int64)
+            st[inside] = state[iy[inside] * nx + ix[inside]]
+            direct = st >= 0
+            result[idx[direct]] = st[direct]
+            exact = idx[st == -2]
+        else:
+            exact = idx
+        pts = shapely.points(x[exact], y[exact])
         src, piece = self.tree.query(pts, predicate="intersects")
         # A point on a shared border hits two pieces: keep the first.
         first_src, first_pos = np.unique(src, return_index=True)
-        result[idx[first_src]] = self.piece_owner[piece[first_pos]]
+        result[exact[first_src]] = self.piece_owner[piece[first_pos]]
         miss = idx[result[idx] < 0]
         if len(miss) and max_distance > 0:
             mp = shapely.points(x[miss], y[miss])

@@ -32,6 +32,8 @@ _OUT = ["result_type", "result_score", "result_code_insee", "result_id", "x", "y
 
 
 def _prepare(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
+    """Normalised keys per input row; each distinct raw (address, postcode, commune, code) is
+    normalised once (pupil files repeat addresses: siblings, several years)."""
     cols = {**DEFAULT_COLUMNS, **(columns or {})}
     if cols["adresse"] not in frame.columns:
         raise PreauError(Report([_missing(cols["adresse"])]))
@@ -39,12 +41,22 @@ def _prepare(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
     if not (have("code_insee") or have("code_postal") or have("commune")):
         raise PreauError(Report([_missing(f"{cols['code_insee']} / {cols['code_postal']} / {cols['commune']}")]))
     empty = pl.lit("", pl.Utf8)
-    return frame.select(
-        split_address(pl.col(cols["adresse"])).alias("_a"),
-        (postcode_key(pl.col(cols["code_postal"])) if have("code_postal") else empty).alias("cp_in"),
-        (commune_key(pl.col(cols["commune"])) if have("commune") else empty).alias("ck_in"),
-        (insee_key(pl.col(cols["code_insee"])) if have("code_insee") else empty).alias("ik_in"),
-    ).unnest("_a")
+    raw = frame.select(
+        pl.col(cols["adresse"]).cast(pl.Utf8).fill_null("").alias("_a"),
+        (pl.col(cols["code_postal"]).cast(pl.Utf8).fill_null("") if have("code_postal") else empty).alias("_cp"),
+        (pl.col(cols["commune"]).cast(pl.Utf8).fill_null("") if have("commune") else empty).alias("_c"),
+        (pl.col(cols["code_insee"]).cast(pl.Utf8).fill_null("") if have("code_insee") else empty).alias("_i"),
+    )
+    raw = raw.with_columns(pl.concat_str(["_a", "_cp", "_c", "_i"], separator="\x1f").alias("_k"))
+    raw_keys = ["_k"]
+    uniq = raw.unique("_k", maintain_order=True)
+    towns = uniq.select("_cp", "_c", "_i").unique()
+    towns = towns.with_columns(postcode_key(pl.col("_cp")).alias("cp_in"), commune_key(pl.col("_c")).alias("ck_in"),
+                               insee_key(pl.col("_i")).alias("ik_in"))
+    norm = uniq.with_columns(split_address(pl.col("_a")).alias("_s")).unnest("_s").join(
+        towns, on=["_cp", "_c", "_i"], how="left")
+    out = raw.select("_k").join(norm.drop("_a", "_cp", "_c", "_i"), on=raw_keys, how="left", maintain_order="left")
+    return out.select("numero", "rep", "voie", "voie_full", "cp_in", "ck_in", "ik_in")
 
 
 def _missing(name: str):
