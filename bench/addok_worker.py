@@ -28,14 +28,10 @@ def _one(row):
         res = []
     if not res:
         return ("", "0", "", "", "", "")
-    r = res[0]
-    kind = getattr(r, "type", "") or ""
-    rid = r.housenumber and getattr(r, "_doc", {}).get("housenumbers", {}) and ""
-    feat = r.format()
-    props = feat["properties"] if isinstance(feat, dict) else {}
-    lon, lat = (feat.get("geometry") or {}).get("coordinates", ["", ""]) if isinstance(feat, dict) else ("", "")
-    kind = props.get("type", kind)
-    return (kind, f"{props.get('score', r.score):.4f}", props.get("id", rid) or "", props.get("citycode", ""), lon, lat)
+    feat = res[0].format()  # GeoJSON feature, as addok's HTTP API returns it
+    props = feat.get("properties", {})
+    lon, lat = (feat.get("geometry") or {}).get("coordinates", ["", ""])
+    return (props.get("type", ""), f"{props.get('score', 0):.4f}", props.get("id", ""), props.get("citycode", ""), lon, lat)
 
 
 def main():
