@@ -226,8 +226,10 @@ class FaultProxy:
     """A loopback HTTP proxy in front of CKAN injecting 500 / 429 / timeouts, before or after
     forwarding the request (after = CKAN did the work but the client sees a failure)."""
 
-    def __init__(self, upstream: str, seed: int, rate: float = 0.3, hang: float = 3.0):
+    def __init__(self, upstream: str, seed: int, rate: float = 0.3, hang: float = 3.0,
+                 first: dict[str, str] | None = None):
         self.upstream, self.rng, self.rate, self.hang = upstream.rstrip("/"), random.Random(seed), rate, hang
+        self.first = dict(first or {})  # action -> fault forced on its first call
         self.lock = threading.Lock()
         self.faults: Counter = Counter()
         proxy = self
@@ -240,7 +242,10 @@ class FaultProxy:
                 with proxy.lock:
                     roll, kind = proxy.rng.random(), proxy.rng.choice(
                         ["500-before", "429", "500-after", "timeout-after", "503-before"])
-                fault = kind if roll < proxy.rate else None
+                    fault = kind if roll < proxy.rate else None
+                    action = self.path.rsplit("/", 1)[-1].split("?")[0]
+                    if action in proxy.first:
+                        fault = proxy.first.pop(action)
                 if fault:
                     proxy.faults[fault] += 1
                 if fault in ("500-before", "503-before"):
@@ -285,12 +290,16 @@ class FaultProxy:
 def test_fault_injecting_proxy_then_convergence(ckan_env, tmp_path, unique_name):
     publisher = unique_name("proxy")
     ws = make_ws(tmp_path, publisher)
-    proxy = FaultProxy(ckan_env["url"], seed=20261123)
+    # the first resource upload and the first DataStore batch reach CKAN but their answer is lost
+    proxy = FaultProxy(ckan_env["url"], seed=20261123,
+                       first={"resource_create": "500-after", "datastore_upsert": "500-after",
+                              "package_create": "timeout-after"})
     try:
         report = publish(ws, target="ckan", env=ckan_environ(ckan_env, url=proxy.url),
                          timeout=2.0, retries=10, backoff=0.05, max_backoff=0.5)
     finally:
         proxy.close()
+    assert not proxy.first  # the forced faults happened
     assert sum(proxy.faults.values()) >= 5 and report.retries >= 5
     assert proxy.faults["500-after"] + proxy.faults["timeout-after"] > 0
     # straight to CKAN: nothing left to do, no duplicate
@@ -298,6 +307,13 @@ def test_fault_injecting_proxy_then_convergence(ckan_env, tmp_path, unique_name)
     assert again.writes == 0 and again.bytes_uploaded == 0
     state = datasets_state(ckan_env, publisher)
     assert_no_duplicates(state)
+    # DataStore: every row exactly once despite retried (possibly already applied) batches
+    packages = {p.name: p for p in load_packages(ws / "_build" / "packages")}
+    for name in (f"{publisher}-{TABLE}", f"{publisher}-{RESTRICTED}"):
+        f = next(f for f in packages[name].files if f.datastore)
+        res = next(r for r in state[name]["resources"] if r["name"] == f.path)
+        found = result(ckan_env, "datastore_search", {"resource_id": res["id"], "limit": 0}, ckan_env["token"])
+        assert found["total"] == f.rows
     found = result(ckan_env, "organization_list", {"all_fields": False})
     assert found.count(publisher) == 1
 

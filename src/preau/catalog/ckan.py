@@ -537,9 +537,16 @@ def _sync_datastore(ctx: _Ctx, pkg: Package, f: PackageFile, res: dict[str, Any]
     c.action("datastore_create", {"resource_id": res["id"], "force": True, "fields": _datastore_fields(schema),
                                   "primary_key": pk if isinstance(pk, list) else [pk]})
     for start in range(0, len(records), BATCH):
-        # upsert on the primary key: a retried batch cannot duplicate rows
-        c.action("datastore_upsert", {"resource_id": res["id"], "force": True, "method": "upsert" if pk else "insert",
-                                      "records": records[start:start + BATCH]})
+        # a fresh table: plain inserts (fast); if a batch has to be retried (its first attempt may
+        # have reached the server), the retry upserts on the primary key so no row is duplicated
+        payload = {"resource_id": res["id"], "force": True, "method": "insert", "records": records[start:start + BATCH]}
+
+        def to_upsert(payload: dict[str, Any] = payload) -> None:
+            if pk:
+                payload["method"] = "upsert"
+            return None
+
+        c.action("datastore_upsert", payload, recover=to_upsert)
     c.action("resource_patch", {"id": res["id"], "datastore_hash": f.sha256})
     ctx.wrote(report.changes[-1])
 
