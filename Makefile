@@ -64,6 +64,10 @@ node_modules/.installed: package.json package-lock.json
 bench-site: venv node_modules ## Site build speed: national-size synthetic catalog (SCHOOLS=48000)
 	$(PY) bench/bench_site.py --schools $(or $(SCHOOLS),48000)
 
+.PHONY: bench-publish
+bench-publish: venv ckan-up ## CKAN publishing: Préau vs ckanapi load datasets, first and no-change runs (SCALE=20)
+	$(PY) bench/bench_publish.py --scale $(or $(SCALE),20)
+
 clean: ## Remove generated output
 	rm -rf _build
 
