@@ -430,6 +430,39 @@ def _progress_runner(fn, *args, **kwargs):
         return fn(*args, progress=progress, **kwargs)
 
 
+@app.command("audit")
+def audit_cmd(
+    path: Path = typer.Argument(Path("."), help="Espace de travail (lit _build/data/), dossier de construction, "
+                                               "ou dossier de CSV avec disclosure-tables.json."),
+    as_json: bool = typer.Option(False, "--json", help="Rapport en JSON."),
+) -> None:
+    """Auditer le secret statistique : pour chaque cellule masquée, l'attaquant (programmation linéaire,
+    HiGHS) cherche son minimum et son maximum d'après toutes les cellules publiées et les sommes qui
+    les lient. Code de sortie 0 seulement si toutes les cellules sont protégées (écart ≥ largeur de
+    protection), 1 sinon (cellules nommées), 2 si l'entrée est invalide.
+    """
+    from preau.disclosure.files import audit_folder
+
+    try:
+        report = audit_folder(path)
+    except PreauError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    elif report.ok:
+        msg = ("Audit réussi : {n} cellule(s) masquée(s), toutes protégées ({b} blocs, {s:.1f} s)."
+               if lang() == "fr" else "Audit passed: {n} hidden cell(s), all protected ({b} blocks, {s:.1f} s).")
+        out.print(msg.format(n=report.cells_hidden, b=report.blocks, s=report.seconds))
+    else:
+        title = "Audit échoué" if lang() == "fr" else "Audit failed"
+        console.print(f"[bold red]{title}[/bold red]")
+        for problem in report.to_report().problems:
+            console.print("  " + problem.render(lang()), markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 @app.command("build")
 def build_cmd(
     workspace: Path = typer.Argument(Path("."), help="Espace de travail (publishers/, datasets/, schemas/)."),

@@ -1,0 +1,92 @@
+"""Secondary suppression + audit on a national-size school × level hierarchy, side by side with
+the hypercube baseline on the same table.
+
+    .venv/bin/python bench/bench_disclosure.py               # small run (scale 0.02)
+    .venv/bin/python bench/bench_disclosure.py --scale 1     # national: ~48k schools, ~35k communes
+
+Each method runs in its own process (honest peak RSS): protection, then an independent audit of
+the published form (the proof). Reports time, peak memory, information loss, audit verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+
+SCHOOLS, COMMUNES = 48_000, 35_000
+
+
+def run(method: str, scale: float, seed: int, queue) -> None:
+    from preau.disclosure import ProtectionStats, protect, verify
+    from preau.disclosure.generate import school_level_tables
+
+    school, _ = school_level_tables(int(SCHOOLS * scale), int(COMMUNES * scale), seed=seed)
+    t0 = time.perf_counter()
+    stats = ProtectionStats(method)
+    try:
+        out = protect([school], method=method, stats=stats)
+        error = None
+    except Exception as exc:  # noqa: BLE001 - the bench reports, never hides
+        out, error = None, str(exc)[:200]
+    t_protect = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    report = verify(out) if out else None
+    t_audit = time.perf_counter() - t1
+    v = school.frame.get_column("effectif").to_numpy()
+    queue.put({
+        "method": method, "cells": school.frame.height, "pupils": int(v[v > 0].sum()),
+        "primary": stats.primary, "cells_hidden": stats.hidden, "pupils_hidden": stats.pupils_hidden,
+        "protect_s": round(t_protect, 2), "audit_s": round(t_audit, 2),
+        "total_s": round(t_protect + t_audit, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "passes_audit": bool(report and report.ok),
+        "unprotected": None if report is None else len(report.unprotected),
+        "audit_blocks": None if report is None else report.blocks,
+        "largest_block": None if report is None else report.largest_block,
+        "timings": {k: round(x, 2) for k, x in stats.timings.items()},
+        "repair_rounds": stats.repair_rounds, "repair_lps": stats.repair_lps, "error": error,
+    })
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scale", type=float, default=0.02, help="fraction of the national size (1 = national)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="modular,hypercube")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    ctx = mp.get_context("spawn")
+    rows = []
+    for method in args.methods.split(","):
+        q = ctx.Queue()
+        p = ctx.Process(target=run, args=(method, args.scale, args.seed, q))
+        p.start()
+        rows.append(q.get())
+        p.join()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    keys = ["cells", "pupils", "primary", "cells_hidden", "pupils_hidden", "protect_s", "audit_s", "total_s",
+            "peak_rss_mb", "passes_audit", "unprotected", "audit_blocks", "largest_block", "repair_rounds",
+            "repair_lps"]
+    print(f"scale {args.scale} ({int(SCHOOLS * args.scale)} schools, {int(COMMUNES * args.scale)} communes), "
+          f"seed {args.seed}")
+    print(f"{'':16}" + "".join(f"{r['method']:>16}" for r in rows))
+    for k in keys:
+        print(f"{k:16}" + "".join(f"{str(r[k]):>16}" for r in rows))
+    if len(rows) == 2 and rows[1]["cells_hidden"]:
+        a, b = rows
+        print(f"loss ratio {a['method']}/{b['method']}: cells {a['cells_hidden'] / b['cells_hidden']:.3f}, "
+              f"pupils {a['pupils_hidden'] / max(b['pupils_hidden'], 1):.3f}; "
+              f"time ratio {a['total_s'] / max(b['total_s'], 1e-9):.2f}")
+    for r in rows:
+        print(r["method"], "timings", r["timings"], r["error"] or "")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

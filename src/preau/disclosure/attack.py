@@ -1,0 +1,475 @@
+"""The attacker's linear programs (the proof that hidden cells are protected).
+
+The attacker knows every published cell of every table (this build and earlier published versions)
+and the equations linking them (sums along each hierarchy, shared cells of linked tables,
+non-negativity; integrality relaxed). For each hidden cell c we need ``max c − min c`` under those
+constraints; c is protected iff that range is at least the protection width.
+
+Scaling: published cells are substituted, the remaining equations split into independent blocks
+(connected components); blocks are solved together as one block-diagonal LP in HiGHS. Two cheap
+passes first push all pending cells up then down (any feasible point widens the interval seen for
+every cell); only cells not yet certified get their own exact min/max LPs, one cell per block per
+round (blocks are independent, so one LP answers one cell of every block at once).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from preau.disclosure.hierarchy import CountTable
+from preau.disclosure.model import Model, build_model
+from preau.errors import PreauError, Problem, Report
+
+DEBUG = bool(os.environ.get("PREAU_DEBUG"))
+BIG = 1e9  # upper bound standing for "unbounded"
+EPS = 1e-6
+BATCH_VARS = 200_000
+MAX_PUSH = 30
+WIDE = 60  # equations with more unknowns are cut for the local certification
+CLUSTER = 256  # level-1 blocks per level-2 cluster
+LOCAL_TARGETED = 12  # targeted rounds in local certification
+LEVELS = (2,)  # level 1 (blocks of narrow equations alone) rarely certifies school tables: skipped
+PRESOLVE = os.environ.get("PREAU_PRESOLVE", "on")  # variables per block-diagonal LP
+
+
+@dataclass
+class Attack:
+    """Result of the attack on the unknown variables of a model."""
+
+    var: np.ndarray  # unknown variables (model ids)
+    low: np.ndarray  # best lower bound found (exact for unprotected / exactly solved cells)
+    high: np.ndarray
+    exact: np.ndarray  # bool: low/high are the LP optimum
+    protected: np.ndarray  # bool
+    blocks: int = 0
+    largest_block: int = 0
+    lps: int = 0
+
+
+_BANNER_DONE = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent HiGHS instance (the first one prints a banner on stdout: keep ``--json`` clean)."""
+    global _BANNER_DONE
+    if not _BANNER_DONE:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _BANNER_DONE = True
+    else:
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("simplex_strategy", 4)  # primal simplex: the basis stays feasible when the cost changes
+    return h
+
+
+def _highs(AU: sp.csc_matrix, rhs: np.ndarray) -> highspy.Highs:
+    h = new_highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", PRESOLVE)
+    lp = highspy.HighsLp()
+    ncol = AU.shape[1]
+    lp.num_col_ = ncol
+    lp.num_row_ = AU.shape[0]
+    lp.col_cost_ = np.zeros(ncol)
+    lp.col_lower_ = np.zeros(ncol)
+    lp.col_upper_ = np.full(ncol, BIG)
+    lp.row_lower_ = rhs.astype(np.float64)
+    lp.row_upper_ = rhs.astype(np.float64)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = AU.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = AU.indices.astype(np.int32)
+    lp.a_matrix_.value_ = AU.data.astype(np.float64)
+    h.passModel(lp)
+    return h
+
+
+def _solve(h: highspy.Highs, cost: np.ndarray, sense_max: bool) -> np.ndarray | None:
+    n = len(cost)
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), (-cost if sense_max else cost).astype(np.float64))
+    h.run()
+    status = h.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+        return None
+    return np.asarray(h.getSolution().col_value)
+
+
+def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: np.ndarray,
+                  lo: np.ndarray, hi: np.ndarray, exact: bool, rng: np.random.Generator,
+                  targeted_rounds: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Widen the intervals ``lo``/``hi`` (witness points) of the variables of independent blocks
+    solved as one LP. With ``exact``, pending cells get their own min/max LPs (exact bounds)."""
+    n = AU.shape[1]
+    T0 = time.perf_counter()
+    h = _highs(AU, rhs)
+    lo = lo.copy()
+    hi = hi.copy()
+    exact_lo = np.full(n, np.nan)
+    exact_hi = np.full(n, np.nan)
+    lps = 0
+
+    def pending_mask():
+        return (hi - lo < width - EPS) & np.isnan(exact_lo)
+
+    def solve(w, sense_max):
+        nonlocal lps
+        x = _solve(h, w, sense_max)
+        lps += 1
+        if x is None:
+            raise _infeasible()
+        np.minimum(lo, x, out=lo)
+        np.maximum(hi, x, out=hi)
+        return x
+
+    # cheap passes: push every pending cell up, then down, then random directions, while it pays
+    prev = None
+    for rnd in range(MAX_PUSH):
+        pend = pending_mask()
+        npend = int(pend.sum())
+        if npend == 0 or (prev is not None and rnd > 3 and npend > 0.8 * prev):
+            break
+        prev = npend
+        w = np.zeros(n)
+        if rnd < 2:
+            w[pend] = 1.0
+            senses = (True,) if rnd == 0 else (False,)
+        else:
+            w[pend] = rng.uniform(-1.0, 1.0, npend)
+            senses = (True, False)
+        for sense_max in senses:
+            solve(w, sense_max)
+        if DEBUG:
+            print(f"  push {rnd}: pending {pending_mask().sum()} / {n} t={time.perf_counter() - T0:.2f}",
+                  file=sys.stderr)
+    # targeted passes: one pending cell per block and per round (blocks are independent)
+    rounds = 0
+    while targeted_rounds is None or rounds < targeted_rounds:
+        pend = np.nonzero(pending_mask())[0]
+        if len(pend) == 0:
+            break
+        rounds += 1
+        _, first = np.unique(comp[pend], return_index=True)
+        chosen = pend[first]
+        w = np.zeros(n)
+        w[chosen] = 1.0
+        x = solve(w, True)
+        if exact:
+            exact_hi[chosen] = x[chosen]
+        x = solve(w, False)
+        if exact:
+            exact_lo[chosen] = x[chosen]
+        elif targeted_rounds is None:
+            exact_lo[chosen] = x[chosen]  # local mode: done with these cells (not exact)
+    if DEBUG:
+        print(f"  targeted rounds {rounds}, lps {lps} t={time.perf_counter() - T0:.2f}", file=sys.stderr)
+    done = ~np.isnan(exact_hi)
+    lo[done] = exact_lo[done]
+    hi[done] = exact_hi[done]
+    return lo, hi, done, lps
+
+
+def _infeasible() -> PreauError:
+    return PreauError(Problem("audit-inconsistent",
+                              "les cellules publiées sont incohérentes (les totaux ne correspondent pas aux sommes)",
+                              "published cells are inconsistent (totals do not match their sums)"))
+
+
+def _components(AU: sp.csr_matrix) -> tuple[int, np.ndarray, np.ndarray]:
+    """Connected components of the bipartite graph variables–equations: (count, var labels, row labels)."""
+    nU = AU.shape[1]
+    G = sp.bmat([[None, AU.T], [AU, None]], format="csr")
+    ncomp, lab = connected_components(G, directed=False)
+    return ncomp, lab[:nU], lab[nU:]
+
+
+def _batches(labels: np.ndarray, limit: int = BATCH_VARS) -> list[np.ndarray]:
+    """Group block labels into batches of at most ``limit`` variables (big blocks alone)."""
+    uniq, sizes = np.unique(labels, return_counts=True)
+    order = np.argsort(-sizes, kind="stable")
+    batches, cur, cur_n = [], [], 0
+    for i in order:
+        if cur and cur_n + sizes[i] > limit:
+            batches.append(np.array(cur))
+            cur, cur_n = [], 0
+        cur.append(uniq[i])
+        cur_n += sizes[i]
+    if cur:
+        batches.append(np.array(cur))
+    return batches
+
+
+def _split_lp(AU: sp.csr_matrix, x0: np.ndarray, group: np.ndarray, vsel: np.ndarray):
+    """The restriction of ``AU x = rhs`` to the variables ``vsel``, every other unknown fixed at
+    the feasible point ``x0``, with each equation split per group (groups become independent).
+    Any point of it is a feasible point of the full system: its widths are valid certificates."""
+    sub = AU[:, vsel].tocoo()
+    g = group[vsel][sub.col]
+    key = sub.row.astype(np.int64) * (int(group.max()) + 1) + g
+    uniq, row = np.unique(key, return_inverse=True)
+    M = sp.csc_matrix((sub.data, (row, sub.col)), shape=(len(uniq), len(vsel)))
+    rhs = M @ x0[vsel]
+    return M, rhs
+
+
+def _feasible_point(AU: sp.csr_matrix, rhs: np.ndarray, vlab: np.ndarray, rlab: np.ndarray) -> np.ndarray:
+    x0 = np.zeros(AU.shape[1])
+    for batch in _batches(vlab):
+        inb = np.zeros(int(vlab.max()) + 1, bool)
+        inb[batch] = True
+        vsel = np.nonzero(inb[vlab])[0]
+        rsel = np.nonzero(inb[rlab])[0]
+        h = _highs(AU[rsel][:, vsel].tocsc(), rhs[rsel])
+        x = _solve(h, np.zeros(len(vsel)), False)
+        if x is None:
+            raise _infeasible()
+        x0[vsel] = x
+    return x0
+
+
+def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.ndarray,
+           seed: np.ndarray | None = None, prior: tuple[np.ndarray, np.ndarray] | None = None,
+           exact: bool = True, seed_rng: int = 0) -> Attack:
+    """Attacker intervals of every unknown variable.
+
+    ``value`` holds the published values (used where ``~unknown``); ``width`` the protection width
+    per variable; ``seed`` optional true values (a feasible point); ``prior`` optional
+    (low, high) per variable already proven by feasible points (kept valid when cells are added).
+
+    Cells are first certified on small restricted LPs (every other unknown fixed at a feasible
+    point: blocks = components once the wide equations are cut, then clusters of blocks sharing
+    wide equations). With ``exact``, the cells still not certified get exact min/max LPs on their
+    full block: those intervals are reported. Without, they are returned unprotected (callers
+    that can hide more cells, like :func:`preau.disclosure.protect`, repair them).
+    """
+    U = np.nonzero(unknown)[0]
+    K = np.nonzero(~unknown)[0]
+    if len(U) == 0:
+        z = np.zeros(0)
+        return Attack(U, z, z, z.astype(bool), z.astype(bool))
+    Ac = A.tocsc()
+    AU = Ac[:, U]
+    kv = np.nan_to_num(value[K])
+    rhs = -(Ac[:, K] @ kv) if len(K) else np.zeros(A.shape[0])
+    AUr = AU.tocsr()
+    rows = np.nonzero(np.diff(AUr.indptr) > 0)[0]
+    AU = AUr[rows]
+    rhs = rhs[rows]
+    nU = len(U)
+    ncomp, vlab, rlab = _components(AU)
+    sizes = np.bincount(vlab, minlength=ncomp)
+    wU = width[U].astype(np.float64)
+    rng = np.random.default_rng(seed_rng)
+    x0 = seed[U].copy() if seed is not None else _feasible_point(AU, rhs, vlab, rlab)
+    lo = x0.copy()
+    hi = x0.copy()
+    if prior is not None:
+        np.minimum(lo, prior[0][U], out=lo)
+        np.maximum(hi, prior[1][U], out=hi)
+    lps = 0
+    # level 1: blocks once the wide equations are cut; level 2: clusters of failing level-1 blocks
+    rnnz = np.diff(AU.indptr)
+    narrow = AU[rnnz <= WIDE]
+    _, g1, _ = _components(narrow)
+    pending = hi - lo < wU - EPS
+    for level in LEVELS:
+        if not pending.any():
+            break
+        if level == 1:
+            group = g1
+        else:
+            group = _clusters(AU, rnnz, g1, pending)
+        active = np.isin(group, np.unique(group[pending]))
+        vsel = np.nonzero(active)[0]
+        M, r = _split_lp(AU, x0, group, vsel)
+        _, lab_local = np.unique(group[vsel], return_inverse=True)
+        for batch in _batches(lab_local):
+            inb = np.isin(lab_local, batch)
+            cols = np.nonzero(inb)[0]
+            Mb = M[:, cols]
+            keep = np.nonzero(np.diff(Mb.tocsr().indptr) > 0)[0]
+            Mb = Mb.tocsr()[keep].tocsc()
+            wv = np.where(pending[vsel[cols]], wU[vsel[cols]], 0.0)
+            l2, h2, _, n_lp = _attack_batch(Mb, r[keep], lab_local[cols], wv, lo[vsel[cols]], hi[vsel[cols]],
+                                            exact=False, rng=rng, targeted_rounds=LOCAL_TARGETED)
+            lps += n_lp
+            lo[vsel[cols]] = l2
+            hi[vsel[cols]] = h2
+        pending = hi - lo < wU - EPS
+        if DEBUG:
+            print(f"level {level}: pending {pending.sum()} / {nU}", file=sys.stderr)
+    done = np.zeros(nU, bool)
+    if exact and pending.any():
+        # level 3: exact LPs on the full blocks of the cells still pending
+        active = np.isin(vlab, np.unique(vlab[pending]))
+        for batch in _batches(vlab[active]):
+            inb = np.zeros(ncomp, bool)
+            inb[batch] = True
+            vsel = np.nonzero(inb[vlab])[0]
+            rsel = np.nonzero(inb[rlab])[0]
+            sub = AU[rsel][:, vsel].tocsc()
+            wv = np.where(pending[vsel], wU[vsel], 0.0)
+            l2, h2, d2, n_lp = _attack_batch(sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], exact=True, rng=rng)
+            lps += n_lp
+            lo[vsel], hi[vsel], done[vsel] = l2, h2, d2
+        if DEBUG:
+            print(f"level 3 (exact): {int(done.sum())} cells solved exactly", file=sys.stderr)
+    protected = hi - lo >= wU - EPS
+    return Attack(U, lo, hi, done, protected, blocks=int(ncomp), largest_block=int(sizes.max()) if len(sizes) else 0,
+                  lps=lps)
+
+
+def _clusters(AU: sp.csr_matrix, rnnz: np.ndarray, g1: np.ndarray, pending: np.ndarray) -> np.ndarray:
+    """Level-2 groups: level-1 blocks with pending cells, clustered by the wide equations they sit
+    in (blocks with the same signature can close rectangles through those equations)."""
+    wide = np.nonzero(rnnz > WIDE)[0]
+    ng = int(g1.max()) + 1
+    group = g1.copy()
+    if len(wide) == 0:
+        return group
+    W = AU[wide].tocoo()
+    inc = sp.csr_matrix((np.ones(len(W.data)), (g1[W.col], W.row)), shape=(ng, len(wide)))
+    inc.sum_duplicates()
+    failing = np.unique(g1[pending])
+    sig = []
+    for g in failing:
+        cols = inc.indices[inc.indptr[g]:inc.indptr[g + 1]]
+        sig.append(tuple(sorted(cols.tolist())))
+    order = np.array(sorted(range(len(failing)), key=lambda i: sig[i]), dtype=np.int64)
+    remap = np.arange(ng, dtype=np.int64)
+    remap[failing[order]] = ng + np.arange(len(order)) // CLUSTER
+    group = remap[g1]
+    return group
+
+
+@dataclass
+class UnprotectedCell:
+    table: str
+    cell: dict[str, str]
+    low: float
+    high: float
+    width: int
+
+    def to_dict(self) -> dict:
+        return {"table": self.table, "cell": self.cell, "low": _num(self.low), "high": _num(self.high),
+                "width": self.width}
+
+
+def _num(x: float):
+    if x >= BIG * 0.999:
+        return None
+    r = round(x)
+    return int(r) if abs(x - r) < 1e-6 else round(x, 6)
+
+
+@dataclass
+class AuditReport:
+    """Outcome of the audit: every hidden cell, how many are protected, which are not."""
+
+    cells_hidden: int
+    unprotected: list[UnprotectedCell] = field(default_factory=list)
+    blocks: int = 0
+    largest_block: int = 0
+    lps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.unprotected
+
+    def to_dict(self) -> dict:
+        return {"passed": self.ok, "cells_hidden": self.cells_hidden, "unprotected": len(self.unprotected),
+                "blocks": self.blocks, "largest_block": self.largest_block, "lps": self.lps,
+                "seconds": round(self.seconds, 3), "cells": [u.to_dict() for u in self.unprotected]}
+
+    def to_report(self) -> Report:
+        report = Report(subject="audit")
+        for u in self.unprotected:
+            key = ", ".join(f"{k}={v}" for k, v in u.cell.items())
+            lo, hi = _num(u.low), _num(u.high)
+            report.error(
+                "audit-unprotected",
+                f"cellule masquée non protégée ({key}) : l'attaquant la situe entre {lo} et {hi} "
+                f"(écart {_num(u.high - u.low)} < {u.width})",
+                f"hidden cell not protected ({key}): the attacker narrows it to {lo}..{hi} "
+                f"(range {_num(u.high - u.low)} < {u.width})",
+                file=u.table)
+        return report
+
+
+def _cell_key(t: CountTable, row: int) -> dict[str, str]:
+    return {d: str(t.frame.get_column(d)[row]) for d in t.dimensions}
+
+
+def _widths(model: Model, hidden_any: np.ndarray) -> np.ndarray:
+    width = np.zeros(model.n)
+    for ti in model.tables:
+        pol = ti.table.policy
+        if pol.rule == "threshold":
+            np.maximum.at(width, ti.var, float(pol.width))
+    return width
+
+
+def audit_model(model: Model, hidden: np.ndarray, known: np.ndarray, width: np.ndarray,
+                seed: np.ndarray | None = None, prior=None, exact: bool = True) -> tuple[Attack, np.ndarray]:
+    """Attack a model: ``hidden`` vars must be protected; ``known`` vars are published values.
+
+    Returns the attack (over the unknown vars) and the hidden vars that are not protected (a
+    hidden var that is also known somewhere is unprotected: it was re-opened).
+    """
+    unknown = ~known
+    att = attack(model.A, unknown, model.value, width, seed, prior=prior, exact=exact)
+    bad_unknown = att.var[~att.protected & hidden[att.var] & (width[att.var] > 0)]
+    reopened = np.nonzero(hidden & known & (width > 0))[0]
+    return att, np.concatenate([bad_unknown, reopened])
+
+
+def audit(tables: list[CountTable], published: list[CountTable] = ()) -> AuditReport:
+    """Audit published-form tables (hidden cells null or ``secret`` true) together with earlier
+    ``published`` versions. Every hidden cell must have an attacker interval ≥ its table's
+    protection width."""
+    t0 = time.perf_counter()
+    model = build_model(list(tables), list(published), with_values=False)
+    hidden = np.zeros(model.n, bool)
+    known = np.zeros(model.n, bool)
+    for ti in model.tables:
+        hidden[ti.var[ti.hidden]] = True
+        known[ti.var[~ti.hidden]] = True
+    width = _widths(model, hidden)
+    att, bad = audit_model(model, hidden, known, width)
+    return _report(model, att, bad, hidden, width, time.perf_counter() - t0)
+
+
+def _report(model: Model, att: Attack, bad: np.ndarray, hidden: np.ndarray, width: np.ndarray,
+            seconds: float) -> AuditReport:
+    pos = {int(v): i for i, v in enumerate(att.var)}
+    cells = []
+    for v in bad[:1000]:
+        t, row = model.where(int(v))
+        i = pos.get(int(v))
+        if i is None:  # re-opened: published somewhere
+            lo = hi = float(model.value[v]) if not np.isnan(model.value[v]) else 0.0
+        else:
+            lo, hi = float(att.low[i]), float(att.high[i])
+        cells.append(UnprotectedCell(t.name, _cell_key(t, row), lo, hi, int(width[v])))
+    return AuditReport(cells_hidden=int(hidden.sum()), unprotected=cells, blocks=att.blocks,
+                       largest_block=att.largest_block, lps=att.lps, seconds=seconds)
+
+
+def frame_hidden(frame: pl.DataFrame, measure: str = "effectif") -> int:
+    return int(frame.get_column(measure).is_null().sum())

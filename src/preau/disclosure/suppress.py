@@ -1,0 +1,486 @@
+"""Primary and secondary suppression over hierarchies and linked tables, proven by the audit.
+
+Method (all tables of a build together, on one model — see :mod:`preau.disclosure.model`):
+
+1. **Primary**: a cell with ``1 ≤ n < k`` is hidden (zeros are published). Cells of a table with
+   rule ``none`` (published exactly elsewhere) and cells published earlier with the same value are
+   known to the attacker and are never hidden; cells hidden in an earlier published version stay
+   hidden (no re-opening by differencing).
+2. **Local pass** (fast, every equation ``parent = Σ children``): with a published parent, the
+   hidden children of an equation must be at least two and add up to at least the protection
+   width (else their sum, hence each, is narrowed); with a hidden parent, at least one child is
+   hidden. The cheapest complement is chosen, preferring cells that already sit next to hidden
+   cells (they close rectangles, as in the optimal methods).
+3. **Audit-driven repair** (the proof): the attacker LPs run on every hidden cell; for each cell
+   still narrowed to less than its width, a *protection LP* (Fischetti–Salazar style) looks, in
+   the cell's neighbourhood, for a cheapest deviation ``y`` with ``A y = 0``, ``y_c = w`` and
+   ``x + y ≥ 0``, where hidden cells cost nothing and published cells cost their count. Hiding
+   the support of ``y`` makes ``x`` and ``x + y`` both feasible, so the cell's range becomes ≥ w:
+   each repair is guaranteed, and hiding more never narrows another cell. Repeat until the audit
+   passes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import highspy
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from preau.disclosure.attack import BIG, DEBUG, AuditReport, _report, audit, audit_model, new_highs
+from preau.disclosure.hierarchy import CountTable
+from preau.disclosure.model import Model, build_model
+from preau.errors import PreauError, Problem
+
+Method = Literal["modular", "hypercube", "primary"]
+
+
+@dataclass
+class ProtectedTable:
+    """A protected table: ``frame`` has the measure null where hidden and a ``secret`` column."""
+
+    name: str
+    frame: pl.DataFrame
+    table: CountTable  # the published form (for :func:`preau.disclosure.audit`)
+    cells: int
+    cells_hidden: int
+    pupils_hidden: int
+    primary: int
+    rule: str
+    k: int | None
+    protection_width: int | None
+    audit: str = "passed"
+
+    def disclosure(self) -> dict:
+        """The ``disclosure`` entry of the build manifest / ``disclosure.json``."""
+        return {"rule": "threshold" if self.rule == "threshold" else "none", "k": self.k,
+                "protection_width": self.protection_width, "cells": self.cells,
+                "cells_hidden": self.cells_hidden, "pupils_hidden": self.pupils_hidden, "audit": self.audit}
+
+
+@dataclass
+class ProtectionStats:
+    method: str
+    seconds: float = 0.0
+    primary: int = 0
+    hidden: int = 0
+    pupils_hidden: int = 0
+    local_added: int = 0
+    repair_rounds: int = 0
+    repair_lps: int = 0
+    repair_added: int = 0
+    audit: AuditReport | None = None
+    timings: dict = field(default_factory=dict)
+
+
+class _State:
+    """Per-variable facts shared by the suppression steps."""
+
+    def __init__(self, model: Model, n_current: int):
+        n = model.n
+        self.model = model
+        self.value = model.value
+        self.x = np.nan_to_num(model.value)  # mass (unknown values count as 0)
+        self.in_current = np.zeros(n, bool)
+        self.in_none = np.zeros(n, bool)
+        self.k = np.zeros(n)
+        self.width = np.zeros(n)
+        self.old_hidden = np.zeros(n, bool)
+        self.old_known = np.zeros(n, bool)  # published earlier with the current value
+        self.old_only = np.ones(n, bool)
+        for i, ti in enumerate(model.tables):
+            pol = ti.table.policy
+            if i < n_current:
+                self.in_current[ti.var] = True
+                self.old_only[ti.var] = False
+                if pol.rule == "none":
+                    self.in_none[ti.var] = True
+                else:
+                    np.maximum.at(self.k, ti.var, float(pol.k))
+            else:
+                self.old_hidden[ti.var[ti.hidden]] = True
+                pub = ti.var[~ti.hidden]
+                same = ti.values[~ti.hidden] == model.value[pub]
+                self.old_known[pub[same]] = True
+            if pol.rule == "threshold":
+                np.maximum.at(self.width, ti.var, float(pol.width))
+        self.old_only &= ~self.in_current
+        # variables the attacker knows whatever we do
+        self.fixed = self.in_none | self.old_known | (self.old_only & ~self.old_hidden)
+        self.decidable = self.in_current & ~self.fixed
+        # unknown whatever we do: hidden in an earlier version and absent from this build
+        self.unknown_always = self.old_only & self.old_hidden
+        self.sup = np.zeros(n, bool)
+        # witnesses: lowest / highest value of each variable seen in a feasible point
+        self.lo = np.nan_to_num(model.value.copy())
+        self.hi = self.lo.copy()
+
+    def hidden(self) -> np.ndarray:
+        return self.sup | self.unknown_always
+
+    def known(self) -> np.ndarray:
+        return ~self.hidden()
+
+
+def _check_sums(model: Model, n_current: int) -> None:
+    """The true counts must satisfy every equation (margins = sums of their parts)."""
+    v = model.value
+    ok = ~np.isnan(v)
+    A = model.A
+    full = np.asarray((abs(A) @ (~ok).astype(np.float64))).ravel() == 0
+    res = A @ np.nan_to_num(v)
+    bad = np.nonzero(full & (np.abs(res) > 1e-6))[0]
+    if len(bad):
+        var = A.indices[A.indptr[bad[0]]:A.indptr[bad[0] + 1]]
+        parent = var[A.data[A.indptr[bad[0]]:A.indptr[bad[0] + 1]] < 0]
+        t, row = model.where(int(parent[0] if len(parent) else var[0]))
+        cell = ", ".join(f"{d}={t.frame[d][row]}" for d in t.dimensions)
+        raise PreauError(Problem(
+            "disclosure-margins",
+            f"{len(bad)} total(s) ne sont pas la somme de leurs parties (par ex. la cellule {cell})",
+            f"{len(bad)} total(s) are not the sum of their parts (e.g. cell {cell})", file=t.name))
+
+
+def _primary(st: _State) -> np.ndarray:
+    v = st.value
+    prim = st.decidable & (v >= 1) & (v < st.k)
+    forced = st.decidable & st.old_hidden
+    return prim | forced
+
+
+SMALL_PENALTY = 4.0
+ZERO_PENALTY = 6.0
+
+
+def _score(x: np.ndarray, w: float, bonus: np.ndarray) -> np.ndarray:
+    """Cost of hiding candidates: their count, +2 unless they close a rectangle with hidden
+    cells, + w when they are below the width themselves (a small complement needs its own
+    protection: it cascades)."""
+    return x + 2.0 * (1.0 - bonus) + np.where(x < w, SMALL_PENALTY * w, 0.0) + np.where(x == 0, ZERO_PENALTY * w, 0.0)
+
+
+def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int = 64) -> int:
+    """Fix-point of the per-equation conditions (see module doc). Returns cells added."""
+    ptr, idx, coef = A.indptr, A.indices, A.data
+    tptr, tidx = AT.indptr, AT.indices
+    hid = st.hidden()
+    x, width, dec = st.x, st.width, st.decidable
+    sup = st.sup
+    # equations touching a hidden var
+    dirty = deque(np.unique(A.tocsc()[:, np.nonzero(hid)[0]].tocoo().row).tolist())
+    queued = np.zeros(A.shape[0], bool)
+    queued[list(dirty)] = True
+    added = 0
+
+    def hide(v: int) -> None:
+        nonlocal added
+        sup[v] = True
+        hid[v] = True
+        added += 1
+        for e in tidx[tptr[v]:tptr[v + 1]]:
+            if not queued[e]:
+                queued[e] = True
+                dirty.append(e)
+
+    def bonus(cands: np.ndarray, eq: int) -> np.ndarray:
+        """1 for candidates sitting in another equation that already has a hidden cell."""
+        out = np.zeros(len(cands))
+        if len(cands) > max_bonus:
+            return out
+        for j, v in enumerate(cands):
+            for e in tidx[tptr[v]:tptr[v + 1]]:
+                if e != eq and hid[idx[ptr[e]:ptr[e + 1]]].sum() > 0:
+                    out[j] = 1.0
+                    break
+        return out
+
+    while dirty:
+        e = dirty.popleft()
+        queued[e] = False
+        vs = idx[ptr[e]:ptr[e + 1]]
+        cs = coef[ptr[e]:ptr[e + 1]]
+        h = hid[vs]
+        if not h.any():
+            continue
+        par = vs[cs < 0]
+        ch = vs[cs > 0]
+        hch = hid[ch]
+        if len(par) and hid[par].all():
+            if hch.any():
+                continue
+            cands = ch[dec[ch] & ~hid[ch]]
+            if len(cands) == 0:
+                continue  # children all known: the audit will report the parent
+            score = _score(x[cands], width[par].max(), bonus(cands, e))
+            hide(int(cands[np.argmin(score)]))
+            continue
+        # published parent (or no parent row): hidden children need count >= 2 and mass >= width
+        while True:
+            hv = ch[hid[ch]]
+            w = width[hv].max() if len(hv) else 0.0
+            mass = x[hv].sum()
+            need_count = len(hv) < 2
+            need_mass = mass < w
+            if not (need_count or need_mass):
+                break
+            cands = ch[dec[ch] & ~hid[ch]]
+            if len(cands) == 0:
+                if len(par) and dec[par].all() and not hid[par].all():
+                    hide(int(par[0]))
+                break
+            xc = x[cands]
+            if need_mass:
+                enough = xc >= (w - mass)
+                if enough.any():
+                    sel = cands[enough]
+                    score = _score(x[sel], w, bonus(sel, e))
+                    hide(int(sel[np.argmin(score)]))
+                else:
+                    hide(int(cands[np.argmax(xc)]))
+            else:
+                score = _score(xc, w, bonus(cands, e))
+                hide(int(cands[np.argmin(score)]))
+    return added
+
+
+def _neighbourhood(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_vars: int,
+                   depth: int, wide: int = 40) -> np.ndarray:
+    """Variables near ``c`` in the equation graph; wide equations contribute only their hidden
+    members, their parent and their cheapest published members."""
+    ptr, idx, coef = A.indptr, A.indices, A.data
+    tptr, tidx = AT.indptr, AT.indices
+    hid = st.hidden()
+    usable = st.decidable | hid
+    seen = {c}
+    frontier = [c]
+    seen_eq: set[int] = set()
+    for _ in range(depth):
+        nxt = []
+        for v in frontier:
+            for e in tidx[tptr[v]:tptr[v + 1]]:
+                if e in seen_eq:
+                    continue
+                seen_eq.add(e)
+                vs = idx[ptr[e]:ptr[e + 1]]
+                vs = vs[usable[vs]]
+                if len(vs) > wide:
+                    cs = coef[ptr[e]:ptr[e + 1]][usable[idx[ptr[e]:ptr[e + 1]]]]
+                    keep = hid[vs] | (cs < 0)
+                    rest = vs[~keep]
+                    cheap = rest[np.argsort(st.x[rest], kind="stable")[:wide]]
+                    vs = np.concatenate([vs[keep], cheap])
+                for u in vs.tolist():
+                    if u not in seen:
+                        seen.add(u)
+                        nxt.append(u)
+            if len(seen) >= max_vars:
+                break
+        frontier = nxt
+        if len(seen) >= max_vars or not frontier:
+            break
+    return np.fromiter(seen, dtype=np.int64)
+
+
+# neighbourhood tiers of the protection LP: (depth, max variables, exclude published cells above
+# cap × width; None = no cap). Stop at the first tier whose cost is below GOOD_ENOUGH × width.
+REPAIR_TIERS = ((3, 400, 20), (4, 3000, 20), (4, 3000, None), (6, 20000, None))
+GOOD_ENOUGH = 8
+
+
+def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix) -> tuple[int, int]:
+    """Protection LP for one cell (see module doc). Returns (cells added, LPs solved)."""
+    w = float(st.width[c])
+    lps = 0
+    best = None
+    for depth, max_vars, cap in REPAIR_TIERS:
+        N = _neighbourhood(c, st, A, AT, max_vars, depth)
+        if cap is not None:
+            N = N[(st.x[N] <= cap * w) | st.hidden()[N] | (N == c)]
+        for direction in (1.0, -1.0):
+            if direction < 0 and st.x[c] < w:
+                continue
+            res = _protection_lp(c, N, st, A, w, direction)
+            lps += 1
+            if res is not None:
+                y, obj = res
+                nz = np.abs(y) > 1e-7
+                support = N[nz]
+                new = support[~st.sup[support] & st.decidable[support]]
+                cost = float((st.x[new] + 1).sum())
+                if best is None or cost < best[0]:
+                    best = (cost, new, support, y[nz])
+        if best is not None and best[0] <= GOOD_ENOUGH * w:
+            break
+    if best is None:
+        return -1, lps
+    _, new, support, y = best
+    st.sup[new] = True
+    # x + y is feasible once the support is hidden: a witness for every cell it moves
+    moved = st.x[support] + y
+    np.minimum.at(st.lo, support, moved)
+    np.maximum.at(st.hi, support, moved)
+    return len(new), lps
+
+
+def _protection_lp(c: int, N: np.ndarray, st: _State, A: sp.csr_matrix, w: float,
+                   direction: float) -> tuple[np.ndarray, float] | None:
+    n = len(N)
+    sub = st.AC[:, N].tocsr()
+    rows = np.nonzero(np.diff(sub.indptr) > 0)[0]
+    sub = sub[rows]
+    # columns: y+ (n) then y- (n)
+    M = sp.hstack([sub, -sub], format="csc")
+    hid = st.hidden()[N]
+    cost = np.where(hid, 1e-3, (st.x[N] + 1.0) / w)
+    cost = np.concatenate([cost, cost])
+    lower = np.zeros(2 * n)
+    upper = np.concatenate([np.full(n, BIG), st.x[N]])
+    ci = int(np.nonzero(N == c)[0][0])
+    if direction > 0:
+        lower[ci] = upper[ci] = w
+        upper[n + ci] = 0.0
+    else:
+        lower[n + ci] = upper[n + ci] = w
+        upper[ci] = 0.0
+    h = new_highs()
+    lp = highspy.HighsLp()
+    lp.num_col_ = 2 * n
+    lp.num_row_ = M.shape[0]
+    lp.col_cost_ = cost
+    lp.col_lower_ = lower
+    lp.col_upper_ = upper
+    lp.row_lower_ = np.zeros(M.shape[0])
+    lp.row_upper_ = np.zeros(M.shape[0])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = M.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = M.indices.astype(np.int32)
+    lp.a_matrix_.value_ = M.data.astype(np.float64)
+    h.passModel(lp)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    sol = np.asarray(h.getSolution().col_value)
+    return sol[:n] - sol[n:], h.getInfo().objective_function_value
+
+
+def _attack_state(st: _State, exact: bool = False):
+    """Audit of the current pattern, reusing the witnesses already found (they stay feasible
+    when more cells are hidden). Without ``exact``, cells not certified count as unprotected."""
+    hid = st.hidden()
+    att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
+                           exact=exact)
+    np.minimum.at(st.lo, att.var, att.low)
+    np.maximum.at(st.hi, att.var, att.high)
+    return att, bad
+
+
+def protect(tables: list[CountTable], published: list[CountTable] = (), method: Method = "modular",
+            max_rounds: int = 50, stats: ProtectionStats | None = None) -> list[ProtectedTable]:
+    """Protect all tables of a build together (shared cells are one cell), taking the earlier
+    ``published`` versions as known, and prove it with the audit.
+
+    ``method``: ``modular`` (Préau's method), ``hypercube`` (baseline, see
+    :mod:`preau.disclosure.hypercube`, 2-dimension tables only) or ``primary`` (primary only:
+    for tests and benchmarks, fails the audit on tables with margins).
+    Raises :class:`PreauError` (with the audit report) if any hidden cell stays unprotected —
+    the build never publishes a table that fails the audit.
+    """
+    stats = stats if stats is not None else ProtectionStats(method)
+    t0 = time.perf_counter()
+    model = build_model(list(tables), list(published), with_values=True)
+    _check_sums(model, len(tables))
+    st = _State(model, len(tables))
+    stats.timings["model"] = time.perf_counter() - t0
+    st.sup[:] = _primary(st)
+    stats.primary = int(st.sup.sum())
+    A = model.A
+    AT = A.T.tocsr()
+    st.AC = A.tocsc()
+    if method == "modular":
+        t = time.perf_counter()
+        stats.local_added = _local_pass(st, A, AT)
+        stats.timings["local"] = time.perf_counter() - t
+    elif method == "hypercube":
+        from preau.disclosure.hypercube import hypercube
+
+        t = time.perf_counter()
+        hypercube(st, tables)
+        stats.timings["hypercube"] = time.perf_counter() - t
+    t = time.perf_counter()
+    att, bad = _attack_state(st, exact=method != "modular")
+    exact_done = method != "modular"
+    stats.timings["audit"] = time.perf_counter() - t
+    while method == "modular" and len(bad) and stats.repair_rounds < max_rounds:
+        if DEBUG:
+            print(f"round {stats.repair_rounds}: {len(bad)} unprotected", file=sys.stderr)
+        stats.repair_rounds += 1
+        t = time.perf_counter()
+        round_added = 0
+        repaired = 0
+        for c in bad.tolist():
+            if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
+                continue  # hidden earlier only (nothing to decide), or certified by a previous repair
+            added, lps = _repair(int(c), st, A, AT)
+            stats.repair_lps += lps
+            round_added += max(added, 0)
+            repaired += added >= 0
+        stats.repair_added += round_added
+        stats.timings["repair"] = stats.timings.get("repair", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        exact_done = repaired == 0
+        att, bad = _attack_state(st, exact=exact_done)
+        stats.timings["audit"] += time.perf_counter() - t
+        if repaired == 0:
+            break  # nothing more can be hidden: the exact audit above names what is left
+    if len(bad) and not exact_done:
+        t = time.perf_counter()
+        att, bad = _attack_state(st, exact=True)
+        stats.timings["audit"] += time.perf_counter() - t
+    hid = st.hidden()
+    stats.audit = _report(model, att, bad, hid, st.width, stats.timings["audit"])
+    stats.hidden = int(st.sup.sum())
+    stats.pupils_hidden = int(st.x[st.sup].sum())
+    stats.seconds = time.perf_counter() - t0
+    verdict = "passed" if stats.audit.ok else "failed"
+    out = _outputs(st, tables, verdict)
+    if not stats.audit.ok and method == "modular":
+        raise PreauError(stats.audit.to_report())
+    return out
+
+
+def _outputs(st: _State, tables: list[CountTable], verdict: str) -> list[ProtectedTable]:
+    out = []
+    for ti in st.model.tables[:len(tables)]:
+        t = ti.table
+        hid = st.sup[ti.var]
+        vals = t.frame.get_column(t.measure)
+        frame = t.frame.with_columns(
+            pl.when(pl.Series(hid)).then(None).otherwise(vals).cast(vals.dtype).alias(t.measure),
+            pl.Series(t.secret, hid, dtype=pl.Boolean),
+        )
+        pub = CountTable(t.name, frame, t.dimensions, t.measure, t.policy, t.secret)
+        v = vals.to_numpy()
+        rule = t.policy.rule
+        out.append(ProtectedTable(
+            name=t.name, frame=frame, table=pub, cells=t.frame.height, cells_hidden=int(hid.sum()),
+            pupils_hidden=int(v[hid].sum()), primary=int(((v >= 1) & (v < t.policy.k) & hid).sum()),
+            rule=rule, k=t.policy.k if rule == "threshold" else None,
+            protection_width=t.policy.width if rule == "threshold" else None,
+            audit=verdict if rule == "threshold" else "not-applicable"))
+    return out
+
+
+def protect_independently(tables: list[CountTable], method: Method = "modular") -> list[ProtectedTable]:
+    """Each table protected on its own (what NOT to do with linked tables; for tests/benches)."""
+    return [protect([t], method=method)[0] for t in tables]
+
+
+def verify(protected: list[ProtectedTable], published: list[CountTable] = ()) -> AuditReport:
+    """Independent audit of protected tables, from their published form only."""
+    return audit([p.table for p in protected], published)

@@ -1,0 +1,133 @@
+"""The attacker's LP audit: it recovers cells that primary suppression alone leaves exposed.
+
+Count tables are generated (random Poisson counts, or a few hand-set counts): no personal data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from preau.disclosure import CountTable, Hierarchy, Policy, audit, protect
+from preau.disclosure.generate import school_level_tables
+from preau.disclosure.model import build_model
+
+
+def _primary_only(table: CountTable) -> CountTable:
+    k = table.policy.k
+    v = pl.col(table.measure)
+    frame = table.frame.with_columns(pl.when((v >= 1) & (v < k)).then(None).otherwise(v).alias(table.measure))
+    return CountTable(table.name, frame, table.dimensions, table.measure, table.policy)
+
+
+def _value(table: CountTable, cell: dict) -> int:
+    f = table.frame
+    for d, v in cell.items():
+        f = f.filter(pl.col(d) == v)
+    return int(f[table.measure][0])
+
+
+def test_primary_only_is_caught_and_the_attack_recovers_the_cell():
+    school, _ = school_level_tables(60, 40, seed=7)
+    report = audit([_primary_only(school)])
+    assert not report.ok
+    exact = [u for u in report.unprotected if u.high - u.low < 1e-6]
+    assert exact, "some hidden cell is pinned down exactly"
+    for u in exact[:20]:
+        assert u.low == pytest.approx(_value(school, u.cell)), "the attack recovers the true count"
+        assert 1 <= u.low < school.policy.k
+
+
+def _one_school(counts: dict[str, int]) -> pl.DataFrame:
+    h = Hierarchy.niveau()
+    rows = dict(counts)
+    for node in ("C1", "C2", "C3", "TOTAL"):
+        rows[node] = 0
+    for lvl, n in counts.items():
+        p = h.parent_of(lvl)
+        while p is not None:
+            rows[p] += n
+            p = h.parent_of(p)
+    return pl.DataFrame({"uai": ["E1"] * len(rows), "niveau": list(rows), "effectif": list(rows.values())})
+
+
+def test_cycle_subtotal_reveals_a_level():
+    """level ⊂ cycle ⊂ TOTAL: hiding CP alone is undone by C2 = CP + CE1 + CE2."""
+    counts = {"TPS": 0, "PS": 20, "MS": 22, "GS": 21, "CP": 3, "CE1": 25, "CE2": 24, "CM1": 26, "CM2": 22,
+              "ULIS": 0}
+    f = _one_school(counts).with_columns(
+        pl.when(pl.col("niveau") == "CP").then(None).otherwise(pl.col("effectif")).alias("effectif"))
+    t = CountTable("ecole", f, {"uai": Hierarchy.flat(["E1"]), "niveau": Hierarchy.niveau()})
+    report = audit([t])
+    assert [u.cell for u in report.unprotected] == [{"uai": "E1", "niveau": "CP"}]
+    assert report.unprotected[0].low == pytest.approx(3) and report.unprotected[0].high == pytest.approx(3)
+    # without the cycle row the cell only moves within the TOTAL row equation: CP ∈ [0, TOTAL - others]
+    # hidden together with CE1, it is protected
+    f2 = f.with_columns(pl.when(pl.col("niveau") == "CE1").then(None).otherwise(pl.col("effectif")).alias("effectif"))
+    assert audit([CountTable("ecole", f2, t.dimensions)]).ok
+
+
+def test_commune_total_reveals_a_school_cell():
+    """uai ⊂ commune ⊂ TOTAL: one hidden school cell is the commune total minus the others."""
+    school, _ = school_level_tables(30, 10, seed=3)
+    f = school.frame
+    h = school.dimensions["uai"]
+    communes = {}
+    for u, c in h.parent.items():
+        if u.startswith("E"):
+            communes.setdefault(c, []).append(u)
+    commune, members = next((c, m) for c, m in communes.items() if len(m) >= 2)
+    target = members[0]
+    f2 = f.with_columns(pl.when((pl.col("uai") == target) & (pl.col("niveau") == "CE2")).then(None)
+                        .otherwise(pl.col("effectif")).alias("effectif"))
+    report = audit([CountTable("ecole", f2, school.dimensions)])
+    assert len(report.unprotected) == 1
+    u = report.unprotected[0]
+    assert u.cell == {"uai": target, "niveau": "CE2"}
+    assert u.low == pytest.approx(_value(school, u.cell)) == pytest.approx(u.high)
+
+
+def test_hierarchy_equations_are_built():
+    """The model has one equation per margin cell and dimension (cycles, communes, totals)."""
+    school, _ = school_level_tables(25, 9, seed=1)
+    m = build_model([school])
+    n_schools, n_communes = 25, 9
+    rows = n_schools + n_communes + 1
+    # niveau: 4 equations per row (C1, C2, C3, TOTAL); uai: 14 per commune + 14 for the TOTAL row
+    assert m.A.shape[0] == rows * 4 + 14 * (n_communes + 1)
+    f = school.frame.with_row_index()
+    row = f.filter((pl.col("uai") == "E0000000") & (pl.col("niveau") == "C2"))["index"][0]
+    kids = f.filter((pl.col("uai") == "E0000000") & pl.col("niveau").is_in(["CP", "CE1", "CE2"]))["index"]
+    eq = [e for e in range(m.A.shape[0]) if m.A[e, row] == -1]
+    assert len(eq) == 1
+    members = set(m.A[eq[0]].indices.tolist())
+    assert members == {row, *kids.to_list()}
+
+
+def test_reopening_an_earlier_hidden_cell_is_caught():
+    """A cell hidden in the published version and published now is disclosed (same data)."""
+    school, _ = school_level_tables(40, 20, seed=5)
+    old = protect([school])[0]
+    now = CountTable(school.name, school.frame, school.dimensions)  # everything published
+    report = audit([now], published=[old.table])
+    assert not report.ok
+    hidden_before = old.frame.filter(pl.col("secret")).height
+    assert len(report.unprotected) == min(hidden_before, 1000)
+
+
+def test_rule_none_tables_are_known_and_not_audited():
+    school, _ = school_level_tables(30, 20, seed=2)
+    exact = CountTable("ministere", school.frame, school.dimensions, policy=Policy("none"))
+    report = audit([exact])
+    assert report.ok and report.cells_hidden == 0
+
+
+def test_audit_report_speaks_french_and_english():
+    school, _ = school_level_tables(30, 20, seed=4)
+    report = audit([_primary_only(school)]).to_report()
+    assert report.errors
+    p = report.errors[0]
+    assert "non protégée" in p.message("fr") and "not protected" in p.message("en")
+    assert p.file == "ecole-niveau"
+    assert np.isfinite(len(report.to_json()))
