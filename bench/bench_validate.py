@@ -8,7 +8,7 @@ random tokens — no realistic personal value), plants errors (bad dates, wrong 
 missing required names, broken booleans, duplicate primary keys, ragged rows, wrong UAI check
 letters), then validates it with frictionless-py and with ``preau validate``, each as a whole
 subprocess (interpreter start, imports, reading, checking, JSON report). Prints rows/s of each,
-the ratio, peak memory (max RSS) of each process, and compares the error sets (type, row, field,
+the ratio (wall and CPU time), peak memory (VmHWM) of each process, and compares the error sets (type, row, field,
 note): they must be identical, apart from Préau's French code checks (``preau:check``, the wrong
 UAI check letters), which frictionless does not know (counted separately).
 """
@@ -45,7 +45,8 @@ errors = [e for t in report.tasks for e in t.errors]
 keys = [[e.type, getattr(e, "row_number", None), getattr(e, "field_name", None), e.note] for e in errors]
 Path(out).write_text(json.dumps({"valid": report.valid, "keys": keys}))
 ru = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"maxrss_kb": ru.ru_maxrss, "cpu": ru.ru_utime + ru.ru_stime}), file=sys.stderr)
+hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print(json.dumps({"maxrss_kb": hwm, "cpu": ru.ru_utime + ru.ru_stime}), file=sys.stderr)
 """
 
 PREAU_RUNNER = r"""
@@ -62,7 +63,9 @@ except SystemExit:
 finally:
     sys.stdout = sys.__stdout__
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"maxrss_kb": ru.ru_maxrss, "cpu": ru.ru_utime + ru.ru_stime}), file=sys.stderr)
+    # VmHWM: this process's own peak (ru_maxrss may carry the parent's peak over fork + exec)
+    hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+    print(json.dumps({"maxrss_kb": hwm, "cpu": ru.ru_utime + ru.ru_stime}), file=sys.stderr)
 """
 
 UAI_ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ"

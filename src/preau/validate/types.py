@@ -138,6 +138,8 @@ def python_reader(field: dict) -> Callable[[str], tuple[bool, Any]]:
             try:
                 if fmt == "default":
                     from dateutil import parser
+                    assert c[5] == ":"
+                    assert len(c) >= 8
                     v = parser.isoparse(f"2000-01-01T{c}").time()
                 elif fmt == "any":
                     from dateutil import parser
