@@ -44,23 +44,34 @@ def _subdivide(geom, max_vertices: int, out: list, depth: int = 0) -> None:
             _subdivide(part, max_vertices, out, depth + 1)
 
 
-def _grid(geoms: np.ndarray, tree: shapely.STRtree, max_cells: int) -> tuple | None:
+def _grid(geoms: np.ndarray, exact, max_cells: int) -> tuple | None:
     """A regular grid over the sectors: each cell is a sector index (wholly inside it), -1 (touches no
-    sector) or -2 (on a border: points there get an exact test)."""
+    sector) or -2 (a border crosses it: points there get an exact test).
+
+    Border cells are found without any polygon test: boundaries are densified to half a cell and every
+    cell holding a vertex, plus its 8 neighbours, is a border cell; any other cell lies wholly inside one
+    sector or outside all, so its centre decides (one vectorised exact lookup)."""
     if len(geoms) == 0 or max_cells <= 0:
         return None
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
     w, h = max(maxx - minx, 1.0), max(maxy - miny, 1.0)
-    cell = max(np.sqrt(w * h / max_cells), 10.0)
+    cell = max(float(np.sqrt(w * h / max_cells)), 10.0)
     nx, ny = int(np.ceil(w / cell)) + 1, int(np.ceil(h / cell)) + 1
-    jj, ii = np.divmod(np.arange(nx * ny), nx)
-    boxes = shapely.box(minx + ii * cell, miny + jj * cell, minx + (ii + 1) * cell, miny + (jj + 1) * cell)
-    state = np.full(nx * ny, -1, dtype=np.int64)
-    touch, _ = tree.query(boxes, predicate="intersects")
-    state[np.unique(touch)] = -2
-    cand = np.flatnonzero(state == -2)
-    src, poly = tree.query(boxes[cand], predicate="within")
-    state[cand[src]] = poly
+    coords = shapely.get_coordinates(shapely.segmentize(shapely.boundary(geoms), cell / 2))
+    ix = np.clip(np.floor((coords[:, 0] - minx) / cell).astype(np.int64), 0, nx - 1)
+    iy = np.clip(np.floor((coords[:, 1] - miny) / cell).astype(np.int64), 0, ny - 1)
+    hit = np.zeros((ny + 2, nx + 2), dtype=bool)
+    hit[iy + 1, ix + 1] = True
+    border = np.zeros_like(hit)
+    # Consecutive vertices are at most half a cell apart, so a segment between them crosses at most
+    # a 4-neighbour of its end cells: mark each vertex cell and its 4 neighbours.
+    for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+        border[1 + dy:ny + 1 + dy, 1 + dx:nx + 1 + dx] |= hit[1:ny + 1, 1:nx + 1]
+    border = border[1:ny + 1, 1:nx + 1].ravel()
+    state = np.full(nx * ny, -2, dtype=np.int64)
+    inner = np.flatnonzero(~border)
+    jj, ii = np.divmod(inner, nx)
+    state[inner] = exact(minx + (ii + 0.5) * cell, miny + (jj + 0.5) * cell)
     return (minx, miny, cell, nx, ny, state)
 
 
@@ -78,7 +89,8 @@ class SectorIndex:
     _grid_args: tuple | None = None  # the grid is built on the first large lookup (it pays off from ~50k points)
 
     @classmethod
-    def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64, max_cells: int = 250_000) -> "SectorIndex":
+    def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64, max_cells: int = 250_000,
+              eager_grid: bool = False) -> "SectorIndex":
         if sectors.crs is not None and sectors.crs.to_epsg() != 2154:
             sectors = sectors.to_crs("EPSG:2154")
         geoms = sectors.geometry.to_numpy()
@@ -100,6 +112,10 @@ class SectorIndex:
                         seen.setdefault(c, set()).add(str(code))
             single = {c: next(iter(s)) for c, s in seen.items() if len(s) == 1}
         whole = shapely.STRtree(geoms)
+        if eager_grid:
+            return cls(codes=sectors["code_secteur"].astype(str).to_numpy(), piece_owner=np.asarray(owner, dtype=np.int64),
+                       tree=shapely.STRtree(pieces), whole_tree=whole, commune_single=single,
+                       grid=None, _grid_args=(geoms, max_cells))._with_grid()
         return cls(codes=sectors["code_secteur"].astype(str).to_numpy(), piece_owner=np.asarray(owner, dtype=np.int64),
                    tree=shapely.STRtree(pieces), whole_tree=whole, commune_single=single,
                    _grid_args=(geoms, max_cells))
@@ -114,8 +130,7 @@ class SectorIndex:
         if len(idx) == 0:
             return result
         if self.grid is None and self._grid_args is not None and len(idx) >= GRID_MIN_POINTS:
-            self.grid = _grid(self._grid_args[0], self.whole_tree, self._grid_args[1])
-            self._grid_args = None
+            self._with_grid()
         if self.grid is not None:
             # Grid cells wholly inside one sector answer at once; only border cells need a polygon test.
             x0, y0, cell, nx, ny, state = self.grid
@@ -129,17 +144,29 @@ class SectorIndex:
             exact = idx[st == -2]
         else:
             exact = idx
-        pts = shapely.points(x[exact], y[exact])
-        src, piece = self.tree.query(pts, predicate="intersects")
-        # A point on a shared border hits two pieces: keep the first.
-        first_src, first_pos = np.unique(src, return_index=True)
-        result[exact[first_src]] = self.piece_owner[piece[first_pos]]
+        if len(exact):
+            result[exact] = self._exact(x[exact], y[exact])
         miss = idx[result[idx] < 0]
         if len(miss) and max_distance > 0:
             mp = shapely.points(x[miss], y[miss])
             s2, poly = self.whole_tree.query_nearest(mp, max_distance=max_distance, all_matches=False)
             result[miss[s2]] = poly
         return result
+
+    def _with_grid(self) -> "SectorIndex":
+        geoms, max_cells = self._grid_args
+        self._grid_args = None
+        self.grid = _grid(geoms, self._exact, max_cells)
+        return self
+
+    def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Polygon index per point by exact tests on the subdivided pieces (-1 outside every sector)."""
+        out = np.full(len(x), -1, dtype=np.int64)
+        src, piece = self.tree.query(shapely.points(x, y), predicate="intersects")
+        # A point on a shared border hits two pieces: keep the first.
+        first_src, first_pos = np.unique(src, return_index=True)
+        out[first_src] = self.piece_owner[piece[first_pos]]
+        return out
 
     def street_sectors(self, reference: Reference) -> pl.DataFrame:
         """(insee, voie) → sector, for streets whose reference addresses all fall in one sector."""
