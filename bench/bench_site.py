@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -39,8 +40,10 @@ def main() -> int:
         write_sample_catalog(root, publisher="national", departements=(), communes=None, layers=False,
                              total_schools=args.schools, restricted=False)
     gen = time.perf_counter() - t0
-    out = root / "_build" / "site"
-    shutil.rmtree(out, ignore_errors=True)
+    # a new output folder (deleting ~100k files just before would slow the next file creations)
+    for old in (root / "_build").glob("site-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    out = root / "_build" / f"site-{int(time.time())}"
 
     cpu: dict[str, float] = {}
 
@@ -65,11 +68,13 @@ def main() -> int:
     incr = timed("one dataset changed")
 
     schools = sum(1 for _ in (out / "ecoles").glob("*.html"))
+    load = os.getloadavg()[0]
     print(f"catalog generated in {gen:.1f} s: {len(index['datasets'])} datasets, {schools} schools")
     print(f"{'run':<24}{'wall (s)':>10}{'cpu (s)':>10}{'pages':>9}{'pages/s wall':>14}{'pages/s cpu':>13}{'written':>10}")
     for label, r in (("full build", full), ("no-op rebuild", noop), ("one dataset changed", incr)):
         print(f"{label:<24}{r.seconds:>10.2f}{cpu[label]:>10.2f}{r.pages:>9}{r.pages_per_second:>14.0f}"
               f"{r.pages / cpu[label]:>13.0f}{len(r.written):>10}")
+    print(f"machine load average (1 min) at the end: {load:.1f} on {os.cpu_count()} CPUs")
     print(f"full build pages/s: {full.pages_per_second:.0f} (goal >= 1000: {'met' if full.pages_per_second >= 1000 else 'NOT met'})")
     print(f"incremental vs full: {full.seconds / incr.seconds:.1f}x faster, "
           f"{len(incr.written)} of {len(full.written)} files rewritten")

@@ -176,6 +176,7 @@ def test_dataset_page_download_is_the_catalog_file(page, server, catalog_dir):
     page.click("text=Rapport de validation complet")
     page.wait_for_selector("h1")
     _axe(page)
+    _shot(page, "validation")
 
 
 def test_map_shows_sector_polygons(page, server, catalog_dir):

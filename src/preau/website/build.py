@@ -13,6 +13,7 @@ whose inputs changed, and removes the files no longer produced.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -91,6 +92,7 @@ def _number(n: Any, lang: str) -> str:
 
 
 _MD_CODE = re.compile(r"`([^`]+)`")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 
 
 def mini_markdown(text: str) -> Markup:
@@ -99,7 +101,7 @@ def mini_markdown(text: str) -> Markup:
     in_list = False
     for line in text.splitlines():
         stripped = line.strip()
-        inline = lambda s: _MD_CODE.sub(r"<code>\1</code>", str(escape(s)))  # noqa: E731
+        inline = lambda s: _MD_LINK.sub(r'<a href="\2">\1</a>', _MD_CODE.sub(r"<code>\1</code>", str(escape(s))))  # noqa: E731
         if stripped.startswith(("- ", "* ")):
             if not in_list:
                 out.append("<ul>")
@@ -167,8 +169,10 @@ def _find_node_modules(workspace: Path | None) -> Path | None:
 class _Page:
     path: str  # language-independent, e.g. "jeux-de-donnees/x/index.html"
     template: str
-    ctx: dict[str, Any]
+    ctx: dict[str, Any] | None
     title: dict[str, str] | str
+    key: Any = None  # the page's inputs when they are smaller than its context (hashed instead)
+    make: Any = None  # builds ctx lazily (with ``key``)
 
 
 class _Builder:
@@ -237,7 +241,7 @@ class _Builder:
             self.written.append(relpath)
 
     def render(self, page: _Page) -> None:
-        key = _hash(self.templates_hash, page.template, page.ctx)
+        key = _hash(self.templates_hash, page.template, page.ctx if page.key is None else page.key)
         for i, lang in enumerate(self.langs):
             prefix = "" if i == 0 else f"{lang}/"
             relpath = prefix + page.path
@@ -254,6 +258,8 @@ class _Builder:
             if tpl is None:
                 tpl = self._tpl_cache[page.template] = self.env.get_template(page.template)
             t = STRINGS[lang]
+            if page.make is not None:  # context built only when the page is written
+                page.ctx, page.make = page.make(), None
             html = tpl.render(page.ctx, lang=lang, t=t, root=root or "./", home=home or "./",
                               other_lang=other, other_url=(other_home or "./") + page_dir,
                               page_dir=page_dir, page_title=pick(page.title, lang) if isinstance(page.title, dict)
@@ -643,24 +649,31 @@ class _Builder:
     def build_schools(self) -> None:
         titles = {lang: STRINGS[lang] for lang in ("fr", "en")}
         level_names = [label for _, label in LEVELS] + ["ULIS"]
+        has_map = self.maps.keys()
         for uai, s in self.cat.schools.items():
-            years = sorted(s["years"])
-            points = [(y, s["years"][y]["total"]) for y in years]
-            charts = {}
-            for lang in ("fr", "en"):
-                values = ", ".join(f"{y} : {_number(v, lang) if v is not None else '–'}" if lang == "fr" else
-                                   f"{y}: {_number(v, lang) if v is not None else '–'}" for y, v in points)
-                charts[lang] = bar_chart([(y[2:4] + "-" + y[7:9] if len(y) == 9 else y, v) for y, v in points],
-                                         titles[lang]["pupils_over_years"],
-                                         titles[lang]["chart_alt"].format(name=s["name"], values=values), uid=f"chart-{uai}")
-            rows = [{"year": y, "total": s["years"][y]["total"], "classes": s["years"][y]["classes"],
-                     "levels": s["years"][y]["levels"] + [s["years"][y]["ulis"]]} for y in years]
-            ctx = {"uai": uai, "name": s["name"], "commune": s["commune"], "code_insee": s["code_insee"],
-                   "secteur": s["secteur"], "code_secteur": s["code_secteur"], "charts": charts, "rows": rows,
-                   "levels": level_names, "dataset": s["dataset"], "publisher": s["publisher"],
-                   "has_map": s["publisher"] in self.maps}
-            self.render(_Page(f"{DIRS['school']}/{uai}.html", "school.html", ctx,
-                              {"fr": f"{s['name']} ({uai})", "en": f"{s['name']} ({uai})"}))
+            self.render(_Page(f"{DIRS['school']}/{uai}.html", "school.html", None,
+                              {"fr": f"{s['name']} ({uai})", "en": f"{s['name']} ({uai})"},
+                              key=(s, s["publisher"] in has_map),
+                              make=functools.partial(self.school_context, uai, s, titles, level_names)))
+
+    def school_context(self, uai: str, s: dict[str, Any], titles: dict[str, dict[str, str]],
+                       level_names: list[str]) -> dict[str, Any]:
+        years = sorted(s["years"])
+        points = [(y, s["years"][y]["total"]) for y in years]
+        charts = {}
+        for lang in ("fr", "en"):
+            values = ", ".join(f"{y} : {_number(v, lang) if v is not None else '–'}" if lang == "fr" else
+                               f"{y}: {_number(v, lang) if v is not None else '–'}" for y, v in points)
+            charts[lang] = bar_chart([(y[2:4] + "-" + y[7:9] if len(y) == 9 else y, v) for y, v in points],
+                                     titles[lang]["pupils_over_years"],
+                                     titles[lang]["chart_alt"].format(name=s["name"], values=values), uid=f"chart-{uai}")
+        rows = [{"year": y, "total": s["years"][y]["total"], "classes": s["years"][y]["classes"],
+                 "levels": s["years"][y]["levels"] + [s["years"][y]["ulis"]]} for y in years]
+        ctx = {"uai": uai, "name": s["name"], "commune": s["commune"], "code_insee": s["code_insee"],
+               "secteur": s["secteur"], "code_secteur": s["code_secteur"], "charts": charts, "rows": rows,
+               "levels": level_names, "dataset": s["dataset"], "publisher": s["publisher"],
+               "has_map": s["publisher"] in self.maps}
+        return ctx
 
     def copy_assets(self) -> None:
         static = PACKAGE_DIR / "static"
