@@ -32,10 +32,10 @@ from preau.errors import PreauError, Problem, Report
 DEBUG = bool(os.environ.get("PREAU_DEBUG"))
 BIG = 1e9  # upper bound standing for "unbounded"
 EPS = 1e-6
-BATCH_VARS = 200_000
+BATCH_VARS = 5_000  # variables per block-diagonal LP (HiGHS is superlinear: small batches are faster)
 MAX_PUSH = 30
 WIDE = 60  # equations with more unknowns are cut for the local certification
-CLUSTER = 256  # level-1 blocks per level-2 cluster
+CLUSTER = 64  # level-1 blocks per level-2 cluster
 LOCAL_TARGETED = 12  # targeted rounds in local certification
 LEVELS = (2,)  # level 1 (blocks of narrow equations alone) rarely certifies school tables: skipped
 PRESOLVE = os.environ.get("PREAU_PRESOLVE", "on")  # variables per block-diagonal LP
@@ -198,8 +198,9 @@ def _components(AU: sp.csr_matrix) -> tuple[int, np.ndarray, np.ndarray]:
     return ncomp, lab[:nU], lab[nU:]
 
 
-def _batches(labels: np.ndarray, limit: int = BATCH_VARS) -> list[np.ndarray]:
+def _batches(labels: np.ndarray, limit: int | None = None) -> list[np.ndarray]:
     """Group block labels into batches of at most ``limit`` variables (big blocks alone)."""
+    limit = BATCH_VARS if limit is None else limit
     uniq, sizes = np.unique(labels, return_counts=True)
     order = np.argsort(-sizes, kind="stable")
     batches, cur, cur_n = [], [], 0

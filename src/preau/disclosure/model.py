@@ -199,6 +199,7 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
         n = len(uniq)
     value = np.full(n, np.nan)
     tindex: list[TableIndex] = []
+    stale = np.zeros(n, bool)  # cells whose earlier published value differs from the current one
     for ti, (t, v) in enumerate(zip(alltabs, var_of)):
         is_current = ti < len(tables)
         meas = t.frame.get_column(t.measure)
@@ -218,7 +219,15 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
                            "two tables give different values for the same cell")
             value[v] = vals
         else:
-            fill = np.isnan(value[v]) & ~np.isnan(vals)
+            prev = value[v]
+            clash = ~np.isnan(prev) & ~np.isnan(vals) & (prev != vals)
+            if clash.any():
+                if is_current:
+                    raise _err(t.name, t.measure,
+                               "deux tableaux publient des valeurs différentes pour la même cellule",
+                               "two tables publish different values for the same cell")
+                stale[v[clash]] = True  # an earlier version with corrected counts: superseded
+            fill = np.isnan(prev) & ~np.isnan(vals)
             value[v[fill]] = vals[fill]
         tindex.append(TableIndex(t, v, hid, vals))
     # labels: first occurrence (table name, row)
@@ -244,7 +253,7 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
             neq += ne
     else:
         # linked tables: a row's parent cell may live in another table (same canonical key)
-        for t, v in zip(alltabs, var_of):
+        for ti, (t, v) in enumerate(zip(alltabs, var_of)):
             pk = _parent_keys(t)
             for d in pk.columns:
                 pv = (pk.select(pl.col(d).alias("k")).join(index, on="k", how="left", maintain_order="left")
@@ -253,6 +262,12 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
                 has = ~np.isnan(pvf)
                 child = v[has]
                 parent = pvf[has].astype(np.int64)
+                if ti >= len(tables) and stale.any():
+                    # equations of an earlier version hold for its own (superseded) counts: drop
+                    # those touching a corrected cell
+                    bad_parent = np.unique(np.concatenate([parent[stale[child]], parent[stale[parent]]]))
+                    keep = ~np.isin(parent, bad_parent)
+                    child, parent = child[keep], parent[keep]
                 uniq, inv = np.unique(parent, return_inverse=True)
                 rows.append(inv + neq)
                 cols.append(child)
