@@ -64,7 +64,7 @@ def write_territory(folder: Path, n_numbers: int = 40) -> dict[str, Path]:
 
 RULE_COLUMNS = ["code_insee", "libelle_commune", "type_et_libelle", "n_de_voie_debut", "indice_de_repetition_debut",
                 "n_de_voie_fin", "indice_de_repetition_fin", "parite", "code_rne", "secteur_unique", "code_secteur"]
-SCHOOLS = {"65901-01": "0650901X", "65901-02": "0650902Y", "65902-01": "0650903Z"}
+SCHOOLS = {"65901-01": "0650901B", "65901-02": "0650902C", "65902-01": "0650903D"}
 
 
 def truth_sector(insee: str, street: str, numero: int) -> str:

@@ -18,7 +18,7 @@ def sectors(mini, mini_ref):
 
 def _schools():
     return gpd.GeoDataFrame(
-        {"uai": ["0650901X", "0650902Y"], "nom": ["École des Tilleuls", "École du Moulin"],
+        {"uai": ["0650901B", "0650902C"], "nom": ["École des Tilleuls", "École du Moulin"],
          "type_ecole": ["primaire", "maternelle"], "statut": ["public", "public"], "code_insee": ["65901", "65901"],
          "nom_commune": ["Bourg-Fictif", "Bourg-Fictif"], "code_secteur": ["65901-01", "65901-02"],
          "restauration": [True, False], "ulis": [False, False]},

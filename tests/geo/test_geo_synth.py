@@ -98,6 +98,7 @@ def test_layers_hold_no_pupil_coordinate_or_address(tmp_path, synth_dir, ref, pu
     manifests = build_layers(tmp_path / "data", "demo-65", ecoles=synth_dir / "ecoles.csv",
                              communes=synth_dir / "communes.geojson", sectors=built.sectors)
     assert set(manifests) == {"carte-ecoles", "secteurs-scolaires", "communes"}
+    assert all(m["validation"]["valid"] for m in manifests.values())  # attributes match schemas/couche-*
     ban = pl.read_csv(next(synth_dir.glob("adresses-*.csv")), separator=";", infer_schema=False)
     schools = pl.read_csv(synth_dir / "ecoles.csv", separator=";", infer_schema=False)
     homes = (pupils.select("ban_id").unique().join(ban, left_on="ban_id", right_on="id")

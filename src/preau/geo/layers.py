@@ -19,6 +19,7 @@ from typing import Iterable
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import polars as pl
 import shapely
 
@@ -35,6 +36,7 @@ SCHEMAS = {"carte-ecoles": "couche-ecoles", "secteurs-scolaires": "couche-secteu
 CRS_LABEL = {WGS84: ("wgs84", "WGS84"), L93: ("lambert93", "Lambert-93")}
 FORMAT_LABEL = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "fgb": "FlatGeobuf"}
 COUNT_LEVELS = {"TOTAL": "effectif_total", "C1": "effectif_c1", "C2": "effectif_c2", "C3": "effectif_c3"}
+SECTOR_COLUMNS = ["code_secteur", "uai", "communes", "annee_scolaire", *COUNT_LEVELS.values()]
 
 
 # ------------------------------------------------------------------------------------------ attributes
@@ -133,8 +135,7 @@ def sectors_layer(sectors: gpd.GeoDataFrame, counts: pl.DataFrame | None = None)
         out[c] = out[c].astype("Int64")
     out["annee_scolaire"] = out["annee_scolaire"].astype("string")
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=sectors.crs)
-    return out[["code_secteur", "uai", "communes"] + [c for c in out.columns
-                                                       if c not in ("code_secteur", "uai", "communes", "geometry")] + ["geometry"]]
+    return out[SECTOR_COLUMNS + ["geometry"]]  # the order of schemas/couche-secteurs
 
 
 def communes_layer(communes: gpd.GeoDataFrame, codes: Iterable[str] | None = None) -> gpd.GeoDataFrame:
@@ -204,23 +205,20 @@ def _xml(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ writing
-def _check_attributes(gdf: gpd.GeoDataFrame, schema: dict | None) -> dict:
-    """Attribute columns against the layer schema: names, required values (a small self-check)."""
-    errors = []
-    if schema:
-        names = [f["name"] for f in schema.get("fields", [])]
-        cols = [c for c in gdf.columns if c != "geometry"]
-        for n in names:
-            if n not in cols:
-                errors.append({"type": "missing-label", "note": f"field {n} missing", "fieldName": n})
-        for c in cols:
-            if c not in names:
-                errors.append({"type": "extra-label", "note": f"column {c} not in the schema", "fieldName": c})
-        for f in schema.get("fields", []):
-            if f.get("constraints", {}).get("required") and f["name"] in gdf.columns and gdf[f["name"]].isna().any():
-                errors.append({"type": "constraint-error", "note": f"required field {f['name']} has empty values",
-                               "fieldName": f["name"], "count": int(gdf[f["name"]].isna().sum())})
-    return {"valid": not errors, "stats": {"errors": len(errors), "rows": len(gdf)}, "errors": errors}
+def _validate_attributes(gdf: gpd.GeoDataFrame, schema: dict | None, path: Path, name: str) -> dict:
+    """Validate the attribute table against the layer schema with :mod:`preau.validate` (same
+    frictionless-compatible ``validation.json`` as the tables); without a schema, say so."""
+    if schema is None:
+        report = {"valid": True, "stats": {"errors": 0, "rows": len(gdf)}, "errors": [],
+                  "note": "no attribute schema found: attributes not validated"}
+        path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        return report
+    from preau.validate import validate_table
+
+    attrs = pl.from_pandas(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)))
+    rep = validate_table(attrs, schema, name=name)
+    rep.write(path)
+    return {"valid": bool(rep.valid)}
 
 
 def _load_schema(name: str, schemas_dir: Path | None) -> dict | None:
@@ -273,8 +271,7 @@ def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publis
                                   "title": {"fr": f"{title['fr']} — {FORMAT_LABEL[fmt]} {crs_name}",
                                             "en": f"{title['en']} — {FORMAT_LABEL[fmt]} {crs_name}"}})
         (tmp / "apercu.svg").write_text(svg_preview(l93, title=title["fr"]), encoding="utf-8")
-        validation = _check_attributes(l93, _load_schema(schema_name, schemas_dir))
-        (tmp / "validation.json").write_text(json.dumps(validation, ensure_ascii=False, indent=2), encoding="utf-8")
+        validation = _validate_attributes(l93, _load_schema(schema_name, schemas_dir), tmp / "validation.json", base)
         minx, miny, maxx, maxy = (round(float(v), 6) for v in wgs.total_bounds)
         insee: list[str] = []
         for col in ("code_insee", "communes"):
