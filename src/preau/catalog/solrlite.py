@@ -535,7 +535,7 @@ class Core:
         self.index = index
         self.name = name
         self.docs: dict[str, dict] = {}
-        self._tokens: dict[tuple[str, str], list[list[str]]] = {}
+        self._tokens: dict[str, dict[str, list[list[str]]]] = {}  # key -> field -> tokens
         for key, body in index.db.execute("SELECT key, doc FROM docs WHERE core=?", (name,)):
             self.docs[key] = json.loads(body)
 
@@ -579,15 +579,14 @@ class Core:
         db.commit()
 
     def _drop_tokens(self, key: str) -> None:
-        for k in [k for k in self._tokens if k[0] == key]:
-            del self._tokens[k]
+        self._tokens.pop(key, None)
 
     # ---- matching
     def tokens(self, key: str, fld: str) -> list[list[str]]:
-        ck = (key, fld)
-        if ck not in self._tokens:
-            self._tokens[ck] = [tokenize(v) for v in _field_values(self.docs[key], fld)]
-        return self._tokens[ck]
+        cache = self._tokens.setdefault(key, {})
+        if fld not in cache:
+            cache[fld] = [tokenize(v) for v in _field_values(self.docs[key], fld)]
+        return cache[fld]
 
     def _fts(self, expr: str) -> set[str]:
         try:
