@@ -129,7 +129,8 @@ def explain(error: dict, lang: str, personal: bool = False) -> str:
         tname = TYPE_NAMES["en" if en else "fr"].get(ty, ty)
         if fmt and fmt != "default":
             tname += f" ({fmt})"
-        return (f'"{shown}" is not a valid {tname}' if en else f"« {shown} » n'est pas un(e) {tname} valide")
+        return (f'"{shown}" is not of the expected type: {tname}' if en
+                else f"« {shown} » n'est pas du type attendu : {tname}")
     if t == "constraint-error":
         m = _CONSTRAINT_RE.match(note)
         name, value = (m.group("name"), m.group("value")) if m else ("?", "")
@@ -140,7 +141,7 @@ def explain(error: dict, lang: str, personal: bool = False) -> str:
 
             desc = DESCRIPTIONS.get(value)
             what = desc("en" if en else "fr") if desc else value
-            return (f'"{shown}" is not a valid {what}' if en else f"« {shown} » n'est pas un {what} valide")
+            return (f'"{shown}" is not valid: expected {what}' if en else f"« {shown} » n'est pas valide : attendu {what}")
         words = {
             "pattern": ("does not match the pattern {v}", "ne respecte pas le motif {v}"),
             "enum": ("is not one of the allowed values {v}", "n'est pas une des valeurs permises {v}"),
