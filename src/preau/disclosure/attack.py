@@ -37,7 +37,8 @@ MAX_PUSH = 30
 WIDE = 60  # equations with more unknowns are cut for the local certification
 CLUSTER = 64  # level-1 blocks per level-2 cluster
 LOCAL_TARGETED = 12  # targeted rounds in local certification
-LEVELS = (2,)  # level 1 (blocks of narrow equations alone) rarely certifies school tables: skipped
+LEVELS = (2,)
+MAX_CELL_LPS = 5_000  # level 2.5: cells handled one by one before the exact LPs  # level 1 (blocks of narrow equations alone) rarely certifies school tables: skipped
 PRESOLVE = os.environ.get("PREAU_PRESOLVE", "on")  # variables per block-diagonal LP
 
 
@@ -236,6 +237,10 @@ def _feasible_point(AU: sp.csr_matrix, rhs: np.ndarray, vlab: np.ndarray, rlab: 
         vsel = np.nonzero(inb[vlab])[0]
         rsel = np.nonzero(inb[rlab])[0]
         h = _highs(AU[rsel][:, vsel].tocsc(), rhs[rsel])
+        # an interior point (interior-point method, no crossover) leaves every cell room to move
+        # both ways, which the restricted LPs need; a vertex would pin many cells at 0
+        h.setOptionValue("solver", "ipm")
+        h.setOptionValue("run_crossover", "off")
         x = _solve(h, np.zeros(len(vsel)), False)
         if x is None:
             raise _infeasible()
@@ -314,6 +319,15 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
         pending = hi - lo < wU - EPS
         if DEBUG:
             print(f"level {level}: pending {pending.sum()} / {nU}", file=sys.stderr)
+    if pending.any() and pending.sum() <= MAX_CELL_LPS:
+        # level 2.5: one restricted LP around each cell still pending (a breadth-first
+        # neighbourhood in the equation graph, the rest fixed at x0)
+        for max_vars, depth, wide in ((800, 8, 40), (4000, 12, 120)):
+            if pending.any():
+                lps += _cell_witnesses(AU, x0, np.nonzero(pending)[0], lo, hi, wU, max_vars, depth, wide)
+                pending = hi - lo < wU - EPS
+        if DEBUG:
+            print(f"level 2.5: pending {pending.sum()} / {nU}", file=sys.stderr)
     done = np.zeros(nU, bool)
     if exact and pending.any():
         # level 3: exact LPs on the full blocks of the cells still pending
@@ -333,6 +347,56 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
     protected = hi - lo >= wU - EPS
     return Attack(U, lo, hi, done, protected, blocks=int(ncomp), largest_block=int(sizes.max()) if len(sizes) else 0,
                   lps=lps)
+
+
+def _cell_witnesses(AU: sp.csr_matrix, x0: np.ndarray, cells: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    width: np.ndarray, max_vars: int = 800, depth: int = 8, wide: int = 40) -> int:
+    """Max and min of each cell on the restricted LP of its neighbourhood (others fixed at x0)."""
+    AUc = AU.tocsc()
+    rptr, ridx = AU.indptr, AU.indices
+    cptr, cidx = AUc.indptr, AUc.indices
+    lps = 0
+    for c in cells.tolist():
+        if hi[c] - lo[c] >= width[c] - EPS:
+            continue
+        seen = {c}
+        frontier = [c]
+        seen_rows: set[int] = set()
+        for _ in range(depth):
+            nxt = []
+            for v in frontier:
+                for r in cidx[cptr[v]:cptr[v + 1]].tolist():
+                    if r in seen_rows:
+                        continue
+                    seen_rows.add(r)
+                    members = ridx[rptr[r]:rptr[r + 1]]
+                    if len(members) > wide:
+                        members = members[np.argsort(-x0[members], kind="stable")[:wide]]
+                    for u in members.tolist():
+                        if u not in seen:
+                            seen.add(u)
+                            nxt.append(u)
+                if len(seen) >= max_vars:
+                    break
+            frontier = nxt
+            if len(seen) >= max_vars or not frontier:
+                break
+        N = np.fromiter(seen, dtype=np.int64)
+        group = np.zeros(AU.shape[1], dtype=np.int64)
+        M, rhs = _split_lp(AU, x0, group, N)
+        keep = np.nonzero(np.diff(M.tocsr().indptr) > 0)[0]
+        M = M.tocsr()[keep].tocsc()
+        h = _highs(M, rhs[keep])
+        w = np.zeros(len(N))
+        w[int(np.nonzero(N == c)[0][0])] = 1.0
+        for sense_max in (True, False):
+            x = _solve(h, w, sense_max)
+            lps += 1
+            if x is None:
+                break
+            np.minimum.at(lo, N, x)
+            np.maximum.at(hi, N, x)
+    return lps
 
 
 def _clusters(AU: sp.csr_matrix, rnnz: np.ndarray, g1: np.ndarray, pending: np.ndarray) -> np.ndarray:

@@ -250,13 +250,14 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
 
 
 def _neighbourhood(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_vars: int,
-                   depth: int, wide: int = 40) -> np.ndarray:
+                   depth: int, wide: int = 40, hidden_only: bool = False) -> np.ndarray:
     """Variables near ``c`` in the equation graph; wide equations contribute only their hidden
     members, their parent and their cheapest published members."""
     ptr, idx, coef = A.indptr, A.indices, A.data
     tptr, tidx = AT.indptr, AT.indices
     hid = st.hidden()
-    usable = st.decidable | hid
+    usable = hid.copy() if hidden_only else st.decidable | hid
+    usable[c] = True
     seen = {c}
     frontier = [c]
     seen_eq: set[int] = set()
@@ -271,10 +272,12 @@ def _neighbourhood(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_
                 vs = vs[usable[vs]]
                 if len(vs) > wide:
                     cs = coef[ptr[e]:ptr[e + 1]][usable[idx[ptr[e]:ptr[e + 1]]]]
-                    keep = hid[vs] | (cs < 0)
-                    rest = vs[~keep]
+                    par = vs[cs < 0]
+                    hv = vs[hid[vs] & (cs > 0)]
+                    hv = hv[np.argsort(-st.x[hv], kind="stable")[:wide]]  # hidden, most mass first
+                    rest = vs[~hid[vs] & (cs > 0)]
                     cheap = rest[np.argsort(st.x[rest], kind="stable")[:wide]]
-                    vs = np.concatenate([vs[keep], cheap])
+                    vs = np.concatenate([par, hv, cheap])
                 for u in vs.tolist():
                     if u not in seen:
                         seen.add(u)
@@ -284,12 +287,14 @@ def _neighbourhood(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_
         frontier = nxt
         if len(seen) >= max_vars or not frontier:
             break
-    return np.fromiter(seen, dtype=np.int64)
+    return np.fromiter(seen, dtype=np.int64)[:max_vars * 2]
 
 
 # neighbourhood tiers of the protection LP: (depth, max variables, exclude published cells above
 # cap × width; None = no cap). Stop at the first tier whose cost is below GOOD_ENOUGH × width.
-REPAIR_TIERS = ((3, 400, 20), (4, 3000, 20), (4, 3000, None), (6, 20000, None))
+# The first tier moves hidden cells only: a cell the audit could not prove is often protected
+# already, and a deviation through hidden cells alone is the missing witness (nothing added).
+REPAIR_TIERS = ((6, 600, "hidden"), (10, 2000, "hidden"), (3, 400, 20), (4, 3000, 20), (4, 3000, None), (6, 20000, None))
 GOOD_ENOUGH = 8
 
 
@@ -299,7 +304,9 @@ def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix) -> tuple[in
     lps = 0
     best = None
     for depth, max_vars, cap in REPAIR_TIERS:
-        N = _neighbourhood(c, st, A, AT, max_vars, depth)
+        N = _neighbourhood(c, st, A, AT, max_vars, depth, hidden_only=cap == "hidden")
+        if cap == "hidden":
+            cap = None
         if cap is not None:
             N = N[(st.x[N] <= cap * w) | st.hidden()[N] | (N == c)]
         for direction in (1.0, -1.0):
