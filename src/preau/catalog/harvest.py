@@ -383,7 +383,12 @@ def fetch_preau(src: Source, sleep: Callable[[float], None] = time.sleep,
                                   "description": "", "hash": str(r.get("hash") or "").removeprefix("sha256:"),
                                   "source_modified": ""})
             schema = entry.get("schema")
-            conforms = [json.dumps(schema, sort_keys=True) if isinstance(schema, dict) else str(schema)] if schema else []
+            if isinstance(schema, dict):  # {"name", "version", "path", ...}
+                conforms = [str(schema[k]) for k in ("url", "name", "path") if schema.get(k)]
+                if schema.get("name") and schema.get("version"):
+                    conforms.append(f"{schema['name']}@{schema['version']}")
+            else:
+                conforms = [str(schema)] if schema else []
             out.records.append(Record(
                 original_id=entry["name"], name=entry["name"], title=title, notes=str(desc),
                 original_url=urljoin(base, entry.get("path") or "") if base else None,
