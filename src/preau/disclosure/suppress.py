@@ -172,18 +172,34 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
     hid = st.hidden()
     x, width, dec = st.x, st.width, st.decidable
     sup = st.sup
-    # equations touching a hidden var
-    dirty = deque(np.unique(A.tocsc()[:, np.nonzero(hid)[0]].tocoo().row).tolist())
+    # number of hidden cells per equation, kept up to date
+    hcount = np.asarray(abs(A) @ hid.astype(np.float64)).ravel().astype(np.int64)
+    dirty = deque(np.nonzero(hcount > 0)[0].tolist())
     queued = np.zeros(A.shape[0], bool)
     queued[list(dirty)] = True
     added = 0
+    tptr_l = tptr.tolist()
+    tidx_l = tidx.tolist()
+
+    # per equation: its parent, the hidden mass of its children, the largest width in it
+    neg = A.data < 0
+    rows_of = np.repeat(np.arange(A.shape[0]), np.diff(ptr))
+    eq_parent = np.full(A.shape[0], -1, dtype=np.int64)
+    eq_parent[rows_of[neg]] = idx[neg]
+    child = ~neg
+    hmass = np.bincount(rows_of[child], weights=(x * hid)[idx[child]], minlength=A.shape[0])
+    wmax = np.zeros(A.shape[0])
+    np.maximum.at(wmax, rows_of, width[idx])
 
     def hide(v: int) -> None:
         nonlocal added
         sup[v] = True
         hid[v] = True
         added += 1
-        for e in tidx[tptr[v]:tptr[v + 1]]:
+        for e in tidx_l[tptr_l[v]:tptr_l[v + 1]]:
+            hcount[e] += 1
+            if eq_parent[e] != v:
+                hmass[e] += x[v]
             if not queued[e]:
                 queued[e] = True
                 dirty.append(e)
@@ -193,9 +209,9 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
         out = np.zeros(len(cands))
         if len(cands) > max_bonus:
             return out
-        for j, v in enumerate(cands):
-            for e in tidx[tptr[v]:tptr[v + 1]]:
-                if e != eq and hid[idx[ptr[e]:ptr[e + 1]]].sum() > 0:
+        for j, v in enumerate(cands.tolist()):
+            for e in tidx_l[tptr_l[v]:tptr_l[v + 1]]:
+                if e != eq and hcount[e] > 0:
                     out[j] = 1.0
                     break
         return out
@@ -203,6 +219,13 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
     while dirty:
         e = dirty.popleft()
         queued[e] = False
+        # fast path (wide equations are re-queued often): conditions visibly met
+        p = eq_parent[e]
+        if p >= 0 and hid[p]:
+            if hcount[e] >= 2:
+                continue
+        elif hcount[e] >= 2 and hmass[e] >= wmax[e]:
+            continue
         vs = idx[ptr[e]:ptr[e + 1]]
         cs = coef[ptr[e]:ptr[e + 1]]
         h = hid[vs]
