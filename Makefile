@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PREAU := $(VENV)/bin/preau
 APT_STAMP := $(TOOLS)/.apt-$(shell echo "$(APT_PACKAGES)" | md5sum | cut -c1-8)
 # Debian packages the tests need (each stage adds its own here).
-APT_PACKAGES := libpq-dev chromium redis-server
+APT_PACKAGES := libpq-dev chromium redis-server build-essential python3-dev
 
 .PHONY: help venv demo test test-unit test-deps apt clean
 
@@ -76,7 +76,8 @@ clean: ## Remove generated output
 ADDOK_VENV := $(TOOLS)/addok
 .PHONY: bench-geo-deps bench-geo
 
-$(ADDOK_VENV)/bin/addok:
+# python-geohash (an addok dependency) is built from source: needs build-essential + python3-dev (apt).
+$(ADDOK_VENV)/bin/addok: | apt
 	$(PYTHON) -m venv $(ADDOK_VENV)
 	$(ADDOK_VENV)/bin/pip install --quiet addok addok-fr addok-france addok-csv
 
