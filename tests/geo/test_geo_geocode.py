@@ -106,3 +106,12 @@ def test_ban_missing_file_and_bad_input_columns(mini_ref, tmp_path):
         load_reference(tmp_path / "absent.csv")
     with pytest.raises(PreauError):
         geocode(pl.DataFrame({"rue": ["x"]}), mini_ref)
+
+
+def test_gzipped_ban_file_reads_the_same(mini, mini_ref, tmp_path):
+    import gzip
+
+    gz = tmp_path / "adresses-65.csv.gz"
+    gz.write_bytes(gzip.compress(mini["ban"].read_bytes()))
+    ref = load_reference(gz)
+    assert ref.size == mini_ref.size and ref.report.ok

@@ -71,6 +71,13 @@ def geocode_file(input_path: str | Path, reference: list[str | Path] | str | Pat
             cols["code_insee"] = alt
     if cols["code_postal"] not in df.columns and "postcode" in df.columns:
         cols["code_postal"] = "postcode"
+    missing = [cols["adresse"]] if cols["adresse"] not in df.columns else []
+    if not any(cols[k] in df.columns for k in ("code_postal", "commune", "code_insee")):
+        missing.append(f"{cols['code_insee']} / {cols['code_postal']} / {cols['commune']}")
+    for name in missing:  # before reading a large reference
+        report.error("geo-input-columns", f"colonne absente des adresses à géocoder : {name}",
+                     f"column missing from the addresses to geocode: {name}", file=rel(input_path), line=1, field=name)
+    report.raise_if_errors()
     ref = load_reference(reference)
     try:
         res = geocode(df, ref, cols)
