@@ -145,7 +145,10 @@ def type_field(raw: pl.Series, spec: dict, missing_values: list[str]) -> tuple[p
     missing = _mask(raw.is_null() | raw.is_in(missing_values))
     present = ~missing
     if ftype == "any" or (ftype == "string" and spec.get("format", "default") in ("default", None)):
-        value = pl.select(pl.when(pl.lit(present)).then(pl.lit(raw)).otherwise(None)).to_series()
+        if not missing.any():
+            value = raw  # no copy of a text column that has no missing value
+        else:
+            value = pl.select(pl.when(pl.lit(present)).then(pl.lit(raw)).otherwise(None)).to_series()
         return value, _const(False, len(raw), pl.Boolean), missing
     if ftype == "boolean":
         trues = spec.get("trueValues", ["true", "True", "TRUE", "1"])
