@@ -18,7 +18,7 @@ Sync rules: a dataset is written only when the hash of what we derive from the s
 (so a run with no change writes nothing and CKAN's ``metadata_modified`` stays put); a dataset
 gone from its source is archived (private, ``harvest_status = archived``: kept, hidden from
 search), restored if it comes back, and deleted (purged) once archived for longer than the
-source's grace period; a malformed record is reported and skipped, the rest of the source goes on;
+source's grace period (so is a dataset that no longer passes the source's filter); a malformed record is reported and skipped, the rest of the source goes on;
 a source that cannot be read is reported as failed and nothing of it is archived. Every HTTP call
 has a timeout and bounded retries, so a slow source never hangs a run. Time is injectable (``now``).
 """
@@ -645,10 +645,10 @@ def harvest_source(src: Source, client: CkanClient, *, dry_run: bool = False,
     harvested = _iso(current)
     seen = {m[3] for m in fetched.malformed if m[3]}  # a malformed record is not "gone"
     for rec in fetched.records:
-        seen.add(rec.original_id)
-        if not _keep(src, rec):
+        if not _keep(src, rec):  # out of the filter's scope: not kept, so archived if harvested before
             health.counts["filtered"] += 1
             continue
+        seen.add(rec.original_id)
         have = existing.get(rec.original_id)
         digest = hashlib.sha256((rec.content_hash() + src.resources + src.organization).encode()).hexdigest()
         hx = _extras(have) if have else {}
