@@ -183,6 +183,8 @@ _T: dict[str, tuple[str, str]] = {
     "freq_irregular": ("Irrégulière", "Irregular"),
     "see_map": ("Voir la carte des secteurs", "See the sector map"),
     "schools_list": ("Écoles du territoire", "Schools of the territory"),
+    "schools_more": ("Seules les {n} premières écoles sont listées ici ; trouvez les autres avec la recherche :",
+                     "Only the first {n} schools are listed here; find the others with the search:"),
     "to": ("au", "to"),
 }
 
