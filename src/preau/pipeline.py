@@ -252,11 +252,35 @@ def build(workspace: str | Path = ".", out: str | Path = "_build", *, publishers
     ws, _ = load_workspace(workspace)
     out = Path(out)
     data_dir = out / "data"
+    unknown = [p for p in (publishers or []) if p not in ws.publishers]
+    if unknown:
+        raise PreauError(Problem("publisher-unknown", f"éditeur inconnu : {', '.join(unknown)}",
+                                 f"unknown publisher: {', '.join(unknown)}", field="--publisher"))
+    # everything is built in a staging folder and swapped in at the end: nothing half-written
+    staging = out / ".data-en-cours"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    if data_dir.exists():  # publishers not rebuilt this time are kept
+        for child in data_dir.iterdir():
+            if child.is_dir():
+                shutil.copytree(child, staging / child.name)
     result = BuildResult(out_dir=data_dir)
     progress = progress or (lambda msg: None)
     selected = [ws.publishers[p] for p in (publishers or sorted(ws.publishers))]
-    for pub in selected:
-        build_publisher(ws, pub, data_dir, result, out / "catalog", progress)
+    try:
+        for pub in selected:
+            if (staging / pub.id).exists():
+                shutil.rmtree(staging / pub.id)
+            build_publisher(ws, pub, staging, result, out / "catalog", progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    staging.rename(data_dir)
+    for o in result.outputs:
+        o.folder = data_dir / o.folder.relative_to(staging)
     return result
 
 

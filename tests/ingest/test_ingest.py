@@ -154,3 +154,24 @@ def test_all_errors_of_a_file_are_reported_together(synth_dir, tmp_path):
     by_code = {p.code: p for p in err.report.errors}
     assert by_code["unknown-level"].count == 120
     assert by_code["invalid-date"].line == 152
+
+
+def test_build_with_a_bad_export_writes_nothing(synth_dir, tmp_path):
+    """`preau build` on a workspace whose export is broken: clear error, exit 2, no output at all."""
+    root = Path(__file__).resolve().parents[2]
+    for sub in ("publishers", "datasets", "schemas"):
+        shutil.copytree(root / sub, tmp_path / sub)
+    (tmp_path / "_build").mkdir()
+    shutil.copytree(synth_dir, tmp_path / "_build" / "synth")
+    bad = tmp_path / "_build" / "synth" / "eleves-2025-2026.csv"
+    lines = onde_lines(synth_dir)
+    fields = lines[5].split(";")
+    fields[lines[0].split(";").index("Niveau")] = "CP7"
+    lines[5] = ";".join(fields)
+    write(bad, lines)
+    proc = subprocess.run([sys.executable, "-m", "preau", "build", "."], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "eleves-2025-2026.csv" in proc.stderr and "CP7" in proc.stderr
+    assert not (tmp_path / "_build" / "data").exists()
+    assert not list((tmp_path / "_build").glob(".data*"))
