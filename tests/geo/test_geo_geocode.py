@@ -115,3 +115,14 @@ def test_gzipped_ban_file_reads_the_same(mini, mini_ref, tmp_path):
     gz.write_bytes(gzip.compress(mini["ban"].read_bytes()))
     ref = load_reference(gz)
     assert ref.size == mini_ref.size and ref.report.ok
+
+
+def test_former_commune_name_of_a_commune_nouvelle(mini, tmp_path):
+    ban = pl.read_csv(mini["ban"], separator=";", infer_schema=False).with_columns(
+        pl.when(pl.col("code_insee") == "65901").then(pl.lit("Vieux-Hameau")).otherwise(pl.lit(""))
+        .alias("nom_ancienne_commune"))
+    p = tmp_path / "ban.csv"
+    ban.write_csv(p, separator=";")
+    res = geocode(pl.DataFrame({"adresse": ["3 rue des Lilas"], "code_postal": ["65900"], "commune": ["VIEUX HAMEAU"]}),
+                  load_reference(p))
+    assert res["result_code_insee"][0] == "65901" and res["result_type"][0] == "housenumber"

@@ -178,6 +178,9 @@ def load_reference(paths: str | Path | Iterable[str | Path]) -> Reference:
             repetition_key(pl.col("rep")).alias("rep"),
             postcode_key(pl.col("code_postal")).alias("cp"),
             commune_key(pl.col("nom_commune")).alias("ck"),
+            # Communes nouvelles: families still write the former commune's name.
+            (commune_key(pl.col("nom_ancienne_commune")) if "nom_ancienne_commune" in df.columns
+             else pl.lit("")).alias("ck_old"),
             "x", "y", "lon", "lat",
         ))
     report.raise_if_errors()
@@ -215,6 +218,10 @@ def build_reference(df: pl.DataFrame, report: Report | None = None, sources: lis
     communes = df.group_by("insee").agg(
         pl.col("x").mean(), pl.col("y").mean(), pl.col("lon").mean(), pl.col("lat").mean(),
         pl.col("ck").filter(pl.col("ck") != "").mode().first().fill_null("").alias("ck"))
-    postcodes = df.select("insee", "cp", "ck").unique()
+    postcodes = df.select("insee", "cp", "ck")
+    if "ck_old" in df.columns:
+        old = df.filter(pl.col("ck_old") != "").select("insee", "cp", pl.col("ck_old").alias("ck"))
+        postcodes = pl.concat([postcodes, old])
+    postcodes = postcodes.unique()
     return Reference(addresses=addresses.select("id", "insee", "voie", "numero", "rep", "par", "x", "y", "lon", "lat", "cp"),
                      streets=streets, communes=communes, postcodes=postcodes, report=report, sources=sources or [])
