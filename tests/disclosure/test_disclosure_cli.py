@@ -19,7 +19,7 @@ def test_audit_passes_on_protected_tables(tmp_path):
     school, communes = school_level_tables(60, 40, seed=12)
     out = protect([school, communes])
     write_folder([o.table for o in out], tmp_path)
-    tables, published = load_folder(tmp_path)
+    [(_, tables, published)] = load_folder(tmp_path)
     assert [t.name for t in tables] == ["ecole-niveau", "commune-niveau"] and published == []
     res = runner.invoke(app, ["audit", str(tmp_path), "--json"])
     assert res.exit_code == 0, res.output
@@ -46,18 +46,23 @@ def test_audit_fails_on_primary_only(tmp_path):
     assert res.exit_code == 1 and "not protected" in res.output
 
 
-def test_audit_reads_build_disclosure_json(tmp_path):
-    """In a build, each dataset's disclosure.json carries its tables; all are audited together."""
+def test_audit_reads_every_group_of_a_build(tmp_path):
+    """A build writes one audit group per publisher and access level under _build/data/."""
     school, communes = school_level_tables(50, 30, seed=14)
     out = protect([school, communes])
-    for o in out:
-        folder = tmp_path / "_build" / "data" / "demo" / o.name
-        spec = json.loads(write_folder([o.table], folder).read_text(encoding="utf-8"))
-        (folder / "disclosure.json").write_text(json.dumps(o.disclosure() | {"tables": spec["tables"]}))
-        (folder / "disclosure-tables.json").unlink()
-    tables, _ = load_folder(tmp_path)
-    assert sorted(t.name for t in tables) == ["commune-niveau", "ecole-niveau"]
+    write_folder([o.table for o in out], tmp_path / "_build" / "data" / "demo-65" / "_audit" / "public")
+    other, _ = school_level_tables(30, 20, seed=15)
+    v = pl.col("effectif")
+    leaky = other.frame.with_columns(pl.when((v >= 1) & (v < 5)).then(None).otherwise(v).alias("effectif"))
+    groups = load_folder(tmp_path)
+    assert [[t.name for t in g[1]] for g in groups] == [["ecole-niveau", "commune-niveau"]]
     assert runner.invoke(app, ["audit", str(tmp_path)]).exit_code == 0
+    write_folder([CountTable("ecole-niveau", leaky, other.dimensions)],
+                 tmp_path / "_build" / "data" / "demo-66" / "_audit" / "public")
+    res = runner.invoke(app, ["audit", str(tmp_path), "--json"])
+    assert res.exit_code == 1
+    cells = json.loads(res.output)["cells"]
+    assert cells and all("demo-66" in c["table"] for c in cells)
 
 
 def test_audit_bad_input_is_a_clear_error(tmp_path):

@@ -11,9 +11,11 @@ policies, ``disclosure-tables.json``::
                                 "niveau": {"levels": "niveau"}}}],
      "published": [ ... same shape: earlier published versions, known to the attacker ... ]}
 
-In a build (``_build/data/<publisher>/<dataset>/``) the same description sits in each dataset's
-``disclosure.json`` under the key ``"tables"`` (paths relative to that folder); ``preau audit``
-collects every one of them under the folder and audits them **together** (linked tables).
+Each ``disclosure-tables.json`` is one audit group: its tables are audited **together** (linked
+tables, shared cells). A build writes one group per publisher and access level — the exact pieces
+it protected, with :func:`write_folder` — e.g. ``_build/data/<publisher>/_audit/public/``;
+``preau audit WORKSPACE`` finds every group under ``_build/data/`` (or under the folder given) and
+audits each one.
 """
 
 from __future__ import annotations
@@ -87,41 +89,49 @@ def _specs(path: Path) -> list[Path]:
     if (path / SPEC).is_file():
         return [path / SPEC]
     root = path / "_build" / "data" if (path / "_build" / "data").is_dir() else path
-    found = []
-    for p in sorted(root.rglob("disclosure.json")):
-        try:
-            if "tables" in json.loads(p.read_text(encoding="utf-8")):
-                found.append(p)
-        except (OSError, ValueError):
-            continue
-    for p in sorted(root.rglob(SPEC)):
-        found.append(p)
-    return found
+    return sorted(root.rglob(SPEC))
 
 
-def load_folder(path: str | Path) -> tuple[list[CountTable], list[CountTable]]:
-    """Tables and earlier published versions described under ``path`` (see module doc)."""
+def load_spec(spec_file: Path) -> tuple[list[CountTable], list[CountTable]]:
+    """Tables and earlier published versions of one audit group."""
+    try:
+        spec = json.loads(spec_file.read_text(encoding="utf-8"))
+        entries, older = spec.get("tables", []), spec.get("published", [])
+    except (OSError, ValueError, AttributeError):
+        raise PreauError(Problem("audit-spec", "JSON illisible", "unreadable JSON", file=rel(spec_file)))
+    base = spec_file.parent
+    return ([_load_table(e, base, spec_file) for e in entries],
+            [_load_table(e, base, spec_file) for e in older])
+
+
+def load_folder(path: str | Path) -> list[tuple[Path, list[CountTable], list[CountTable]]]:
+    """Every audit group under ``path``: (spec file, tables, earlier published versions)."""
     path = Path(path)
     if not path.exists():
         raise PreauError(Problem("audit-missing", "dossier introuvable", "folder not found", file=rel(path)))
     specs = _specs(path)
     if not specs:
         raise PreauError(Problem(
-            "audit-nothing", f"aucun tableau à auditer (ni {SPEC}, ni disclosure.json avec « tables »)",
-            f"no table to audit (neither {SPEC} nor disclosure.json with 'tables')", file=rel(path)))
-    tables, published = [], []
-    for spec_file in specs:
-        try:
-            spec = json.loads(spec_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise PreauError(Problem("audit-spec", "JSON illisible", "unreadable JSON", file=rel(spec_file)))
-        base = spec_file.parent
-        tables += [_load_table(e, base, spec_file) for e in spec.get("tables", [])]
-        published += [_load_table(e, base, spec_file) for e in spec.get("published", [])]
-    return tables, published
+            "audit-nothing", f"aucun tableau à auditer (aucun {SPEC})",
+            f"no table to audit (no {SPEC})", file=rel(path)))
+    return [(p, *load_spec(p)) for p in specs]
 
 
 def audit_folder(path: str | Path) -> AuditReport:
-    """``preau audit``: audit every table found under ``path`` together (see module doc)."""
-    tables, published = load_folder(path)
-    return audit(tables, published)
+    """``preau audit``: audit each group found under ``path`` (its tables together)."""
+    total = AuditReport(cells_hidden=0)
+    for spec_file, tables, published in load_folder(path):
+        r = audit(tables, published)
+        try:
+            group = spec_file.parent.relative_to(Path(path)).as_posix()
+        except ValueError:
+            group = "."
+        for u in r.unprotected:
+            u.table = u.table if group in ("", ".") else f"{group}/{u.table}"
+        total.cells_hidden += r.cells_hidden
+        total.unprotected += r.unprotected
+        total.blocks += r.blocks
+        total.largest_block = max(total.largest_block, r.largest_block)
+        total.lps += r.lps
+        total.seconds += r.seconds
+    return total
