@@ -265,3 +265,9 @@ def test_cli_exit_codes_and_outputs(tmp_path, tmp_csv):
     assert nosch.returncode == 2
     pkg = _package(tmp_path, f"uai\n{U1}\n", f"uai,effectif\n{U1},3\n")
     assert subprocess.run([PREAU, "validate", str(pkg)], capture_output=True, timeout=120).returncode == 0
+
+
+def test_unsupported_fields_match_is_said(tmp_csv):
+    schema = dict(SIMPLE, fieldsMatch="subset")
+    r = validate_table(tmp_csv("id,nom,n\n1,a,2\n"), schema)
+    assert r.valid and "fieldsMatch" in r.render("fr")

@@ -75,6 +75,11 @@ class _Resource:
         self.started = time.perf_counter()
         self.task = Task(name=name, place=place, labels=list(raw.labels), warnings=list(raw.warnings),
                          personal=_personal_fields(schema or {}))
+        match = (schema or {}).get("fieldsMatch")
+        if match not in (None, "exact"):
+            self.task.warnings.append((
+                f'"fieldsMatch": "{match}" is not supported: columns are matched by position ("exact")',
+                f"« fieldsMatch » : « {match} » n'est pas pris en charge : colonnes comparées par position (« exact »)"))
 
     @property
     def usable(self) -> bool:
