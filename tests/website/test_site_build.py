@@ -159,6 +159,18 @@ def test_incremental_rebuild_writes_only_what_changed(fresh_copy):
     assert not any(name in p for p in manifest["files"])
 
 
+def test_parallel_school_pages_identical_to_serial(sample_root, catalog_dir, tmp_path):
+    one = build_site(catalog_dir, tmp_path / "one", workspace=sample_root, workers=1)
+    two = build_site(catalog_dir, tmp_path / "two", workspace=sample_root, workers=2)
+    assert one.pages == two.pages and sorted(one.written) == sorted(two.written)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+    # and the parallel build is incremental too
+    assert build_site(catalog_dir, tmp_path / "two", workspace=sample_root, workers=2).written == []
+
+
 def test_template_override_from_workspace_site_folder(fresh_copy):
     site_dir = fresh_copy / "site-templates"
     (fresh_copy / "site").mkdir(exist_ok=True)

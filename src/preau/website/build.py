@@ -16,6 +16,7 @@ import csv
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -38,6 +39,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MANIFEST = ".preau-site.json"
 MANIFEST_VERSION = 2
 PREVIEW_ROWS = 10
+PARALLEL_FROM = 2000  # schools: below, one process renders everything
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'")
 DIRS = {"dataset": "jeux-de-donnees", "schema": "schemas", "publisher": "editeurs", "school": "ecoles",
@@ -212,6 +214,7 @@ class _Builder:
         self.node_modules = _find_node_modules(workspace)
         self._tpl_cache: dict[str, jinja2.Template] = {}
         self._dirs: set[Path] = set()
+        self.workers: int | None = None
         self.schemas: dict[str, dict[str, Any]] = {}
 
     # --- low-level output ---------------------------------------------------------------------
@@ -647,10 +650,29 @@ class _Builder:
                               {lang: STRINGS[lang]["map_of"].format(name=pick(name, lang)) for lang in ("fr", "en")}))
 
     def build_schools(self) -> None:
+        items = list(self.cat.schools.items())
+        workers = self.workers or (min(4, os.cpu_count() or 1) if len(items) >= PARALLEL_FROM else 1)
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            global _CHUNKS, _BUILDER
+            size = max(1, len(items) // (workers * 8))
+            _CHUNKS = [items[i:i + size] for i in range(0, len(items), size)]
+            _BUILDER = self
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    for new, written, pages in pool.imap_unordered(_school_chunk, range(len(_CHUNKS))):
+                        self.new.update(new)
+                        self.written.extend(written)
+                        self.pages += pages
+            finally:
+                _CHUNKS, _BUILDER = [], None
+            return
+        self.school_pages(items)
+
+    def school_pages(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         titles = {lang: STRINGS[lang] for lang in ("fr", "en")}
         level_names = [label for _, label in LEVELS] + ["ULIS"]
         has_map = self.maps.keys()
-        for uai, s in self.cat.schools.items():
+        for uai, s in items:
             self.render(_Page(f"{DIRS['school']}/{uai}.html", "school.html", None,
                               {"fr": f"{s['name']} ({uai})", "en": f"{s['name']} ({uai})"},
                               key=(s, s["publisher"] in has_map),
@@ -715,13 +737,26 @@ class _Builder:
         return removed
 
 
+_CHUNKS: list[list[tuple[str, dict[str, Any]]]] = []
+_BUILDER: "_Builder | None" = None
+
+
+def _school_chunk(index: int) -> tuple[dict[str, str], list[str], int]:
+    """In a forked worker: render one chunk of school pages; return manifest entries, files, pages."""
+    b = _BUILDER
+    b.new, b.written, b.pages = {}, [], 0
+    b.school_pages(_CHUNKS[index])
+    return b.new, b.written, b.pages
+
+
 def build_site(catalog_dir: Path, out_dir: Path, *, workspace: Path | None = None, lang_default: str = "fr",
-               site_url: str | None = None, ckan_url: str | None = None) -> SiteResult:
+               site_url: str | None = None, ckan_url: str | None = None, workers: int | None = None) -> SiteResult:
     """Build the static site of ``catalog_dir`` (a local file catalog) into ``out_dir``.
 
     ``workspace`` (optional) gives ``schemas/`` (schema pages with changelog and example) and the
     ``site/`` folder whose templates override the packaged ones. Only what changed since the last
-    build is written. Raises :class:`PreauError` when the catalog is missing or unreadable.
+    build is written. ``workers``: processes rendering the school pages (default: up to 4 from
+    ``PARALLEL_FROM`` schools on, else 1). Raises :class:`PreauError` when the catalog is missing or unreadable.
     """
     start = time.perf_counter()
     catalog_dir, out_dir = Path(catalog_dir), Path(out_dir)
@@ -734,6 +769,7 @@ def build_site(catalog_dir: Path, out_dir: Path, *, workspace: Path | None = Non
     ckan_url = ckan_url or os.environ.get("PREAU_CKAN_URL") or cat.index.get("ckan_url") or "http://127.0.0.1:5000"
     out_dir.mkdir(parents=True, exist_ok=True)
     b = _Builder(cat, out_dir, workspace, lang_default, site_url, ckan_url)
+    b.workers = workers
     b.build()
     removed = b.finish()
     result = SiteResult(out_dir=out_dir, pages=b.pages, files=len(b.new), written=b.written, removed=removed,
