@@ -97,3 +97,26 @@ def test_dataset_turned_restricted_leaves_the_public_catalog(tmp_path):
     assert any(c.action == "delete" and c.name == "demo-65-effectifs-commune-niveau" for c in report.changes)
     for f in ("catalog.json", "catalog.jsonld", "catalog.ttl"):
         assert "effectifs-commune-niveau" not in (cat / f).read_text(encoding="utf-8")
+
+
+def test_cli_publish_local_json_then_nothing_to_do(tmp_path):
+    import os
+    import subprocess
+
+    ws, _ = fixture_build.make(tmp_path / "ws")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREAU_CKAN")}
+    preau = Path(sys.executable).parent / "preau"
+
+    def run(*args):
+        proc = subprocess.run([str(preau), *args], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    dry = json.loads(run("publish", "--dry-run", "--json", str(ws)).stdout)
+    assert dry["target"] == "local" and dry["dry_run"] and dry["counts"]["dataset"]["create"] == 3
+    assert not (ws / "_build/catalog").exists()
+    first = json.loads(run("publish", "--json", str(ws)).stdout)
+    assert first["counts"]["dataset"]["create"] == 3 and first["bytes_uploaded"] > 0
+    assert (ws / "_build/catalog/catalog.json").is_file()
+    second = run("--lang", "en", "publish", "--local", str(ws)).stdout
+    assert "dataset(s): 3 unchanged" in second and "bytes written: 0" in second
