@@ -48,7 +48,7 @@ def run(method: str, scale: float, seed: int, queue) -> None:
         "total_s": round(t_protect + t_audit, 2), "cpu_s": round(cpu, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "passes_audit": bool(report and report.ok),
-        "unprotected": None if report is None else len(report.unprotected),
+        "unprotected": None if report is None else report.to_dict()["unprotected"],
         "audit_blocks": None if report is None else report.blocks,
         "largest_block": None if report is None else report.largest_block,
         "timings": {k: round(x, 2) for k, x in stats.timings.items()},
@@ -71,6 +71,7 @@ def main() -> None:
         p.start()
         rows.append(q.get())
         p.join()
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
         return

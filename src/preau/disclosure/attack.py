@@ -38,7 +38,8 @@ WIDE = 60  # equations with more unknowns are cut for the local certification
 CLUSTER = 64  # level-1 blocks per level-2 cluster
 LOCAL_TARGETED = 12  # targeted rounds in local certification
 LEVELS = (2,)
-MAX_CELL_LPS = 5_000  # level 2.5: cells handled one by one before the exact LPs  # level 1 (blocks of narrow equations alone) rarely certifies school tables: skipped
+MAX_CELL_LPS = 5_000
+MAX_EXACT_ROUNDS = 25  # exact min/max rounds per block; beyond, cells stay "not proven" (still a failure)  # level 2.5: cells handled one by one before the exact LPs  # level 1 (blocks of narrow equations alone) rarely certifies school tables: skipped
 PRESOLVE = os.environ.get("PREAU_PRESOLVE", "on")  # variables per block-diagonal LP
 
 
@@ -322,7 +323,7 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
     if pending.any() and pending.sum() <= MAX_CELL_LPS:
         # level 2.5: one restricted LP around each cell still pending (a breadth-first
         # neighbourhood in the equation graph, the rest fixed at x0)
-        for max_vars, depth, wide in ((800, 8, 40), (4000, 12, 120)):
+        for max_vars, depth, wide in ((800, 8, 40), (4000, 12, 120), (15000, 16, 300)):
             if pending.any():
                 lps += _cell_witnesses(AU, x0, np.nonzero(pending)[0], lo, hi, wU, max_vars, depth, wide)
                 pending = hi - lo < wU - EPS
@@ -339,7 +340,8 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
             rsel = np.nonzero(inb[rlab])[0]
             sub = AU[rsel][:, vsel].tocsc()
             wv = np.where(pending[vsel], wU[vsel], 0.0)
-            l2, h2, d2, n_lp = _attack_batch(sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], exact=True, rng=rng)
+            l2, h2, d2, n_lp = _attack_batch(sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], exact=True, rng=rng,
+                                             targeted_rounds=MAX_EXACT_ROUNDS)
             lps += n_lp
             lo[vsel], hi[vsel], done[vsel] = l2, h2, d2
         if DEBUG:
@@ -424,15 +426,19 @@ def _clusters(AU: sp.csr_matrix, rnnz: np.ndarray, g1: np.ndarray, pending: np.n
 
 @dataclass
 class UnprotectedCell:
+    """A hidden cell not protected: ``exact`` when low/high are the attacker's LP optimum; else
+    the protection could not be proven in the time allowed and low/high is the interval seen."""
+
     table: str
     cell: dict[str, str]
     low: float
     high: float
     width: int
+    exact: bool = True
 
     def to_dict(self) -> dict:
         return {"table": self.table, "cell": self.cell, "low": _num(self.low), "high": _num(self.high),
-                "width": self.width}
+                "width": self.width, "exact": self.exact}
 
 
 def _num(x: float):
@@ -452,13 +458,15 @@ class AuditReport:
     largest_block: int = 0
     lps: int = 0
     seconds: float = 0.0
+    n_unprotected: int | None = None  # all of them (``unprotected`` lists the first 1,000)
 
     @property
     def ok(self) -> bool:
         return not self.unprotected
 
     def to_dict(self) -> dict:
-        return {"passed": self.ok, "cells_hidden": self.cells_hidden, "unprotected": len(self.unprotected),
+        n = len(self.unprotected) if self.n_unprotected is None else self.n_unprotected
+        return {"passed": self.ok, "cells_hidden": self.cells_hidden, "unprotected": n,
                 "blocks": self.blocks, "largest_block": self.largest_block, "lps": self.lps,
                 "seconds": round(self.seconds, 3), "cells": [u.to_dict() for u in self.unprotected]}
 
@@ -467,6 +475,14 @@ class AuditReport:
         for u in self.unprotected:
             key = ", ".join(f"{k}={v}" for k, v in u.cell.items())
             lo, hi = _num(u.low), _num(u.high)
+            if not u.exact:
+                report.error(
+                    "audit-unproven",
+                    f"cellule masquée dont la protection n'a pas pu être démontrée ({key}) : intervalle vu "
+                    f"{lo}..{hi}, largeur requise {u.width}",
+                    f"hidden cell whose protection could not be proven ({key}): interval seen {lo}..{hi}, "
+                    f"required width {u.width}", file=u.table)
+                continue
             report.error(
                 "audit-unprotected",
                 f"cellule masquée non protégée ({key}) : l'attaquant la situe entre {lo} et {hi} "
@@ -529,10 +545,12 @@ def _report(model: Model, att: Attack, bad: np.ndarray, hidden: np.ndarray, widt
         i = pos.get(int(v))
         if i is None:  # re-opened: published somewhere
             lo = hi = float(model.value[v]) if not np.isnan(model.value[v]) else 0.0
+            ex = True
+            ex = True
         else:
-            lo, hi = float(att.low[i]), float(att.high[i])
-        cells.append(UnprotectedCell(t.name, _cell_key(t, row), lo, hi, int(width[v])))
-    return AuditReport(cells_hidden=int(hidden.sum()), unprotected=cells, blocks=att.blocks,
+            lo, hi, ex = float(att.low[i]), float(att.high[i]), bool(att.exact[i])
+        cells.append(UnprotectedCell(t.name, _cell_key(t, row), lo, hi, int(width[v]), ex))
+    return AuditReport(cells_hidden=int(hidden.sum()), unprotected=cells, n_unprotected=len(bad), blocks=att.blocks,
                        largest_block=att.largest_block, lps=att.lps, seconds=seconds)
 
 

@@ -130,6 +130,7 @@ def audit_folder(path: str | Path) -> AuditReport:
             u.table = u.table if group in ("", ".") else f"{group}/{u.table}"
         total.cells_hidden += r.cells_hidden
         total.unprotected += r.unprotected
+        total.n_unprotected = (total.n_unprotected or 0) + (r.n_unprotected or len(r.unprotected))
         total.blocks += r.blocks
         total.largest_block = max(total.largest_block, r.largest_block)
         total.lps += r.lps
