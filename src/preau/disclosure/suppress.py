@@ -156,13 +156,14 @@ def _primary(st: _State) -> np.ndarray:
 
 SMALL_PENALTY = 4.0
 ZERO_PENALTY = 6.0
+BONUS = 5.0  # extra cost of a complement that closes no rectangle with hidden cells
 
 
 def _score(x: np.ndarray, w: float, bonus: np.ndarray) -> np.ndarray:
-    """Cost of hiding candidates: their count, +2 unless they close a rectangle with hidden
+    """Cost of hiding candidates: their count, +BONUS unless they close a rectangle with hidden
     cells, + w when they are below the width themselves (a small complement needs its own
     protection: it cascades)."""
-    return x + 2.0 * (1.0 - bonus) + np.where(x < w, SMALL_PENALTY * w, 0.0) + np.where(x == 0, ZERO_PENALTY * w, 0.0)
+    return x + BONUS * (1.0 - bonus) + np.where(x < w, SMALL_PENALTY * w, 0.0) + np.where(x == 0, ZERO_PENALTY * w, 0.0)
 
 
 def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int = 64) -> int:
