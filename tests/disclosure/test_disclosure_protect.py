@@ -157,3 +157,21 @@ def test_hypercube_baseline_hides_more_pupils():
     protect([school], method="hypercube", stats=s_hyp)
     assert s_mod.audit.ok
     assert s_mod.pupils_hidden < s_hyp.pupils_hidden
+
+
+def test_width_capped_by_a_public_total():
+    """A school whose exact total (3 pupils) is public: its age-gap cells lie in [0, 3] whatever is
+    hidden; they are hidden and the audit requires the whole public range, not k."""
+    exact = pl.DataFrame({"uai": ["E1", "E2", "TOTAL"], "ecart_age": ["TOTAL"] * 3, "effectif": [3, 40, 43]})
+    gap = pl.DataFrame({
+        "uai": ["E1"] * 4 + ["E2"] * 4 + ["TOTAL"] * 4,
+        "ecart_age": ["avance", "normal", "retard", "TOTAL"] * 3,
+        "effectif": [0, 2, 1, 3, 2, 30, 8, 40, 2, 32, 9, 43]})
+    dims = {"uai": Hierarchy.flat(["E1", "E2"]), "ecart_age": Hierarchy.flat(["avance", "normal", "retard"])}
+    public = CountTable("ministere", exact, dims, policy=Policy("none"))
+    table = CountTable("ecart-age", gap, dims, policy=Policy("threshold", 5))
+    out = protect([public, table])
+    hidden = out[1].frame.filter(pl.col("secret"))
+    assert {("E1", "normal"), ("E1", "retard")} <= set(zip(hidden["uai"], hidden["ecart_age"]))
+    assert out[1].frame.filter((pl.col("uai") == "E1") & (pl.col("ecart_age") == "TOTAL"))["secret"].to_list() == [False]
+    assert verify(out).ok

@@ -499,11 +499,34 @@ def _cell_key(t: CountTable, row: int) -> dict[str, str]:
 
 def _widths(model: Model, hidden_any: np.ndarray) -> np.ndarray:
     width = np.zeros(model.n)
+    public = np.zeros(model.n, bool)  # cells of rule-none tables: public whatever this build does
     for ti in model.tables:
         pol = ti.table.policy
         if pol.rule == "threshold":
             np.maximum.at(width, ti.var, float(pol.width))
-    return width
+        else:
+            public[ti.var[~ti.hidden]] = True
+    return cap_widths(model.A, width, public, model.value)
+
+
+def cap_widths(A: sp.csr_matrix, width: np.ndarray, public: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Protection width capped by a public bound: a cell adding up to a total published by a
+    rule-``none`` table (e.g. the ministry's exact school total) lies in [0, total] whatever is
+    hidden; when that total is below the width, the width required is the total (the whole range
+    the public data leaves)."""
+    if not public.any():
+        return width
+    coo = A.tocoo()
+    neg = coo.data < 0
+    parent_of_row = np.full(A.shape[0], -1, dtype=np.int64)
+    parent_of_row[coo.row[neg]] = coo.col[neg]
+    p = parent_of_row[coo.row[~neg]]
+    child = coo.col[~neg]
+    ok = (p >= 0)
+    ok[ok] = public[p[ok]] & ~np.isnan(value[p[ok]])
+    bound = np.full(len(width), np.inf)
+    np.minimum.at(bound, child[ok], value[p[ok]])
+    return np.minimum(width, bound)
 
 
 def audit_model(model: Model, hidden: np.ndarray, known: np.ndarray, width: np.ndarray,

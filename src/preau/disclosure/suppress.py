@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from preau.disclosure.attack import BIG, DEBUG, AuditReport, _report, audit, audit_model, new_highs
+from preau.disclosure.attack import BIG, DEBUG, cap_widths, AuditReport, _report, audit, audit_model, new_highs
 from preau.disclosure.hierarchy import CountTable
 from preau.disclosure.model import Model, build_model
 from preau.errors import PreauError, Problem
@@ -114,6 +114,7 @@ class _State:
         # variables the attacker knows whatever we do
         self.fixed = self.in_none | self.old_known | (self.old_only & ~self.old_hidden)
         self.decidable = self.in_current & ~self.fixed
+        self.width = cap_widths(model.A, self.width, self.in_none, model.value)
         # unknown whatever we do: hidden in an earlier version and absent from this build
         self.unknown_always = self.old_only & self.old_hidden
         self.sup = np.zeros(n, bool)
