@@ -95,3 +95,10 @@ def test_readme_lists_every_field():
         text = (SCHEMAS / name / "README.md").read_text(encoding="utf-8")
         for f in schema["fields"]:
             assert f"`{f['name']}`" in text
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+def test_preau_accepts_every_example(folder):
+    """Préau's validator (French code checks included) accepts every schema's own example."""
+    report = validate_table(folder / "exemple-valide.csv", folder / "schema.json")
+    assert report.valid, report.render("en")
