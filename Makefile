@@ -68,6 +68,10 @@ bench-site: venv node_modules ## Site build speed: national-size synthetic catal
 bench-publish: venv ckan-up ## CKAN publishing: Préau vs ckanapi load datasets, first and no-change runs (SCALE=20)
 	$(PY) bench/bench_publish.py --scale $(or $(SCALE),20)
 
+.PHONY: bench-disclosure
+bench-disclosure: venv ## Secondary suppression + audit, Préau vs hypercube baseline (SCALE=0.02; SCALE=1 = national)
+	$(PY) bench/bench_disclosure.py --scale $(or $(SCALE),0.02)
+
 clean: ## Remove generated output
 	rm -rf _build
 
