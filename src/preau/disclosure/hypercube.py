@@ -59,9 +59,10 @@ def _hypercube_table(st, t: CountTable, var: np.ndarray, max_passes: int) -> int
     subs.sort()
     x, w_all = st.x, st.width
     added = 0
+    done: dict[int, set[int]] = {}  # per subtable, the cells already given a rectangle there
     for _ in range(max_passes):
         changed = 0
-        for _, P, Q in subs:
+        for si, (_, P, Q) in enumerate(subs):
             R = np.array([P] + rk[P])
             K = np.array([Q] + ck[Q])
             V = grid[R[:, None] * nc + K[None, :]]
@@ -70,15 +71,20 @@ def _hypercube_table(st, t: CountTable, var: np.ndarray, max_passes: int) -> int
             S = st.sup[Vs] & exists
             if not S.any():
                 continue
+            seen = done.setdefault(si, set())
+            todo = [(i, j) for i, j in zip(*np.nonzero(S)) if int(Vs[i, j]) not in seen]
+            if not todo:
+                continue
             X = np.where(exists, x[Vs], 0.0)
             usable = exists & (st.decidable[Vs] | S)
             sig_r = np.ones(len(R))
             sig_r[0] = -1
             sig_c = np.ones(len(K))
             sig_c[0] = -1
-            for i, j in zip(*np.nonzero(S)):
+            for i, j in todo:
                 S = st.sup[Vs] & exists  # refreshed: earlier rectangles of this subtable
                 changed += _rectangle(i, j, X, S, usable, sig_r, sig_c, float(w_all[Vs[i, j]]), st, Vs)
+                seen.add(int(Vs[i, j]))
         added += changed
         if not changed:
             break
