@@ -26,7 +26,7 @@ def _check_output(table: CountTable, out) -> None:
     assert out.cells_hidden == int(secret.sum()) and out.pupils_hidden == int(v[secret].sum())
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(n_schools=st.integers(5, 120), ratio=st.floats(0.2, 1.0), seed=st.integers(0, 10_000),
        k=st.sampled_from([3, 5, 11]))
 def test_output_passes_the_audit(n_schools, ratio, seed, k):
