@@ -277,6 +277,130 @@ def _read_regular(data: bytes, delimiter: str, crlf: int) -> RawTable | None:
     return RawTable(labels, frame)
 
 
+def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int) -> RawTable | None:
+    """One polars pass for the common file; ragged rows found from byte arithmetic, not a second read.
+
+    polars (no quoting, no truncation) refuses any line longer than the header, so only short lines
+    remain possible; the file's delimiter count says how many delimiters are missing in all. A short
+    line is padded with "" by polars, so only rows whose last cell is "" are candidates: their byte
+    offsets follow from the cells' byte lengths (minus what earlier short lines lack), and their raw
+    line gives their true cell count. The few lines holding quote characters are re-read with the
+    ``csv`` module. Returns None when not applicable (the slower paths then decide).
+    """
+    nl = data.count(b"\n")
+    if crlf and crlf != nl:
+        return None
+    n_lines = nl + (0 if data.endswith(b"\n") else 1)
+    end = data.find(b"\n")
+    head = data if end < 0 else data[:end]
+    q = quotechar.encode() if quotechar else b""
+    if q and q in head:
+        return None
+    try:
+        first = head.decode("utf-8").removesuffix("\r")
+    except UnicodeDecodeError:
+        return None
+    labels = first.split(delimiter) if first else []
+    width = len(labels)
+    if width < 2:
+        return None
+    cap = max(1000, n_lines // 20)
+    quoted_raw: dict[int, bytes] = {}  # line index (header = 0) -> raw line
+    if q and q in data:
+        pos = data.find(q)
+        line_idx, counted = 0, 0
+        while pos >= 0:
+            line_idx += data.count(b"\n", counted, pos)
+            start = data.rfind(b"\n", 0, pos) + 1
+            stop = data.find(b"\n", pos)
+            stop = len(data) if stop < 0 else stop
+            raw_line = data[start:stop]
+            if raw_line.count(q) % 2:
+                return None  # a quoted field may span lines: exact path
+            quoted_raw[line_idx] = raw_line
+            if len(quoted_raw) > cap:
+                return None
+            counted = pos
+            pos = data.find(q, stop)
+    try:
+        cells = pl.read_csv(data, has_header=False, separator=delimiter, quote_char=None, infer_schema=False,
+                            truncate_ragged_lines=False, raise_if_empty=False, empty_string_is_null=False,
+                            eol_char="\n")
+    except Exception:  # a longer line, invalid UTF-8…: the other paths decide
+        return None
+    if cells.height != n_lines or cells.width != width:
+        return None
+    if not data.endswith(b"\n") and data[data.rfind(b"\n") + 1:].count(delimiter.encode()) > width - 1:
+        return None  # polars lets a last line without line end carry an extra empty cell
+    body = cells.slice(1)
+    nrows = body.height
+    src = body.columns
+    deficit = (width - 1) * n_lines - data.count(delimiter.encode())
+    short: dict[int, int] = {}  # body index -> number of cells
+    if deficit < 0:
+        return None
+    if deficit:
+        cand = body.get_column(src[-1]).eq("").arg_true()
+        if len(cand) > cap:
+            return None
+        eol = 2 if crlf else 1
+        lengths = body.select(
+            (pl.sum_horizontal([pl.col(c).str.len_bytes().cast(pl.Int64) for c in src]) + (width - 1 + eol))
+            .alias("n")).get_column("n")
+        starts = (lengths.cum_sum() - lengths + (len(head) + 1)).gather(cand)
+        dl = delimiter.encode()
+        missing_total = 0
+        for i, s in zip(cand.to_list(), starts.to_list()):
+            s -= missing_total
+            if s > len(data) or data[s - 1] != 10:
+                return None
+            e = data.find(b"\n", s)
+            line = data[s:len(data) if e < 0 else e]
+            if crlf:
+                line = line.removesuffix(b"\r")
+            count = line.count(dl)
+            if count < width - 1:
+                short[i] = count + 1 if line else 0
+                missing_total += width - 1 - count
+        if missing_total != deficit:
+            return None
+    quoted: dict[int, list[str]] = {}  # body index -> cells
+    for li, raw_line in quoted_raw.items():
+        try:
+            text = raw_line.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        rows, problem = _records_csv_module(text.removesuffix("\r") if crlf else text, delimiter, quotechar)
+        if problem or rows is None or len(rows) > 1:
+            return None
+        quoted[li - 1] = rows[0] if rows else []
+    ncells = pl.repeat(width, nrows, dtype=pl.Int64, eager=True)
+    fix = {**short, **{i: len(c) for i, c in quoted.items()}}
+    if fix:
+        ncells = ncells.scatter(list(fix), list(fix.values()))
+    frame = body.rename({c: f"c{j}" for j, c in enumerate(src)}).with_columns(
+        pl.Series("__row", range(2, 2 + nrows), dtype=pl.Int64), ncells.alias("__n"))
+    if short:
+        lowest = min(short.values())
+        frame = frame.with_columns([
+            pl.when(pl.col("__n") > j).then(pl.col(f"c{j}")).otherwise(None).alias(f"c{j}")
+            for j in range(lowest, width)])
+    extra: dict[int, list[str]] = {}
+    if quoted:
+        idx = pl.Series(list(quoted), dtype=pl.Int64)
+        cols_now = {}
+        for j in range(width):
+            values = pl.Series([c[j] if j < len(c) else None for c in quoted.values()], dtype=pl.Utf8)
+            current = frame.get_column(f"c{j}").gather(idx)
+            if not current.equals(values, check_names=False, null_equal=True):
+                cols_now[f"c{j}"] = frame.get_column(f"c{j}").clone().scatter(idx, values)
+        frame = frame.with_columns([v.alias(k) for k, v in cols_now.items()])
+        for i, c in quoted.items():
+            if len(c) > width:
+                extra[i + 2] = c[width:]
+    return RawTable(labels, frame, extra=extra)
+
+
 def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool) -> RawTable | None:
     """Fastest path, for the common file: LF / CRLF line ends, quotes only on a few single lines.
 
@@ -295,6 +419,10 @@ def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool) -> 
     if crlf and crlf != data.count(b"\n"):
         warnings.append(("mixed line endings (CRLF / LF / CR) in the file",
                          "fins de ligne mélangées dans le fichier (CRLF / LF / CR)"))
+    single = _read_single(data, delimiter, quotechar, crlf)
+    if single is not None:
+        single.warnings = warnings
+        return single
     if not (quotechar and quotechar.encode() in data):
         regular = _read_regular(data, delimiter, crlf)
         if regular is not None:
