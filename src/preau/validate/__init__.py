@@ -33,7 +33,36 @@ def _personal_fields(schema: dict) -> set[str]:
     return {f.get("name") for f in schema.get("fields", []) if isinstance(f, dict) and f.get("preau:personal") is True}
 
 
-def _read_source(source: Any, *, encoding: str, delimiter: str, header: bool) -> tuple[RawTable, str, str]:
+def _needed_columns(schema: Any) -> set[int] | None:
+    """Indices of the columns a check reads (typed, constrained, checked or keyed fields); None = all.
+
+    The other columns (text without constraint) can hold no error: their cells are only shown in
+    reports and are read from the line then.
+    """
+    if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
+        return None
+    keyed: set[str] = set()
+    for key in ("primaryKey",):
+        pk = schema.get(key) or []
+        keyed.update([pk] if isinstance(pk, str) else [k for k in pk if isinstance(k, str)])
+    for fk in schema.get("foreignKeys") or []:
+        if not isinstance(fk, dict):
+            return None
+        for part in (fk.get("fields"), (fk.get("reference") or {}).get("fields")):
+            keyed.update([part] if isinstance(part, str) else [k for k in (part or []) if isinstance(k, str)])
+    needed: set[int] = set()
+    for j, f in enumerate(schema["fields"]):
+        if not isinstance(f, dict):
+            return None
+        plain = (f.get("type", "any") == "any" or (f.get("type") == "string" and f.get("format", "default")
+                                                    in ("default", None)))
+        if not plain or f.get("constraints") or "preau:check" in f or f.get("name") in keyed:
+            needed.add(j)
+    return needed
+
+
+def _read_source(source: Any, *, encoding: str, delimiter: str, header: bool,
+                 needed: set[int] | None = None) -> tuple[RawTable, str, str]:
     """(raw table, task name, place). Missing / unreadable files raise PreauError."""
     if isinstance(source, pl.DataFrame):
         return frame_to_raw(source), "frame", "<frame>"
@@ -61,7 +90,7 @@ def _read_source(source: Any, *, encoding: str, delimiter: str, header: bool) ->
     except OSError as exc:
         raise PreauError(f"fichier illisible : {rel(path)} ({exc.strerror})",
                          f"cannot read file: {rel(path)} ({exc.strerror})", code="validate-io", file=rel(path)) from None
-    raw = read_csv_bytes(data, encoding=encoding, delimiter=delimiter, header=header)
+    raw = read_csv_bytes(data, encoding=encoding, delimiter=delimiter, header=header, needed=needed)
     return raw, path.stem, rel(path)
 
 
@@ -139,11 +168,15 @@ class _Resource:
         rows_needed = allc.get_column("__row").unique()
         frame = self.raw.frame.filter(pl.col("__row").is_in(rows_needed.implode()))
         cells_of: dict[int, tuple[list[str], bool]] = {}
-        cols = [f"c{j}" for j in range(width)]
+        lazy = self.raw.lazy
+        cols = [f"c{j}" for j in range(width) if j not in lazy]
         for rec in frame.select(["__row", "__n", *cols]).iter_rows():
             row, n = rec[0], rec[1]
-            cells = [("" if v is None else v) for v in rec[2:2 + min(n, width)]]
-            cells += self.raw.extra.get(row, [])
+            if lazy:
+                cells = self.raw.record(row)  # the whole record (extra cells included), from its line
+            else:
+                cells = [("" if v is None else v) for v in rec[2:2 + min(n, width)]]
+                cells += self.raw.extra.get(row, [])
             ragged = n != width
             if personal_idx:
                 if ragged:
@@ -200,14 +233,20 @@ class _Resource:
             start = int(frame.get_column("__row")[0]) if frame.height else 0
             idx = row - start
             # rows are consecutive record numbers, so the index is direct
-            cache[key] = frame.get_column(f"c{j}")[idx] if 0 <= idx < frame.height else None
+            if j in self.raw.lazy:
+                n = int(frame.get_column("__n")[idx]) if 0 <= idx < frame.height else 0
+                cache[key] = self.raw.record(row)[j] if j < n else None
+            else:
+                cache[key] = frame.get_column(f"c{j}")[idx] if 0 <= idx < frame.height else None
         return cache[key]
 
 
 def _load_resource(source: Any, schema: Any, *, encoding: str = "utf-8", delimiter: str = ",",
-                   header: bool = True, name: str | None = None) -> _Resource:
+                   header: bool = True, name: str | None = None, all_columns: bool = True) -> _Resource:
     desc, problems, _ = read_schema(schema)
-    raw, default_name, place = _read_source(source, encoding=encoding, delimiter=delimiter, header=header)
+    needed = None if (all_columns or problems) else _needed_columns(desc)
+    raw, default_name, place = _read_source(source, encoding=encoding, delimiter=delimiter, header=header,
+                                            needed=needed)
     return _Resource(raw, desc if isinstance(desc, dict) else None, problems, name or default_name, place)
 
 
@@ -221,7 +260,8 @@ def validate_table(source: str | Path | pl.DataFrame, schema: str | Path | dict,
     :func:`validate_package` (a warning says so).
     """
     started = time.perf_counter()
-    res = _load_resource(source, schema, encoding=encoding, delimiter=delimiter, header=header, name=name)
+    res = _load_resource(source, schema, encoding=encoding, delimiter=delimiter, header=header, name=name,
+                         all_columns=False)
     res.run_cells()
     res.run_foreign_keys(res.self_lookup)
     report = ValidationReport(tasks=[res.finish()])

@@ -236,8 +236,17 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
         return findings
     blank = _const(True, len(rows), pl.Boolean)
     chunks = findings.chunks
+    lazy_missing: list[int] = []
     for j, spec in enumerate(exp):
         fname, fnum = spec["name"], j + 1
+        if j in raw.lazy:
+            # Not read (plain text, no check can fail): only missing cells and blank rows concern it.
+            lazy_missing.append(j)
+            short = _mask(ncells <= j)
+            if short.any():
+                chunks.append(_chunk(rows.filter(short), SEQ_MISSING + j, "missing-cell", fname, fnum, ""))
+            findings.fields.append(FieldResult(fname, fnum, spec, _const(None, len(rows), pl.Utf8), short))
+            continue
         col = frame.get_column(f"c{j}")
         value, type_err, missing = type_field(col, spec, missing_values)
         blank = blank & missing
@@ -281,6 +290,15 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
             "__row": pl.Series(er, dtype=pl.Int64), "__seq": pl.Series(es, dtype=pl.Int64),
             "type": pl.Series(["extra-cell"] * len(er), dtype=pl.Utf8), "fieldName": pl.Series([""] * len(er), dtype=pl.Utf8),
             "fieldNumber": pl.Series(en, dtype=pl.Int64), "note": pl.Series([""] * len(er), dtype=pl.Utf8)}))
+    if lazy_missing and blank.any():
+        # Rows blank in every column read: check the columns not read from their lines (few rows).
+        cand = rows.filter(blank).to_list()
+        mv = set(missing_values)
+        still = []
+        for r in cand:
+            cells = raw.record(r)
+            still.append(all(j >= len(cells) or cells[j] in mv for j in lazy_missing))
+        blank = blank.scatter(blank.arg_true(), pl.Series(still, dtype=pl.Boolean))
     # Blank rows: the row's errors are replaced by one blank-row error.
     if width and blank.any():
         blank_rows = rows.filter(blank)

@@ -51,6 +51,15 @@ class RawTable:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, fr)
     stats: dict = field(default_factory=dict)
     has_header: bool = True
+    # Columns not read into ``frame`` (no check needs them): their cells come from ``lines`` for the
+    # few rows a report shows (see :class:`LineSource`).
+    lazy: frozenset[int] = frozenset()
+    lines: "LineSource | None" = None
+
+    def record(self, row: int) -> list[str]:
+        """All cells of one record (row number, header = 1), when ``lines`` is known."""
+        assert self.lines is not None
+        return self.lines.cells(row - 1)
 
     @property
     def columns(self) -> list[str]:
@@ -277,7 +286,54 @@ def _read_regular(data: bytes, delimiter: str, crlf: int) -> RawTable | None:
     return RawTable(labels, frame)
 
 
-def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int) -> RawTable | None:
+class LineSource:
+    """Finds physical lines in the raw bytes without an index of every line.
+
+    Newlines are counted per block of ``BLOCK`` bytes (one pass, in C); a line is then found from
+    its block with a few ``find`` calls. Only valid on the fast path (one line = one record).
+    """
+
+    BLOCK = 1 << 16
+
+    def __init__(self, data: bytes, delimiter: str, quotechar: str, crlf: bool):
+        self.data, self.delimiter, self.quotechar, self.crlf = data, delimiter, quotechar, crlf
+        counts = [data.count(b"\n", k, k + self.BLOCK) for k in range(0, len(data), self.BLOCK)]
+        self.before: list[int] = []  # newlines before each block
+        total = 0
+        for c in counts:
+            self.before.append(total)
+            total += c
+        self.newlines = total
+
+    def start(self, i: int) -> int:
+        """Byte offset where line ``i`` (0-based) starts."""
+        if i == 0:
+            return 0
+        import bisect
+        k = bisect.bisect_right(self.before, i - 1) - 1  # block holding the i-th newline (1-based)
+        pos = k * self.BLOCK
+        for _ in range(i - self.before[k]):
+            pos = self.data.find(b"\n", pos) + 1
+        return pos
+
+    def raw(self, i: int) -> bytes:
+        s = self.start(i)
+        e = self.data.find(b"\n", s)
+        line = self.data[s:len(self.data) if e < 0 else e]
+        return line.removesuffix(b"\r") if self.crlf else line
+
+    def cells(self, i: int) -> list[str]:
+        text = self.raw(i).decode("utf-8")
+        if not text:
+            return []
+        if self.quotechar and self.quotechar in text:
+            rows, _ = _records_csv_module(text, self.delimiter, self.quotechar)
+            return rows[0] if rows else []
+        return text.split(self.delimiter)
+
+
+def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int,
+                 needed: set[int] | None = None) -> RawTable | None:
     """One polars pass for the common file; ragged rows found from byte arithmetic, not a second read.
 
     polars (no quoting, no truncation) refuses any line longer than the header, so only short lines
@@ -286,8 +342,16 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int) -> RawT
     offsets follow from the cells' byte lengths (minus what earlier short lines lack), and their raw
     line gives their true cell count. The few lines holding quote characters are re-read with the
     ``csv`` module. Returns None when not applicable (the slower paths then decide).
+
+    ``needed``: column indices the checks use; the others are not read (the last column always is:
+    a short line shows there as padding), their cells are read from the line when a report needs them.
     """
-    nl = data.count(b"\n")
+    if needed is not None:
+        locator: LineSource | None = LineSource(data, delimiter, quotechar, bool(crlf))
+        nl = locator.newlines
+    else:
+        locator = None
+        nl = data.count(b"\n")
     if crlf and crlf != nl:
         return None
     n_lines = nl + (0 if data.endswith(b"\n") else 1)
@@ -322,13 +386,20 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int) -> RawT
                 return None
             counted = pos
             pos = data.find(q, stop)
+    read = list(range(width))
+    if locator is not None:
+        read = sorted({j for j in needed if 0 <= j < width} | {width - 1})
+        if len(read) == width:
+            locator = None
     try:
         cells = pl.read_csv(data, has_header=False, separator=delimiter, quote_char=None, infer_schema=False,
                             truncate_ragged_lines=False, raise_if_empty=False, empty_string_is_null=False,
-                            eol_char="\n")
+                            eol_char="\n", columns=read if locator is not None else None)
     except Exception:  # a longer line, invalid UTF-8…: the other paths decide
         return None
-    if cells.height != n_lines or cells.width != width:
+    if cells.height != n_lines or cells.width != len(read):
+        return None
+    if locator is not None and cells.row(0) != tuple(labels[j] for j in read):
         return None
     if not data.endswith(b"\n") and data[data.rfind(b"\n") + 1:].count(delimiter.encode()) > width - 1:
         return None  # polars lets a last line without line end carry an extra empty cell
@@ -339,19 +410,23 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int) -> RawT
     short: dict[int, int] = {}  # body index -> number of cells
     if deficit < 0:
         return None
-    if deficit:
+    if deficit or locator is not None:  # a projected read lets longer lines pass: always check
         cand = body.get_column(src[-1]).eq("").arg_true()
         if len(cand) > cap:
             return None
         eol = 2 if crlf else 1
-        lengths = body.select(
-            (pl.sum_horizontal([pl.col(c).str.len_bytes().cast(pl.Int64) for c in src]) + (width - 1 + eol))
-            .alias("n")).get_column("n")
-        starts = (lengths.cum_sum() - lengths + (len(head) + 1)).gather(cand)
+        if locator is not None:
+            starts = pl.Series([locator.start(i + 1) for i in cand.to_list()], dtype=pl.Int64)
+        else:
+            lengths = body.select(
+                (pl.sum_horizontal([pl.col(c).str.len_bytes().cast(pl.Int64) for c in src]) + (width - 1 + eol))
+                .alias("n")).get_column("n")
+            starts = (lengths.cum_sum() - lengths + (len(head) + 1)).gather(cand)
         dl = delimiter.encode()
         missing_total = 0
         for i, s in zip(cand.to_list(), starts.to_list()):
-            s -= missing_total
+            if locator is None:
+                s -= missing_total
             if s > len(data) or data[s - 1] != 10:
                 return None
             e = data.find(b"\n", s)
@@ -378,18 +453,18 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int) -> RawT
     fix = {**short, **{i: len(c) for i, c in quoted.items()}}
     if fix:
         ncells = ncells.scatter(list(fix), list(fix.values()))
-    frame = body.rename({c: f"c{j}" for j, c in enumerate(src)}).with_columns(
+    frame = body.rename({c: f"c{j}" for j, c in zip(read, src)}).with_columns(
         pl.Series("__row", range(2, 2 + nrows), dtype=pl.Int64), ncells.alias("__n"))
     if short:
         lowest = min(short.values())
         frame = frame.with_columns([
             pl.when(pl.col("__n") > j).then(pl.col(f"c{j}")).otherwise(None).alias(f"c{j}")
-            for j in range(lowest, width)])
+            for j in read if j >= lowest])
     extra: dict[int, list[str]] = {}
     if quoted:
         idx = pl.Series(list(quoted), dtype=pl.Int64)
         cols_now = {}
-        for j in range(width):
+        for j in read:
             values = pl.Series([c[j] if j < len(c) else None for c in quoted.values()], dtype=pl.Utf8)
             current = frame.get_column(f"c{j}").gather(idx)
             if not current.equals(values, check_names=False, null_equal=True):
@@ -398,10 +473,13 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int) -> RawT
         for i, c in quoted.items():
             if len(c) > width:
                 extra[i + 2] = c[width:]
+    if locator is not None:
+        return RawTable(labels, frame, extra=extra, lazy=frozenset(set(range(width)) - set(read)), lines=locator)
     return RawTable(labels, frame, extra=extra)
 
 
-def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool) -> RawTable | None:
+def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool,
+               needed: set[int] | None = None) -> RawTable | None:
     """Fastest path, for the common file: LF / CRLF line ends, quotes only on a few single lines.
 
     polars' multi-threaded reader (no quoting) gives the cells; a second pass reads whole lines to
@@ -419,7 +497,9 @@ def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool) -> 
     if crlf and crlf != data.count(b"\n"):
         warnings.append(("mixed line endings (CRLF / LF / CR) in the file",
                          "fins de ligne mélangées dans le fichier (CRLF / LF / CR)"))
-    single = _read_single(data, delimiter, quotechar, crlf)
+    single = _read_single(data, delimiter, quotechar, crlf, needed)
+    if single is None and needed is not None:
+        single = _read_single(data, delimiter, quotechar, crlf)
     if single is not None:
         single.warnings = warnings
         return single
@@ -502,7 +582,9 @@ def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool) -> 
 
 
 def read_csv_bytes(data: bytes, *, encoding: str = "utf-8", delimiter: str = ",", quotechar: str = '"',
-                   header: bool = True) -> RawTable:
+                   header: bool = True, needed: set[int] | None = None) -> RawTable:
+    """Raw cells of a CSV file. ``needed``: the only columns the caller reads from ``frame`` (others may
+    be left out of it, see :attr:`RawTable.lazy`); None = all."""
     import threading
 
     stats: dict = {"bytes": len(data)}
@@ -516,7 +598,8 @@ def read_csv_bytes(data: bytes, *, encoding: str = "utf-8", delimiter: str = ","
     fast = None
     if enc in ("utf-8", "utf8", "utf-8-sig") and b"\x00" not in data:
         bom = data.startswith(b"\xef\xbb\xbf")
-        fast = _read_fast(data[3:] if bom else data, delimiter=delimiter, quotechar=quotechar, header=header)
+        fast = _read_fast(data[3:] if bom else data, delimiter=delimiter, quotechar=quotechar, header=header,
+                          needed=needed)
         if fast is not None and bom:
             fast.warnings.insert(0, BOM_WARNING)
     if fast is not None:
