@@ -237,23 +237,29 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
     blank = _const(True, len(rows), pl.Boolean)
     chunks = findings.chunks
     lazy_missing: list[int] = []
-    for j, spec in enumerate(exp):
+    min_n = int(ncells.min())
+
+    def one_field(j: int, spec: dict) -> tuple[list[pl.DataFrame], FieldResult, pl.Series | None]:
+        """Errors of one column (type, constraints, code check, missing cells)."""
+        out: list[pl.DataFrame] = []
         fname, fnum = spec["name"], j + 1
+        short = _mask(ncells <= j) if j >= min_n else None
+        if short is not None and short.any():
+            missing_cells = _chunk(rows.filter(short), SEQ_MISSING + j, "missing-cell", fname, fnum, "")
+        else:
+            missing_cells = None
         if j in raw.lazy:
             # Not read (plain text, no check can fail): only missing cells and blank rows concern it.
-            lazy_missing.append(j)
-            short = _mask(ncells <= j)
-            if short.any():
-                chunks.append(_chunk(rows.filter(short), SEQ_MISSING + j, "missing-cell", fname, fnum, ""))
-            findings.fields.append(FieldResult(fname, fnum, spec, _const(None, len(rows), pl.Utf8), short))
-            continue
+            if missing_cells is not None:
+                out.append(missing_cells)
+            lazy_short = short if short is not None else _const(False, len(rows), pl.Boolean)
+            return out, FieldResult(fname, fnum, spec, _const(None, len(rows), pl.Utf8), lazy_short), None
         col = frame.get_column(f"c{j}")
         value, type_err, missing = type_field(col, spec, missing_values)
-        blank = blank & missing
         base = j * 32
         if type_err.any():
             note = 'type is "%s/%s"' % (spec.get("type", "any"), spec.get("format", "default") or "default")
-            chunks.append(_chunk(rows.filter(type_err), base, "type-error", fname, fnum, note))
+            out.append(_chunk(rows.filter(type_err), base, "type-error", fname, fnum, note))
         ok_cell = ~type_err
         cons = spec.get("constraints", {}) or {}
         for k, cname in enumerate(CONSTRAINTS.get(spec.get("type", "any"), ())):
@@ -265,18 +271,26 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
             viol = viol & ok_cell
             if viol.any():
                 note = 'constraint "%s" is "%s"' % (cname, cons[cname])
-                chunks.append(_chunk(rows.filter(viol), base + 1 + k, "constraint-error", fname, fnum, note))
+                out.append(_chunk(rows.filter(viol), base + 1 + k, "constraint-error", fname, fnum, note))
         check = spec.get("preau:check")
         if check is not None and code_checks.check_label(check) in code_checks.CHECKS:
             viol = ok_cell & ~missing & ~_mask(code_checks.run_check(check, col))
             if viol.any():
                 note = 'constraint "preau:check" is "%s"' % code_checks.check_label(check)
-                chunks.append(_chunk(rows.filter(viol), base + 20, "constraint-error", fname, fnum, note))
+                out.append(_chunk(rows.filter(viol), base + 20, "constraint-error", fname, fnum, note))
         # Missing cells (the row is shorter than the header)
-        short = _mask(ncells <= j)
-        if short.any():
-            chunks.append(_chunk(rows.filter(short), SEQ_MISSING + j, "missing-cell", fname, fnum, ""))
-        findings.fields.append(FieldResult(fname, fnum, spec, value, missing))
+        if missing_cells is not None:
+            out.append(missing_cells)
+        return out, FieldResult(fname, fnum, spec, value, missing), missing
+
+    for j, spec in enumerate(exp):
+        out, fres, missing = one_field(j, spec)
+        chunks.extend(out)
+        findings.fields.append(fres)
+        if missing is None:
+            lazy_missing.append(j)
+        else:
+            blank = blank & missing
     # Extra cells (the row is longer than the header)
     width = len(exp)
     if raw.extra:
@@ -310,6 +324,24 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
     return findings
 
 
+_HASHABLE = (pl.Utf8, pl.Int64, pl.Int32, pl.Int128, pl.Date, pl.Boolean)
+
+
+def _maybe_duplicated(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Rows of ``df`` whose key may occur twice: a cheap superset (equal hashes), exact checks follow.
+
+    polars' ``is_duplicated`` builds a hash table over every row; sorting the 64-bit hashes and
+    keeping those seen twice is several times faster and leaves only the few candidate rows.
+    """
+    if df.height < 10_000 or not all(df.schema[k] in _HASHABLE for k in keys):
+        return df
+    h = (df.get_column(keys[0]).hash() if len(keys) == 1
+         else df.select(pl.struct(keys).hash().alias("h")).get_column("h"))
+    hs = h.sort()
+    twice = hs.filter(hs == hs.shift(1))
+    return df.filter(h.is_in(twice.implode()))
+
+
 def check_unique_and_pk(findings: TableFindings, rows: pl.Series, schema: dict) -> None:
     chunks = findings.chunks
     by_name = {f.name: f for f in findings.fields}
@@ -320,6 +352,7 @@ def check_unique_and_pk(findings: TableFindings, rows: pl.Series, schema: dict) 
         df = pl.DataFrame({"__row": rows, "v": f.value}).filter(pl.col("v").is_not_null())
         if df.get_column("v").dtype == pl.Float64:
             df = df.filter(~pl.col("v").is_nan())
+        df = _maybe_duplicated(df, ["v"])
         df = df.filter(pl.col("v").is_duplicated())  # usually tiny: the costly window runs on it only
         df = df.with_columns(pl.col("__row").shift(1).over("v").alias("prev")).filter(pl.col("prev").is_not_null())
         if df.height:
@@ -342,7 +375,7 @@ def check_unique_and_pk(findings: TableFindings, rows: pl.Series, schema: dict) 
         if len(nulls):
             chunks.append(_chunk(nulls, SEQ_PK, "primary-key", "", 0,
                                  'cells composing the primary keys are all "None"'))
-        rest = df.filter(~all_null)
+        rest = _maybe_duplicated(df.filter(~all_null), keys)
         rest = rest.filter(pl.struct(keys).is_duplicated())
         dup = (rest.with_columns(pl.col("__row").shift(1).over(keys).alias("prev"))
                .filter(pl.col("prev").is_not_null()))

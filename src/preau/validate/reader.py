@@ -491,7 +491,7 @@ def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool,
         return None
     has_cr = b"\r" in data
     crlf = data.count(b"\r\n") if has_cr else 0
-    if b"\x1f" in data or (has_cr and data.count(b"\r") != crlf):
+    if has_cr and data.count(b"\r") != crlf:
         return None
     warnings: list[tuple[str, str]] = []
     if crlf and crlf != data.count(b"\n"):
@@ -503,6 +503,8 @@ def _read_fast(data: bytes, *, delimiter: str, quotechar: str, header: bool,
     if single is not None:
         single.warnings = warnings
         return single
+    if b"\x1f" in data:
+        return None
     if not (quotechar and quotechar.encode() in data):
         regular = _read_regular(data, delimiter, crlf)
         if regular is not None:
