@@ -104,6 +104,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
                     catalog_dir: Path, progress: Progress) -> None:
     from preau import geo
     from preau.disclosure import Policy, protect
+    from preau.disclosure.files import write_folder
     from preau.ingest import read_exports
     from preau.tables import build_table, derive, from_pieces, ministry_table, school_level_counts, to_pieces
     from preau.validate import validate_table
@@ -173,6 +174,8 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
                     b = built[ds.id][1]
                     known += to_pieces(ds.id + "@public", b.dims, protected[ds.id][0], Policy(rule="none", k=1))
         out = protect(known[:1] + pieces, published=known[1:] + published)
+        # the audit group as the attacker sees it, for `preau audit` (re-proved from files alone)
+        write_folder([o.table for o in out], out_dir / pub.id / "_audit" / access, published=known[1:] + published)
         out = out[1:]
         for b in group:
             mine = [o for o, owner in zip(out, owners) if owner == b.dataset]
@@ -193,8 +196,6 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     invalid = Report(subject=pub.id)
     for ds in datasets:
         folder = pub_dir / ds.id
-        if folder.exists():
-            shutil.rmtree(folder)
         kind, obj = built[ds.id]
         if kind == "ministere":
             frame, disclosure = obj, {"rule": "none", "k": None, "cells": obj.height, "cells_hidden": 0,

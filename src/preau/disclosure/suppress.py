@@ -401,12 +401,39 @@ def _protection_lp(c: int, N: np.ndarray, st: _State, A: sp.csr_matrix, w: float
     return sol[:n] - sol[n:], h.getInfo().objective_function_value
 
 
+def _publish_derivable(st: _State, bad: np.ndarray) -> int:
+    """Publish the secondary cells the attacker can compute exactly anyway.
+
+    A non-primary hidden cell whose exact attacker interval has zero width (e.g. a flow that is
+    the only one into a school whose total the ministry publishes) protects nothing and reveals
+    nothing once published: publishing it leaves the attacker's feasible set unchanged, so every
+    other cell keeps its interval. Such cells can never meet a protection width, so without this
+    the audit would fail on them. Returns how many were published.
+    """
+    prim = _primary(st)
+    cand = np.array([c for c in np.asarray(bad).tolist() if st.sup[c] and not prim[c]], dtype=np.int64)
+    if not len(cand):
+        return 0
+    hid = st.hidden()
+    att, _ = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, exact=True)
+    pos = {int(v): i for i, v in enumerate(att.var)}
+    fixed = [c for c in cand.tolist() if c in pos and att.high[pos[c]] - att.low[pos[c]] < 0.5]
+    if fixed:
+        st.sup[np.asarray(fixed, dtype=np.int64)] = False
+    return len(fixed)
+
+
 def _attack_state(st: _State, exact: bool = False):
     """Audit of the current pattern, reusing the witnesses already found (they stay feasible
-    when more cells are hidden). Without ``exact``, cells not certified count as unprotected."""
+    when more cells are hidden). Without ``exact``, cells not certified count as unprotected.
+    Secondary cells found exactly derivable are published first (see :func:`_publish_derivable`)."""
     hid = st.hidden()
     att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
                            exact=exact)
+    if len(bad) and _publish_derivable(st, bad):
+        hid = st.hidden()
+        att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
+                               exact=exact)
     np.minimum.at(st.lo, att.var, att.low)
     np.maximum.at(st.hi, att.var, att.high)
     return att, bad
