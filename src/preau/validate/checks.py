@@ -14,33 +14,55 @@ from preau.i18n import Text
 
 UAI_LETTERS = pl.Series(list(codes.UAI_ALPHABET), dtype=pl.Utf8)
 
+# Each check is a polars expression over a Utf8 expression, so that all columns' checks can run in
+# one query (polars evaluates the expressions of a ``select`` in parallel).
 
-def check_uai(s: pl.Series) -> pl.Series:
+
+def uai_expr(e: pl.Expr) -> pl.Expr:
     """7 digits + the right check letter (``N mod 23`` on the alphabet without I, O, Q)."""
-    shape = s.str.contains(r"^[0-9]{7}[A-Z]$")
-    num = pl.Series(s.str.slice(0, 7)).cast(pl.Int64, strict=False)
-    letter = (num % 23).fill_null(0).cast(pl.UInt32)
-    expected = UAI_LETTERS.gather(letter)
-    return (shape & (s.str.slice(7, 1) == expected)).fill_null(False)
+    shape = e.str.contains(r"^[0-9]{7}[A-Z]$")
+    num = e.str.slice(0, 7).cast(pl.Int64, strict=False)
+    expected = pl.lit(codes.UAI_ALPHABET).str.slice((num % 23).fill_null(0), 1)
+    return (shape & (e.str.slice(7, 1) == expected)).fill_null(False)
 
 
-def check_insee(s: pl.Series) -> pl.Series:
+def insee_expr(e: pl.Expr) -> pl.Expr:
     """INSEE commune code: 5 digits, or 2A/2B + 3 digits (text, leading zeros kept)."""
-    return s.str.contains(codes.INSEE_PATTERN).fill_null(False)
+    return e.str.contains(codes.INSEE_PATTERN).fill_null(False)
 
 
-def check_school_year(s: pl.Series) -> pl.Series:
+def school_year_expr(e: pl.Expr) -> pl.Expr:
     """``AAAA-AAAA`` where the second year is the first plus one."""
-    shape = s.str.contains(r"^[0-9]{4}-[0-9]{4}$").fill_null(False)
-    a = s.str.slice(0, 4).cast(pl.Int64, strict=False)
-    b = s.str.slice(5, 4).cast(pl.Int64, strict=False)
+    shape = e.str.contains(r"^[0-9]{4}-[0-9]{4}$").fill_null(False)
+    a = e.str.slice(0, 4).cast(pl.Int64, strict=False)
+    b = e.str.slice(5, 4).cast(pl.Int64, strict=False)
     return (shape & (b == a + 1)).fill_null(False)
 
 
-def check_level(s: pl.Series) -> pl.Series:
+def level_expr(e: pl.Expr) -> pl.Expr:
     """A premier-degré level code: TPS PS MS GS CP CE1 CE2 CM1 CM2 ULIS."""
-    return s.is_in(list(codes.ALL_LEVELS)).fill_null(False)
+    return e.is_in(list(codes.ALL_LEVELS)).fill_null(False)
 
+
+EXPRS = {
+    "uai": uai_expr,
+    "insee": insee_expr,
+    "annee_scolaire": school_year_expr,
+    "niveau": level_expr,
+}
+
+
+def _on_series(expr_of):
+    def run(s: pl.Series) -> pl.Series:
+        return pl.DataFrame({"s": s}).select(expr_of(pl.col("s")).alias("ok")).get_column("ok")
+    run.__doc__ = expr_of.__doc__
+    return run
+
+
+check_uai = _on_series(uai_expr)
+check_insee = _on_series(insee_expr)
+check_school_year = _on_series(school_year_expr)
+check_level = _on_series(level_expr)
 
 CHECKS = {
     "uai": check_uai,
@@ -60,14 +82,19 @@ DESCRIPTIONS = {
 }
 
 
-def run_check(spec: str | dict, s: pl.Series) -> pl.Series:
-    """Apply a ``preau:check`` spec to a Utf8 Series (values listed in ``except`` always pass)."""
+def check_expr(spec: str | dict, e: pl.Expr) -> pl.Expr:
+    """A ``preau:check`` spec as an expression over a Utf8 expression (values in ``except`` always pass)."""
     name = spec.get("name") if isinstance(spec, dict) else spec
-    ok = CHECKS[name](s)
+    ok = EXPRS[name](e)
     allowed = spec.get("except") if isinstance(spec, dict) else None
     if allowed:
-        ok = ok | s.is_in([str(v) for v in allowed]).fill_null(False)
+        ok = ok | e.is_in([str(v) for v in allowed]).fill_null(False)
     return ok
+
+
+def run_check(spec: str | dict, s: pl.Series) -> pl.Series:
+    """Apply a ``preau:check`` spec to a Utf8 Series (values listed in ``except`` always pass)."""
+    return pl.DataFrame({"s": s}).select(check_expr(spec, pl.col("s")).alias("ok")).get_column("ok")
 
 
 def check_label(spec: str | dict) -> str:

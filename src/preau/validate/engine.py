@@ -125,6 +125,14 @@ def _python_regex_match(pattern: str, s: pl.Series) -> pl.Series:
     return s.replace_strict(uniq, pl.Series(ok, dtype=pl.Boolean), default=None, return_dtype=pl.Boolean)
 
 
+def _rust_regex_ok(pattern: str) -> bool:
+    try:
+        pl.Series([""], dtype=pl.Utf8).str.contains("^(?:^" + pattern + "$)")
+    except Exception:
+        return False
+    return True
+
+
 def pattern_match(pattern: str, s: pl.Series) -> pl.Series:
     """``re.match("^{p}$", cell)`` (Python semantics), vectorised with the Rust engine when it agrees."""
     try:
@@ -187,7 +195,8 @@ def type_field(raw: pl.Series, spec: dict, missing_values: list[str]) -> tuple[p
     return value, type_err, missing
 
 
-def _constraint_violation(name: str, cval: Any, spec: dict, value: pl.Series, missing: pl.Series) -> pl.Series | None:
+def _constraint_violation(name: str, cval: Any, spec: dict, value: pl.Series, missing: pl.Series,
+                          pre_pattern: pl.Series | None = None) -> pl.Series | None:
     ftype = spec.get("type", "any")
     if name == "required":
         return missing if cval is True else None
@@ -199,6 +208,8 @@ def _constraint_violation(name: str, cval: Any, spec: dict, value: pl.Series, mi
     if name == "pattern":
         if ftype != "string":
             return None
+        if pre_pattern is not None:  # computed on the raw text in the table's one query
+            return _mask(~pre_pattern) & ~missing
         return _mask(~pattern_match(cval, value))  # Rust regex on every cell (Python only on distinct values)
     if name == "enum":
         items = [read_constraint(spec, v) for v in cval]
@@ -238,6 +249,21 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
     chunks = findings.chunks
     lazy_missing: list[int] = []
     min_n = int(ncells.min())
+    # Regex patterns and French code checks of every column in ONE polars query (run in parallel).
+    pre_exprs: list[pl.Expr] = []
+    for j, spec in enumerate(exp):
+        if j in raw.lazy:
+            continue
+        c = pl.col(f"c{j}")
+        pattern = (spec.get("constraints") or {}).get("pattern")
+        if spec.get("type") == "string" and isinstance(pattern, str) and _rust_regex_ok(pattern):
+            pre_exprs += [c.str.contains("^(?:^" + pattern + "$)").alias(f"pat{j}"),
+                          c.str.ends_with("\n").any().alias(f"nl{j}")]
+        check = spec.get("preau:check")
+        if check is not None and code_checks.check_label(check) in code_checks.CHECKS:
+            pre_exprs.append(code_checks.check_expr(check, c).alias(f"chk{j}"))
+    pre = frame.select(pre_exprs) if pre_exprs else pl.DataFrame()
+    pre_cols = set(pre.columns)
 
     def one_field(j: int, spec: dict) -> tuple[list[pl.DataFrame], FieldResult, pl.Series | None]:
         """Errors of one column (type, constraints, code check, missing cells)."""
@@ -265,7 +291,10 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
         for k, cname in enumerate(CONSTRAINTS.get(spec.get("type", "any"), ())):
             if cname not in cons:
                 continue
-            viol = _constraint_violation(cname, cons[cname], spec, value, missing)
+            pre_pattern = None
+            if cname == "pattern" and f"pat{j}" in pre_cols and not pre.get_column(f"nl{j}")[0]:
+                pre_pattern = pre.get_column(f"pat{j}")  # (a cell ending in a newline needs Python's "$")
+            viol = _constraint_violation(cname, cons[cname], spec, value, missing, pre_pattern)
             if viol is None:
                 continue
             viol = viol & ok_cell
@@ -274,7 +303,8 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
                 out.append(_chunk(rows.filter(viol), base + 1 + k, "constraint-error", fname, fnum, note))
         check = spec.get("preau:check")
         if check is not None and code_checks.check_label(check) in code_checks.CHECKS:
-            viol = ok_cell & ~missing & ~_mask(code_checks.run_check(check, col))
+            ok = pre.get_column(f"chk{j}") if f"chk{j}" in pre_cols else code_checks.run_check(check, col)
+            viol = ok_cell & ~missing & ~_mask(ok)
             if viol.any():
                 note = 'constraint "preau:check" is "%s"' % code_checks.check_label(check)
                 out.append(_chunk(rows.filter(viol), base + 20, "constraint-error", fname, fnum, note))
