@@ -415,9 +415,9 @@ def _publish_derivable(st: _State, bad: np.ndarray) -> int:
     if not len(cand):
         return 0
     hid = st.hidden()
-    att, _ = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, exact=True)
+    att, _ = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi), exact=True)
     pos = {int(v): i for i, v in enumerate(att.var)}
-    fixed = [c for c in cand.tolist() if c in pos and att.high[pos[c]] - att.low[pos[c]] < 0.5]
+    fixed = [c for c in cand.tolist() if c in pos and att.high[pos[c]] - att.low[pos[c]] < 1e-6]
     if fixed:
         st.sup[np.asarray(fixed, dtype=np.int64)] = False
     return len(fixed)
@@ -425,15 +425,10 @@ def _publish_derivable(st: _State, bad: np.ndarray) -> int:
 
 def _attack_state(st: _State, exact: bool = False):
     """Audit of the current pattern, reusing the witnesses already found (they stay feasible
-    when more cells are hidden). Without ``exact``, cells not certified count as unprotected.
-    Secondary cells found exactly derivable are published first (see :func:`_publish_derivable`)."""
+    when more cells are hidden). Without ``exact``, cells not certified count as unprotected."""
     hid = st.hidden()
     att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
                            exact=exact)
-    if len(bad) and _publish_derivable(st, bad):
-        hid = st.hidden()
-        att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
-                               exact=exact)
     np.minimum.at(st.lo, att.var, att.low)
     np.maximum.at(st.hi, att.var, att.high)
     return att, bad
@@ -482,6 +477,7 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
         t = time.perf_counter()
         round_added = 0
         repaired = 0
+        unrepairable: list[int] = []
         for c in bad.tolist():
             if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
                 continue  # hidden earlier only (nothing to decide), or certified by a previous repair
@@ -489,6 +485,12 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
             stats.repair_lps += lps
             round_added += max(added, 0)
             repaired += added >= 0
+            if added < 0:
+                unrepairable.append(int(c))
+        if unrepairable:
+            # cells no deviation can move: if the attacker derives them exactly, publish them
+            # (only secondary ones; see _publish_derivable) — checked only here, it needs exact LPs
+            repaired += _publish_derivable(st, np.asarray(unrepairable, dtype=np.int64))
         stats.repair_added += round_added
         stats.timings["repair"] = stats.timings.get("repair", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
