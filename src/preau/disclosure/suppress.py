@@ -429,6 +429,16 @@ def _attack_state(st: _State, exact: bool = False):
     hid = st.hidden()
     att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
                            exact=exact)
+    if len(bad):
+        # secondary cells no witness could move at all are likely derivable exactly: confirm with
+        # exact LPs and publish them now, before any repair LP is spent on them
+        pos = {int(v): i for i, v in enumerate(att.var)}
+        flat = [int(c) for c in np.asarray(bad).tolist()
+                if int(c) in pos and att.high[pos[int(c)]] - att.low[pos[int(c)]] < 0.5]
+        if flat and _publish_derivable(st, np.asarray(flat, dtype=np.int64)):
+            hid = st.hidden()
+            att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
+                                   exact=exact)
     np.minimum.at(st.lo, att.var, att.low)
     np.maximum.at(st.hi, att.var, att.high)
     return att, bad

@@ -180,7 +180,7 @@ def to_pieces(name: str, dims: list[str], frame: pl.DataFrame, policy: Policy) -
         for service in SERVICES:
             part = frame.filter(pl.col("service") == service).drop("service").rename({"inscrit": f"inscrit_{service}"})
             pdims = [f"inscrit_{service}" if d == "inscrit" else d for d in sub_dims]
-            pieces.append(CountTable(f"{name}/{service}", part, _hierarchies(pdims, parents), policy=policy))
+            pieces.append(CountTable(f"{name}.{service}", part, _hierarchies(pdims, parents), policy=policy))
         return pieces
     hier = _hierarchies(dims, parents)
     if "ecart_age" in dims:
