@@ -89,13 +89,13 @@ def _address_text(rng, rows: pd.DataFrame, streets: pd.Series, variant: np.ndarr
     return out
 
 
-def _write_cp1252(df: pl.DataFrame, path: Path) -> None:
-    """Write a CSV in Windows-1252 with ``;`` (chunked: bounded memory)."""
-    with open(path, "wb") as fh:
+def _write_cp1252(df: pl.DataFrame, path: Path, append: bool = False) -> None:
+    """Write (or append) a CSV in Windows-1252 with ``;``, in chunks: bounded memory."""
+    with open(path, "ab" if append else "wb") as fh:
         df = df.with_columns(pl.col(pl.String).replace("", None))  # empty cells unquoted, as exports do
         for start in range(0, max(df.height, 1), 200_000):
             buf = io.BytesIO()
-            df.slice(start, 200_000).write_csv(buf, separator=";", include_header=start == 0,
+            df.slice(start, 200_000).write_csv(buf, separator=";", include_header=start == 0 and not append,
                                                line_terminator="\r\n")
             fh.write(buf.getvalue().decode("utf-8").encode("cp1252", errors="replace"))
 
@@ -187,7 +187,9 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
     rng_root = np.random.default_rng(seed)
     serial = 0
     schools_all, rules_all, sectors_all = [], [], []
-    exports: dict[int, list[pl.DataFrame]] = {y: [] for y in year_list}
+    xlsx_parts: dict[int, list[pl.DataFrame]] = {y: [] for y in year_list}
+    parts_dir = out / "verite" / ".parts"
+    parts_dir.mkdir()
     communes_out = communes.drop(columns=[]).copy()
     communes_out.to_file(out / "communes.geojson", driver="GeoJSON")
     result.add("communes", out / "communes.geojson")
@@ -203,13 +205,26 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
         serial += len(kids)
         kids["ine"] = _ine_of(kids.serial.to_numpy())
         kids = assign_schools(rng, terr, kids)
-        for y in year_list:
-            exports[y].append(_pupil_export(rng, terr, kids, y, terr.communes, dep_communes))
+        for y in year_list:  # streamed: each département's pupils are written, then dropped
+            df = _pupil_export(rng, terr, kids, y, terr.communes, dep_communes)
+            df.select(pl.col("INE").alias("identifiant_eleve"), pl.col("Année scolaire").alias("annee_scolaire"),
+                      pl.col("_ban_id").alias("ban_id"), pl.col("_secteur").alias("code_secteur_residence"),
+                      pl.col("UAI école").alias("uai"), pl.col("Niveau").alias("niveau"),
+                      pl.col("_variant").alias("variante_adresse")).write_parquet(
+                parts_dir / f"eleves-{school_year(y)}-{i:04d}.parquet")
+            df = df.drop(["_ban_id", "_secteur", "_variant"])
+            _write_cp1252(df, out / f"eleves-{school_year(y)}.csv", append=i > 0)
+            key = f"eleves {school_year(y)}"
+            result.counts[key] = result.counts.get(key, 0) + df.height
+            if xlsx:
+                xlsx_parts[y].append(df)
+            del df
         schools_all.append(_schools_table(terr))
         rules_all.append(terr.rules)
         if terr.sectors is not None:
             sectors_all.append(terr.sectors.to_crs(4326))
         result.counts["adresses"] = result.counts.get("adresses", 0) + len(terr.addresses)
+        del kids, terr
     schools = pd.concat(schools_all, ignore_index=True)
     schools.to_csv(out / "ecoles.csv", sep=";", index=False)
     result.add("ecoles", out / "ecoles.csv")
@@ -220,20 +235,13 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
             out / "secteurs.geojson", driver="GeoJSON")
         result.add("secteurs", out / "secteurs.geojson")
     for y in year_list:
-        df = pl.concat(exports[y])
-        truth = df.select(pl.col("INE").alias("identifiant_eleve"), pl.col("Année scolaire").alias("annee_scolaire"),
-                          pl.col("_ban_id").alias("ban_id"), pl.col("_secteur").alias("code_secteur_residence"),
-                          pl.col("UAI école").alias("uai"), pl.col("Niveau").alias("niveau"),
-                          pl.col("_variant").alias("variante_adresse"))
-        truth.write_parquet(out / "verite" / f"eleves-{school_year(y)}.parquet")
-        df = df.drop(["_ban_id", "_secteur", "_variant"])
-        path = out / f"eleves-{school_year(y)}.csv"
-        _write_cp1252(df, path)
-        result.add("eleves", path)
-        if xlsx:
-            df.write_excel(out / f"eleves-{school_year(y)}.xlsx", worksheet="Élèves")
+        pl.scan_parquet(sorted(parts_dir.glob(f"eleves-{school_year(y)}-*.parquet"))).sink_parquet(
+            out / "verite" / f"eleves-{school_year(y)}.parquet")
+        result.add("eleves", out / f"eleves-{school_year(y)}.csv")
+        if xlsx:  # XLSX is for small territories (a sheet holds at most 1,048,576 rows)
+            pl.concat(xlsx_parts[y]).write_excel(out / f"eleves-{school_year(y)}.xlsx", worksheet="Élèves")
             result.add("eleves-xlsx", out / f"eleves-{school_year(y)}.xlsx")
-        result.counts[f"eleves {school_year(y)}"] = df.height
+    shutil.rmtree(parts_dir)
     result.counts["ecoles"] = len(schools)
     result.counts["secteurs"] = int(schools["code_secteur"].replace("", np.nan).nunique())
     (out / "synth.json").write_text(json.dumps({
