@@ -180,6 +180,14 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         for b in group:
             mine = [o for o, owner in zip(out, owners) if owner == b.dataset]
             frame = from_pieces(b.dims, [o.frame for o in mine])
+            if "code_insee" in b.dims:  # the commune name beside its code (`TOTAL` on the margin row)
+                names = pl.DataFrame({"code_insee": communes["code_insee"].astype(str).tolist(),
+                                      "nom_commune": communes["nom"].astype(str).tolist()})
+                frame = frame.join(names, on="code_insee", how="left", maintain_order="left").with_columns(
+                    pl.when(pl.col("code_insee") == "TOTAL").then(pl.lit("TOTAL")).otherwise(pl.col("nom_commune"))
+                    .alias("nom_commune"))
+                order = b.dims[:b.dims.index("code_insee") + 1] + ["nom_commune"] + b.dims[b.dims.index("code_insee") + 1:]
+                frame = frame.select(order + ["effectif", "secret"])
             cells = frame.height
             hidden = int(frame["secret"].sum())
             true = b.frame.join(frame.select(b.dims + ["secret"]), on=b.dims)
@@ -224,6 +232,17 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         }
         (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
         result.outputs.append(DatasetOutput(ds.id, pub.id, folder, manifest))
+    if invalid.errors:  # keep the reports readable after the staging folder is removed
+        keep = out_dir.parent / "rapports-invalides"
+        if keep.exists():
+            shutil.rmtree(keep)
+        for ds in datasets:
+            report_path = pub_dir / ds.id / "validation.json"
+            if report_path.exists():
+                (keep / ds.id).mkdir(parents=True, exist_ok=True)
+                shutil.copy(report_path, keep / ds.id / "validation.json")
+        for p in invalid.problems:
+            p.file = p.file.replace(str(out_dir.name), "rapports-invalides").replace(f"/{pub.id}/", "/") if p.file else p.file
     invalid.raise_if_errors()
     t = _timed(result, "files+validation", t)
     # --- geo layers (only protected counts) ---

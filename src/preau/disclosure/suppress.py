@@ -439,8 +439,9 @@ def _attack_state(st: _State, exact: bool = False):
             hid = st.hidden()
             att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
                                    exact=exact)
-    np.minimum.at(st.lo, att.var, att.low)
-    np.maximum.at(st.hi, att.var, att.high)
+    with np.errstate(invalid="ignore"):  # NaN bounds (no witness yet) simply don't update
+        np.minimum.at(st.lo, att.var, att.low)
+        np.maximum.at(st.hi, att.var, att.high)
     return att, bad
 
 
