@@ -63,7 +63,7 @@ def test_other_software_profile(synth_dir, tmp_path):
                      infer_schema=False)
     mapping = {"Année scolaire": "ANNEE_SCOLAIRE", "INE": "ID_ENFANT", "Sexe": "SEXE", "Date de naissance": "NE_LE",
                "Adresse": "ADRESSE_FOYER", "Code postal": "CP_FOYER", "Commune": "VILLE_FOYER",
-               "Code INSEE commune": "INSEE_FOYER", "UAI école": "UAI_ECOLE", "Niveau": "NIVEAU",
+               "Code INSEE commune": "INSEE_FOYER", "UAI école": "UAI_ECOLE", "Niveau": "NIVEAU", "Classe": "CLASSE",
                "Restauration scolaire": "CANTINE", "Accueil périscolaire": "PERISCOLAIRE",
                "Transport scolaire": "TRANSPORT"}
     other = df.select(list(mapping)).rename(mapping).with_columns(
