@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _keep_language():
+    """`preau --lang en` run in-process sets PREAU_LANG: restore it so no test leaks into the next."""
+    before = os.environ.get("PREAU_LANG")
+    yield
+    if before is None:
+        os.environ.pop("PREAU_LANG", None)
+    else:
+        os.environ["PREAU_LANG"] = before
 
 
 @pytest.fixture(scope="session")

@@ -72,6 +72,16 @@ def _personal_values(synth: Path) -> dict[str, set[str]]:
         values["phone"] |= set(df["Téléphone responsable légal 1"].drop_nulls())
         values["date"] |= set(df["Date de naissance"])
         values["address"] |= set(df["Adresse"].drop_nulls()) - school_addresses
+    # names that public reference data already contains (a school called « Jean Moulin », a street
+    # « Rue Victor Hugo ») are not personal even if a fictitious guardian bears them
+    schools = pl.read_csv(synth / "ecoles.csv", separator=";", infer_schema=False)
+    public_text = "\n".join(schools["nom_etablissement"].to_list() + schools["patronyme"].drop_nulls().to_list())
+    for path in synth.glob("adresses-*.csv"):
+        public_text += "\n" + "\n".join(pl.read_csv(path, separator=";", infer_schema=False,
+                                                      columns=["nom_voie"])["nom_voie"].unique().to_list())
+    for m in NAME_RE.finditer(public_text):
+        words = m.group(0).split(" ")
+        values["name"] -= {f"{words[i]} {words[i + 1]}" for i in range(len(words) - 1)}
     return values
 
 

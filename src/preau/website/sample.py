@@ -55,6 +55,9 @@ def write_workspace(root: Path, publisher: str, departements: tuple[str, ...], t
     for sub in ("schemas", "datasets"):
         if not (root / sub).exists():
             shutil.copytree(REPO / sub, root / sub)
+    restricted = root / "datasets" / "flux-secteur-ecole-niveau.toml"
+    if not restricted.exists():  # the sample keeps a restricted dataset (example definition in docs/)
+        shutil.copy(REPO / "docs" / "examples" / "flux-secteur-ecole-niveau.toml", restricted)
     if title_suffix:  # e.g. markup in a title, to check the site escapes it
         path = root / "datasets" / "effectifs-commune-niveau.toml"
         text = path.read_text(encoding="utf-8")
