@@ -9,7 +9,6 @@ Personal columns live only in memory, inside this function.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -303,13 +302,6 @@ def build(workspace: str | Path = ".", out: str | Path = "_build", *, publishers
         o.folder = data_dir / o.folder.relative_to(staging)
     return result
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -10,6 +10,7 @@ import polars as pl
 from preau.errors import PreauError, Report, rel
 from preau.geo.geocode import DEFAULT_COLUMNS, geocode, quality
 from preau.geo.reference import load_reference
+from preau.geo.sectors import read_text_csv
 
 BUILD = "_build"
 
@@ -19,15 +20,8 @@ def _read_input(path: Path, report: Report) -> pl.DataFrame:
         report.error("geo-input-missing", f"fichier d'adresses introuvable : {rel(path)}",
                      f"address file not found: {rel(path)}", file=rel(path))
         raise PreauError(report)
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")
-    first = text.split("\n", 1)[0]
-    sep = ";" if first.count(";") >= first.count(",") else ","
-    try:
-        return pl.read_csv(text.encode("utf-8"), separator=sep, infer_schema=False, truncate_ragged_lines=True)
+        return read_text_csv(path)
     except Exception as exc:
         report.error("geo-input-unreadable", f"fichier d'adresses illisible ({type(exc).__name__})",
                      f"unreadable address file ({type(exc).__name__})", file=rel(path))

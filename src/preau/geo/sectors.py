@@ -78,6 +78,18 @@ def read_communes(path: str | Path, report: Report | None = None) -> gpd.GeoData
     return gdf
 
 
+def read_text_csv(path: Path) -> pl.DataFrame:
+    """A user CSV as text columns: UTF-8 (± BOM) or Windows-1252, ``;`` or ``,`` (from the header)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+    first = text.split("\n", 1)[0]
+    sep = ";" if first.count(";") >= first.count(",") else ","
+    return pl.read_csv(text.encode("utf-8"), separator=sep, infer_schema=False, truncate_ragged_lines=True)
+
+
 def read_rules(path: str | Path, report: Report | None = None) -> pl.DataFrame:
     """Read a carte-scolaire rules CSV (``;`` or ``,``, UTF-8 or Windows-1252) into normalised columns.
 
@@ -91,15 +103,8 @@ def read_rules(path: str | Path, report: Report | None = None) -> pl.DataFrame:
         report.error("geo-rules-missing", f"fichier de carte scolaire introuvable : {rel(path)}",
                      f"school-map rules file not found: {rel(path)}", file=rel(path))
         raise PreauError(report)
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")
-    first = text.split("\n", 1)[0]
-    sep = ";" if first.count(";") >= first.count(",") else ","
-    try:
-        df = pl.read_csv(text.encode("utf-8"), separator=sep, infer_schema=False, truncate_ragged_lines=True)
+        df = read_text_csv(path)
     except Exception as exc:
         report.error("geo-rules-unreadable", f"fichier de carte scolaire illisible ({type(exc).__name__})",
                      f"unreadable school-map rules file ({type(exc).__name__})", file=rel(path))

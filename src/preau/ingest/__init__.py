@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from preau.codes import ALL_LEVELS, LEVELS, UAI_ALPHABET, is_valid_school_year
+from preau.codes import ALL_LEVELS, UAI_ALPHABET, is_valid_school_year
 from preau.errors import PreauError, Problem, Report, rel
 
 __all__ = ["read_export", "read_exports", "load_profiles", "Profile", "IngestResult", "FileInfo", "sniff",
@@ -482,9 +482,5 @@ def read_exports(sources, profiles: dict[str, Profile] | None = None) -> tuple[p
             report.extend(exc.report.problems)
     report.raise_if_errors()
     frame = pl.concat([r.frame for r in results]) if results else pl.DataFrame()
-    dup_years = frame.group_by("annee_scolaire").agg(pl.len()).height if results else 0
-    del dup_years
     return frame, results
 
-
-LEVEL_ORDER = {lv: i for i, lv in enumerate(LEVELS)}

@@ -23,7 +23,7 @@ import polars as pl
 from preau.codes import school_year
 from preau.errors import PreauError
 from preau.synth import names as N
-from preau.synth.pupils import ABBREV, VARIANTS, assign_schools, class_labels, make_children, year_rows
+from preau.synth.pupils import ABBREV, VARIANTS, _ine, assign_schools, class_labels, make_children, year_rows
 from preau.synth.territory import build_territory, load_communes, load_departements, to_wgs84
 
 __all__ = ["generate", "SynthResult", "ONDE_HEADERS", "BAN_COLUMNS"]
@@ -203,7 +203,7 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
         result.add("adresses", out / f"adresses-{dep}.csv")
         kids = make_children(rng, terr, year_list, scale, serial)
         serial += len(kids)
-        kids["ine"] = _ine_of(kids.serial.to_numpy())
+        kids["ine"] = _ine(kids.serial.to_numpy())
         kids = assign_schools(rng, terr, kids)
         for y in year_list:  # streamed: each département's pupils are written, then dropped
             df = _pupil_export(rng, terr, kids, y, terr.communes, dep_communes)
@@ -250,12 +250,6 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
         "licence": "Données entièrement fictives ; limites communales IGN ADMIN EXPRESS COG 2020 (Licence Ouverte 2.0)",
     }, ensure_ascii=False, indent=2), encoding="utf-8")
     return result
-
-
-def _ine_of(serial: np.ndarray) -> np.ndarray:
-    from preau.synth.pupils import _ine
-
-    return _ine(serial)
 
 
 def _write_ban(terr, dep_communes: pd.DataFrame, path: Path) -> None:
