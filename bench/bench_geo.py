@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
+from _common import peak_rss_mb, result, write_result  # noqa: E402  (bench/ is on sys.path)
 ADDOK_VENV = ROOT / ".tools" / "addok"
 
 ABBR = {"Rue": "R.", "Avenue": "Av.", "Boulevard": "Bd", "Chemin": "Ch.", "Impasse": "Imp.", "Place": "Pl.",
@@ -190,6 +191,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--workers", type=int, default=2, help="addok search processes (the machine's cores)")
     ap.add_argument("--no-addok", action="store_true")
     ap.add_argument("--work", type=Path, default=ROOT / "_build" / "bench-geo")
+    ap.add_argument("--out", type=Path, help="write the result records (geocoding, assignment) as JSON here")
     args = ap.parse_args(argv)
 
     from preau.geo import build_sectors, geocode, load_reference
@@ -248,7 +250,36 @@ def main(argv=None) -> dict:
     built = build_sectors(synth / "carte-scolaire.csv", ref, synth / "communes.geojson")
     report["assignment"] = bench_assignment(built.sectors, args.points)
     print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    write_result(args.out, records(report, args))
     return report
+
+
+def records(report: dict, args) -> list[dict]:
+    """The two scenarios of this script as result records (bench/_common.py)."""
+    p, a, asg = report["preau"], report.get("addok"), report["assignment"]
+    comp = report.get("comparison", {})
+    anchor = None
+    if a and "error" not in a:
+        anchor = {"name": "addok (+ addok-fr, addok-france, Redis)", "rate": a["addresses_per_s"],
+                  "unit": "adresses/s", "addresses": a["rows"], "seconds": a["seconds"], "workers": a["workers"]}
+    geocoding = result(
+        "geocoding", "Géocodage hors ligne (BAN) / offline geocoding",
+        size={"addresses": args.n, "reference_addresses": report["reference"]["addresses"],
+              "departements": args.departements},
+        preau={"seconds": p["seconds"], "rate": p["addresses_per_s"], "unit": "adresses/s",
+               "peak_rss_mb": peak_rss_mb()},
+        anchor=anchor, ratio=comp.get("speed_ratio_preau_vs_addok"),
+        ratio_meaning="débit Préau / débit addok (adresses/s)",
+        details={"exact_point_preau": p["exact_point"], **comp, "addok_error": (a or {}).get("error")})
+    assignment = result(
+        "assignment", "Affectation aux secteurs (point dans polygone) / sector assignment",
+        size={"points": asg["points"], "sectors": asg["sectors"], "vertices": asg["vertices"]},
+        preau={"rate": asg["preau_points_per_s"], "unit": "points/s",
+               "rate_incl_index_build": asg["preau_points_per_s_incl_build"]},
+        anchor={"name": "geopandas.sjoin(predicate='within')", "rate": asg["sjoin_points_per_s"], "unit": "points/s"},
+        ratio=asg["ratio_vs_sjoin"], ratio_meaning="temps sjoin / temps Préau",
+        details={"agreement": asg["agreement"]})
+    return [geocoding, assignment]
 
 
 if __name__ == "__main__":

@@ -35,19 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "_work"
 CKANAPI = str(Path(sys.executable).with_name("ckanapi"))
 # ckanapi load starts its workers as `ckanapi` from PATH
+from _common import peak_rss_mb, read_ckan_env, result, write_result  # noqa: E402  (bench/ is on sys.path)
+
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def read_env(instance: str) -> dict[str, str]:
-    path = ROOT / "catalog" / ".local" / instance / "ckan.env"
-    if not path.is_file():
-        sys.exit(f"{path} missing: run `make ckan-up` first")
-    env = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if "=" in line and not line.startswith("#"):
-            k, _, v = line.partition("=")
-            env[k.strip()] = v.strip()
-    return env
 
 
 def modified(ckan: RemoteCKAN, fq: str) -> dict[str, str]:
@@ -68,8 +58,9 @@ def writes(before: dict[str, str], after: dict[str, str]) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200, help="datasets in the source (the issue's figure: 1000)")
+    ap.add_argument("--out", type=Path, help="write the result records (first run, no-change run) as JSON here")
     args = ap.parse_args()
-    peer_env, main_env = read_env("peer"), read_env("main")
+    peer_env, main_env = read_ckan_env("peer"), read_ckan_env("main")
     peer = RemoteCKAN(peer_env["PREAU_CKAN_URL"], apikey=peer_env["PREAU_CKAN_TOKEN"])
     central = RemoteCKAN(main_env["PREAU_CKAN_URL"], apikey=main_env["PREAU_CKAN_TOKEN"])
     tag = uuid.uuid4().hex[:6]
@@ -140,6 +131,19 @@ def main() -> None:
     out.write_text(json.dumps({"n": args.n, "results": {f"{k[0]}:{k[1]}": v for k, v in results.items()}},
                               indent=2), encoding="utf-8")
     print(f"written {out.relative_to(ROOT)}")
+    recs = []
+    for run, scen, title in (("first", "harvest", "Moissonnage CKAN → CKAN (premier passage) / first harvest"),
+                             ("no-change", "reharvest", "Moissonnage sans changement / no-change harvest")):
+        p, c = results[("preau", run)], results[("ckanapi", run)]
+        recs.append(result(
+            scen, title, size={"datasets": args.n},
+            preau={"seconds": p["seconds"], "write_calls": p["api_writes"], "datasets_modified": p["writes"],
+                   "peak_rss_mb": peak_rss_mb()},
+            anchor={"name": "ckanapi search | ckanapi load (ckanext-harvest not installed)", "seconds": c["seconds"],
+                    "write_calls": c["api_writes"], "datasets_modified": c["writes"]},
+            ratio=c["seconds"] / p["seconds"] if p["seconds"] else None,
+            ratio_meaning="temps ckanapi / temps Préau", details={"counts": p.get("counts")}))
+    write_result(args.out, recs)
 
 
 if __name__ == "__main__":

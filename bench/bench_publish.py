@@ -34,18 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "_work"
 sys.path.insert(0, str(ROOT / "tests"))
-
-
-def read_env(instance: str) -> dict[str, str]:
-    path = ROOT / "catalog" / ".local" / instance / "ckan.env"
-    if not path.is_file():
-        sys.exit(f"{path} missing: run `make ckan-up` first")
-    env = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if "=" in line and not line.startswith("#"):
-            k, _, v = line.partition("=")
-            env[k.strip()] = v.strip()
-    return env
+from _common import peak_rss_mb, read_ckan_env, result, write_result  # noqa: E402  (bench/ is on sys.path)
 
 
 class CountingServer:
@@ -127,6 +116,7 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, help="use an existing workspace + build instead of the fixture")
     ap.add_argument("--data", type=Path, help="build folder (_build/data) of --workspace")
     ap.add_argument("--repeat", type=int, default=3, help="repetitions (medians are reported)")
+    ap.add_argument("--out", type=Path, help="write the result records (first publish, no-change) as JSON here")
     args = ap.parse_args()
 
     from preau.catalog.ckan import publish_ckan
@@ -134,7 +124,7 @@ def main() -> None:
 
     import fixture_build
 
-    env = read_env(args.instance)
+    env = read_ckan_env(args.instance)
     url, token = env["PREAU_CKAN_URL"], env["PREAU_CKAN_TOKEN"]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     run = WORK / f"publish-{stamp}"
@@ -213,6 +203,22 @@ def main() -> None:
                                "raw": raw, "repeat": repeat,
                                "ratios": ratios}, indent=2), encoding="utf-8")
     print(f"\nJSON: {out.relative_to(ROOT)}")
+    size_info = {"datasets": len(packages), "files": files, "bytes": size, "datastore_rows": rows, "source": source,
+                 "repeat": repeat}
+    recs = []
+    for label, scen, title in (("first publish", "publish", "Publication CKAN (première) / first CKAN publish"),
+                               ("no-change re-publish", "republish",
+                                "Republication sans changement / no-change re-publish")):
+        p, c = by[("preau", label)], by[("ckanapi load", label)]
+        recs.append(result(
+            scen, title, size=size_info,
+            preau={"seconds": p["seconds"], "bytes_uploaded": p["bytes_uploaded"], "peak_rss_mb": peak_rss_mb()},
+            anchor={"name": "ckanapi load datasets --upload-resources", "seconds": c["seconds"],
+                    "bytes_uploaded": c["bytes_uploaded"]},
+            ratio=ratios[label]["time_ckanapi_over_preau"], ratio_meaning="temps ckanapi / temps Préau",
+            details={"all_seconds_preau": p["all_seconds"], "all_seconds_ckanapi": c["all_seconds"],
+                     "datastore_loaded_by_preau_only": True}))
+    write_result(args.out, recs)
     for folder in run.glob("ws*"):
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from preau.website import build_site
 from preau.website.sample import write_sample_catalog
 
+from _common import peak_rss_mb, result, write_result  # noqa: E402  (bench/ is on sys.path)
+
 WORK = Path(__file__).resolve().parent / "_work" / "site"
 
 
@@ -34,6 +36,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--schools", type=int, default=48000, help="number of schools (one page each, per language)")
     ap.add_argument("--keep", action="store_true", help="reuse the generated catalog if present")
+    ap.add_argument("--out", type=Path, help="write the result record as JSON here")
     args = ap.parse_args()
     root = WORK / f"n{args.schools}"
     catalog = root / "_build" / "catalog"
@@ -85,6 +88,15 @@ def main() -> int:
     print(f"full build pages/s: {full.pages_per_second:.0f} (goal >= 1000: {'met' if full.pages_per_second >= 1000 else 'NOT met'})")
     print(f"incremental vs full: {full.seconds / incr.seconds:.1f}x faster, "
           f"{len(incr.written)} of {len(full.written)} files rewritten")
+    write_result(args.out, result(
+        "site", "Site statique (pages/s) / static site build",
+        size={"schools": args.schools, "datasets": len(index["datasets"]), "pages": full.pages},
+        preau={"seconds": round(full.seconds, 2), "rate": round(full.pages_per_second), "unit": "pages/s",
+               "cpu_seconds": round(cpu["full build"], 2), "peak_rss_mb": peak_rss_mb()},
+        anchor=None, goal="≥ 1 000 pages/s", goal_met=full.pages_per_second >= 1000,
+        details={"noop_seconds": round(noop.seconds, 2), "noop_written": len(noop.written),
+                 "incremental_seconds": round(incr.seconds, 2), "incremental_written": len(incr.written),
+                 "full_over_incremental": round(full.seconds / incr.seconds, 1), "load_average": round(load, 1)}))
     return 0
 
 

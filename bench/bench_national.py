@@ -1,0 +1,190 @@
+"""Bench (scenario ``national``): ``preau build`` end to end on a synthetic France, per stage.
+
+    .venv/bin/python bench/bench_national.py                  # all communes, ~12M pupils, one school year
+    .venv/bin/python bench/bench_national.py --quick          # département 65 only (CI)
+    .venv/bin/python bench/bench_national.py --departements 64,65 --pupils 100000
+
+1. ``preau synth`` (its own process; reused when ``--synth`` already holds the same territory);
+2. a workspace in ``bench/_work/national/`` with this repository's ``datasets/`` and ``schemas/``
+   and one publisher covering the whole territory (its exports, BAN addresses, school directory,
+   carte-scolaire rules, communes);
+3. in this process: ``preau.pipeline.build`` (ingest → geocoding + sectors → tables → disclosure +
+   audit → files + validation → layers) then the packages (Data Packages + DCAT-AP, local
+   catalog), timing each stage and measuring each stage's own peak RSS (``VmHWM`` reset through
+   ``/proc/self/clear_refs`` at every stage boundary).
+
+Goal (issue #8): build ≤ 120 s wall and ≤ 6 GB peak RSS on this machine. No anchor exists for a
+whole pipeline: the record gives the stage table; the anchors are in the other scenarios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import WORK, peak_rss_mb, result, write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+NATIONAL_PUPILS = 12_000_000
+
+
+def _status_kb(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class Stages:
+    """Stage boundaries from the build's progress messages: wall time and peak RSS of each stage."""
+
+    KEYS = [("lecture des exports", "ingest"), ("géocodage", "geo"), ("tableaux", "tables"),
+            ("secret statistique", "disclosure+audit"), ("écriture et validation", "files+validation"),
+            ("couches géographiques", "layers")]
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.current: str | None = None
+        self.t0 = 0.0
+        self.can_reset = _reset_peak()
+
+    def start(self, name: str) -> None:
+        self.stop()
+        self.current, self.t0 = name, time.perf_counter()
+        _reset_peak()
+        print(f"[national] {name} …", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        if self.current is None:
+            return
+        secs = time.perf_counter() - self.t0
+        self.rows.append({"stage": self.current, "seconds": round(secs, 2),
+                          "peak_rss_mb": round(_status_kb("VmHWM") / 1024, 1),
+                          "rss_end_mb": round(_status_kb("VmRSS") / 1024, 1)})
+        print(f"[national] {self.current}: {secs:.1f} s, peak {self.rows[-1]['peak_rss_mb']} MB",
+              file=sys.stderr, flush=True)
+        self.current = None
+
+    def progress(self, msg: str) -> None:
+        for key, name in self.KEYS:
+            if key in msg:
+                self.start(name)
+                return
+
+
+def ensure_synth(synth: Path, departements: str, pupils: int | None, seed: int) -> dict:
+    meta = synth / "synth.json"
+    want = None if departements == "all" else [d.strip() for d in departements.split(",")]
+    if meta.is_file():
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        same = (want is None or info.get("departements") == want) and len(info.get("school_years", [])) == 1
+        if same and (pupils is None or info.get("requested_pupils", info.get("pupils")) in (pupils, None)) \
+                and info.get("seed") == seed and info.get("bench_departements") == departements:
+            return {"reused": True, "seconds": info.get("bench_seconds")}
+    cmd = [str(Path(sys.executable).with_name("preau")), "synth", "--departements", departements, "--years", "1",
+           "--seed", str(seed), "--out", str(synth)]
+    if pupils:
+        cmd += ["--pupils", str(pupils)]
+    print(f"[national] synth: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    secs = round(time.perf_counter() - t0, 1)
+    info = json.loads(meta.read_text(encoding="utf-8"))
+    info.update(bench_seconds=secs, bench_departements=departements, requested_pupils=pupils)
+    meta.write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+    return {"reused": False, "seconds": secs}
+
+
+def make_workspace(ws: Path, synth: Path) -> None:
+    if ws.exists():
+        shutil.rmtree(ws)
+    (ws / "publishers").mkdir(parents=True)
+    for sub in ("datasets", "schemas"):
+        (ws / sub).symlink_to(ROOT / sub)
+    exports = sorted(synth.glob("eleves-*.csv"))
+    if not exports:
+        sys.exit(f"no pupil export in {synth}")
+    addresses = sorted(synth.glob("adresses-*.csv"))
+    lines = ['id = "national"',
+             'name = { fr = "France entière (données fictives)", en = "Whole of France (synthetic data)" }',
+             'kind = "national"', 'licence = "etalab-2.0"',
+             "territory = " + json.dumps(json.loads((synth / "synth.json").read_text(encoding="utf-8"))["departements"]),
+             ""]
+    for p in exports:
+        year = p.stem.removeprefix("eleves-")
+        lines += ["[[sources]]", f'path = "{p}"', 'profile = "onde"', f'school_year = "{year}"', ""]
+    lines += ["[references]", f'schools = "{synth / "ecoles.csv"}"',
+              "addresses = [" + ", ".join(f'"{p}"' for p in addresses) + "]",
+              f'sector_rules = "{synth / "carte-scolaire.csv"}"', f'communes = "{synth / "communes.geojson"}"']
+    (ws / "publishers" / "national.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="département 65 only, its natural size (CI)")
+    ap.add_argument("--departements", default=None, help="« all » (default) or codes, comma-separated")
+    ap.add_argument("--pupils", type=int, default=None, help=f"pupils (default {NATIONAL_PUPILS:,} for all)")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--synth", type=Path, default=None, help="synthetic territory folder (reused if it matches)")
+    ap.add_argument("--out", type=Path, help="write the result record as JSON here")
+    args = ap.parse_args()
+    deps = args.departements or ("65" if args.quick else "all")
+    pupils = args.pupils if args.pupils is not None else (None if args.quick else NATIONAL_PUPILS)
+    tag = "quick" if args.quick else ("all" if deps == "all" else deps.replace(",", "-"))
+    base = WORK / "national" / tag
+    synth = args.synth or base / "synth"
+    synth_info = ensure_synth(synth, deps, pupils, args.seed)
+
+    from preau.catalog.publish import publish
+    from preau.pipeline import build
+
+    ws = base / "ws"
+    make_workspace(ws, synth)
+    out = base / "_build"
+    if out.exists():
+        shutil.rmtree(out)
+    stages = Stages()
+    t0 = time.perf_counter()
+    res = build(ws, out, progress=stages.progress)
+    stages.start("packages")
+    publish(ws, target="local", data_dir=out / "data", packages_dir=out / "packages", catalog_dir=out / "catalog")
+    stages.stop()
+    wall = time.perf_counter() - t0
+    peak = peak_rss_mb()  # whole process (the stages' peaks are their own)
+    stage_peak = max((s["peak_rss_mb"] for s in stages.rows), default=peak) if stages.can_reset else peak
+    hidden = {o.dataset: o.manifest.get("disclosure", {}) for o in res.outputs if o.manifest.get("kind") == "table"}
+    size_mb = round(sum(f.stat().st_size for f in (out / "data").rglob("*") if f.is_file()) / 1e6, 1)
+    print(json.dumps({"pupils": res.pupils, "wall": round(wall, 1), "peak_rss_mb": stage_peak,
+                      "stages": stages.rows}, indent=2), flush=True)
+    goal_met = wall <= 120 and stage_peak <= 6144
+    write_result(args.out, result(
+        "national", "Chaîne complète « preau build » + paquets / whole pipeline",
+        size={"pupils": res.pupils, "departements": deps, "school_years": 1,
+              "schools": sum(1 for _ in open(synth / "ecoles.csv", encoding="utf-8")) - 1},
+        preau={"seconds": round(wall, 1), "rate": round(res.pupils / wall), "unit": "élèves/s",
+               "peak_rss_mb": stage_peak},
+        anchor=None, goal="≤ 120 s et ≤ 6 Go", goal_met=goal_met,
+        details={"stages": stages.rows, "timings_build": {k: round(v, 2) for k, v in res.timings.items()},
+                 "synth": synth_info, "output_mb": size_mb, "geocoding": res.geocoding,
+                 "disclosure": {k: {x: v.get(x) for x in ("cells", "cells_hidden", "pupils_hidden")}
+                                for k, v in hidden.items()},
+                 "process_peak_rss_mb": peak, "load_average": round(os.getloadavg()[0], 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
