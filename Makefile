@@ -48,6 +48,13 @@ ckan-down: ## Stop the CKAN instances and the solrlite index started by ckan-up
 test: test-deps ## Install what tests need, start it, run every test
 	$(VENV)/bin/pytest -q
 
+.PHONY: bench bench-quick
+bench: test-deps ## Every benchmark at full size (national ≈12M pupils) beside its anchor → bench/results.{json,md}
+	$(PY) bench/run.py $(if $(ONLY),--only $(ONLY))
+
+bench-quick: test-deps ## Every benchmark at small size (< 5 min; CI runs it) → _build/bench-quick/results.{json,md}
+	$(PY) bench/run.py --quick $(if $(ONLY),--only $(ONLY))
+
 test-unit: venv ## Only the fast tests (no CKAN, no browser)
 	$(VENV)/bin/pytest -q -m "not ckan and not browser and not addok and not slow"
 

@@ -143,7 +143,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="write the result record as JSON here")
     args = ap.parse_args()
     deps = args.departements or ("65" if args.quick else "all")
-    pupils = args.pupils if args.pupils is not None else (None if args.quick else NATIONAL_PUPILS)
+    pupils = args.pupils if args.pupils is not None else (NATIONAL_PUPILS if deps == "all" else None)
     tag = "quick" if args.quick else ("all" if deps == "all" else deps.replace(",", "-"))
     base = WORK / "national" / tag
     synth = args.synth or base / "synth"
