@@ -168,9 +168,11 @@ class Record:
     license_url: str | None = None
     conforms_to: list[str] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)  # name, url, format, description, hash, key
+    publisher: dict[str, Any] | None = None  # the original publisher: {"id", "name"} (name: text or {fr, en})
+    package: str | None = None  # a Préau source's datapackage.json (URL or local path), copied by local harvests
 
     def content_hash(self) -> str:
-        data = {k: v for k, v in self.__dict__.items()}
+        data = {k: v for k, v in self.__dict__.items() if v is not None}
         return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -179,6 +181,7 @@ class Fetched:
     records: list[Record] = field(default_factory=list)
     malformed: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # where, fr, en, id
     pages: int = 0
+    skipped: int = 0  # records the source itself harvested elsewhere (never re-harvested: no loops)
 
 
 def _slug(text: str, limit: int = 100) -> str:
@@ -228,7 +231,14 @@ def _record_from_ckan(src: Source, pkg: dict) -> Record:
                   original_url=f"{src.url}/dataset/{pkg['name']}", modified=pkg.get("metadata_modified"),
                   notes=pkg.get("notes") or "", tags=sorted(t["name"] for t in pkg.get("tags") or []),
                   license_id=pkg.get("license_id"), license_url=pkg.get("license_url"),
-                  conforms_to=conforms, resources=resources)
+                  conforms_to=conforms, resources=resources, publisher=_ckan_publisher(pkg))
+
+
+def _ckan_publisher(pkg: dict) -> dict[str, Any] | None:
+    org = pkg.get("organization")
+    if isinstance(org, dict) and org.get("name"):
+        return {"id": str(org["name"]), "name": str(org.get("title") or org["name"])}
+    return None
 
 
 def fetch_ckan(src: Source, sleep: Callable[[float], None] = time.sleep) -> Fetched:
@@ -321,7 +331,7 @@ def fetch_dcat(src: Source, sleep: Callable[[float], None] = time.sleep,
                     tags=sorted({str(k) for k in g.objects(ds, DCAT.keyword)}),
                     license_url=str(lic) if lic is not None else None,
                     conforms_to=sorted(str(c) for c in g.objects(ds, DCTERMS.conformsTo)),
-                    resources=resources))
+                    resources=resources, publisher=_dcat_publisher(g, ds, text)))
             except RecordError as exc:
                 out.malformed.append((where, exc.fr, exc.en, ident))
         nxt = None
@@ -330,6 +340,14 @@ def fetch_dcat(src: Source, sleep: Callable[[float], None] = time.sleep,
                 nxt = str(o)
         location = urljoin(location, nxt) if (nxt and src.url) else (nxt if nxt and Path(nxt).exists() else None)
     return out
+
+
+def _dcat_publisher(g, ds, text) -> dict[str, Any] | None:
+    from rdflib.namespace import DCTERMS, FOAF
+
+    node = g.value(ds, DCTERMS.publisher)
+    name = text(node, FOAF.name) if node is not None else None
+    return {"id": _slug(name, 60) or "editeur", "name": name} if name else None
 
 
 def _rdf_format(ctype: str, location: str) -> str:
@@ -360,8 +378,12 @@ def fetch_preau(src: Source, sleep: Callable[[float], None] = time.sleep,
         raise ValueError(f"catalog.json: {exc}") from None
     if not isinstance(index, dict) or not isinstance(index.get("datasets"), list):
         raise ValueError("catalog.json: a 'datasets' list is expected")
+    publishers = {p["id"]: p for p in index.get("publishers") or [] if isinstance(p, dict) and p.get("id")}
     for i, entry in enumerate(index["datasets"], 1):
         where = f"catalog.json datasets[{i}]"
+        if isinstance(entry, dict) and entry.get("harvest"):
+            out.skipped += 1  # a copy this catalog harvested itself: harvest it from its own source
+            continue
         try:
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
                 raise RecordError("name manquant", "name missing")
@@ -389,6 +411,11 @@ def fetch_preau(src: Source, sleep: Callable[[float], None] = time.sleep,
                     conforms.append(f"{schema['name']}@{schema['version']}")
             else:
                 conforms = [str(schema)] if schema else []
+            pub_id = entry.get("publisher") if isinstance(entry.get("publisher"), str) else None
+            pub = {"id": pub_id, "name": (publishers.get(pub_id) or {}).get("name") or pub_id} if pub_id else None
+            package = None
+            if isinstance(entry.get("path"), str) and entry["path"]:
+                package = urljoin(src.url.rstrip("/") + "/", entry["path"]) if src.url else str(src.path / entry["path"])
             out.records.append(Record(
                 original_id=entry["name"], name=entry["name"], title=title, notes=str(desc),
                 original_url=urljoin(base, entry.get("path") or "") if base else None,
@@ -396,13 +423,23 @@ def fetch_preau(src: Source, sleep: Callable[[float], None] = time.sleep,
                 tags=sorted(str(k) for k in entry.get("keywords") or []),
                 license_id=(lic.get("id") if isinstance(lic, dict) else lic) or None,
                 license_url=lic.get("url") if isinstance(lic, dict) else None,
-                conforms_to=conforms, resources=resources))
+                conforms_to=conforms, resources=resources, publisher=pub, package=package))
         except RecordError as exc:
             out.malformed.append((where, exc.fr, exc.en, entry.get("name") if isinstance(entry, dict) else None))
     return out
 
 
 FETCHERS = {"ckan": fetch_ckan, "dcat": fetch_dcat, "preau": fetch_preau}
+
+
+def publisher_name(publisher: dict[str, Any] | None, lang: str = "fr") -> str:
+    """The display name of an original publisher ({"id", "name"}; name as text or {fr, en})."""
+    if not publisher:
+        return ""
+    name = publisher.get("name")
+    if isinstance(name, dict):
+        name = name.get(lang) or name.get("fr") or name.get("en")
+    return str(name or publisher.get("id") or "")
 
 
 def _keep(src: Source, rec: Record) -> bool:
@@ -539,6 +576,8 @@ def _want(src: Source, rec: Record, org_id: str, harvested: str, digest: str) ->
         extras["harvest_license_url"] = rec.license_url
     if rec.conforms_to:
         extras["harvest_conforms_to"] = " ".join(rec.conforms_to)
+    if rec.publisher:
+        extras["harvest_publisher"] = publisher_name(rec.publisher)
     tags = sorted({t for t in (_tag(x) for x in rec.tags) if t})
     return {
         "name": _slug(f"{src.name}-{rec.name}"), "title": rec.title, "notes": rec.notes,
@@ -623,6 +662,7 @@ def harvest_source(src: Source, client: CkanClient, *, dry_run: bool = False,
         return health
     health.pages = fetched.pages
     health.records = len(fetched.records) + len(fetched.malformed)
+    health.counts["filtered"] += fetched.skipped
     for where, fr, en, _ in fetched.malformed:
         health.counts["failed"] += 1
         problem("harvest-record-malformed", f"fiche ignorée : {fr}", f"record skipped: {en}", where)
@@ -716,8 +756,12 @@ def harvest_source(src: Source, client: CkanClient, *, dry_run: bool = False,
 
 def harvest(sources: str | Path | list[Source], url: str | None = None, token: str | None = None, *,
             env: Mapping[str, str] | None = None, only: str | None = None, dry_run: bool = False, now: Callable[[], datetime] | None = None,
-            sleep: Callable[[float], None] = time.sleep, timeout: float = 60.0) -> HarvestReport:
+            sleep: Callable[[float], None] = time.sleep, timeout: float = 60.0, into: str | None = None) -> HarvestReport:
     """Harvest every source of ``sources`` (a sources.toml path or a list) into the CKAN at ``url``.
+
+    ``into``: ``None`` or ``"ckan"`` = the central CKAN; ``"local:PATH"`` = the local file catalog
+    at PATH (e.g. ``local:_build/catalog``, what the static site shows; see
+    :mod:`preau.catalog.harvest_local`; no CKAN needed, ``url``/``token`` unused).
 
     ``url`` / ``token`` default to ``PREAU_CKAN_URL`` / ``PREAU_CKAN_TOKEN`` from ``env`` (or the
     process environment). The token is never printed or put in a message.
@@ -726,15 +770,22 @@ def harvest(sources: str | Path | list[Source], url: str | None = None, token: s
     (sources file, unknown source, missing central URL or token, central catalog unreachable or
     token refused); trouble with one source or record is reported in the returned report.
     """
-    if url is None or token is None:
-        env_url, env_token = ckan_settings(env)
-        url, token = url or env_url, token or env_token
     srcs = load_sources(sources) if isinstance(sources, (str, Path)) else list(sources)
     if only:
         srcs = [s for s in srcs if s.name == only]
         if not srcs:
             raise PreauError(Problem("harvest-source-unknown", f"source inconnue « {only} »",
                                      f"unknown source '{only}'", field="--source"))
+    if into not in (None, "", "ckan"):
+        if not into.startswith("local:") or not into[len("local:"):].strip():
+            raise PreauError(Problem("harvest-target", f"cible inconnue « {into} » (ckan ou local:DOSSIER)",
+                                     f"unknown target '{into}' (ckan or local:FOLDER)", field="--into"))
+        from preau.catalog.harvest_local import harvest_local
+
+        return harvest_local(srcs, Path(into[len("local:"):].strip()), dry_run=dry_run, now=now, sleep=sleep)
+    if url is None or token is None:
+        env_url, env_token = ckan_settings(env)
+        url, token = url or env_url, token or env_token
     if not url or not url.startswith(("http://", "https://")):
         raise PreauError(Problem("ckan-config", "PREAU_CKAN_URL doit donner l'adresse du CKAN central (http://…)",
                                  "PREAU_CKAN_URL must give the central CKAN's address (http://…)",

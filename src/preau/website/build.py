@@ -146,6 +146,38 @@ def _constraints(f: dict[str, Any], t: dict[str, str]) -> list[str]:
     return out
 
 
+def _when(text: str | None) -> dict[str, str] | None:
+    """An ISO date or time as shown: fr ``23/11/2026 à 08:00 UTC``, en ``2026-11-23 08:00 UTC``."""
+    if not text:
+        return None
+    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]00:?00)?)?", str(text))
+    if not m:
+        return {"fr": str(text), "en": str(text)}
+    y, mo, d, hh, mm, z = m.groups()
+    zone = " UTC" if z else ""
+    return {"fr": f"{d}/{mo}/{y}" + (f" à {hh}:{mm}{zone}" if hh else ""),
+            "en": f"{y}-{mo}-{d}" + (f" {hh}:{mm}{zone}" if hh else "")}
+
+
+def _http(url: Any) -> str | None:
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+
+
+def provenance(ds: dict[str, Any]) -> dict[str, Any] | None:
+    """What the dataset page's "Moissonné depuis … / Harvested from …" block shows (None if local)."""
+    h = ds.get("harvest")
+    if not isinstance(h, dict):
+        return None
+    pub = h.get("publisher") if isinstance(h.get("publisher"), dict) else {}
+    return {"source": h.get("source") or "", "source_title": h.get("source_title") or h.get("source") or "",
+            "kind": h.get("source_kind") or "", "source_url": _http(h.get("source_url")),
+            "original_id": h.get("original_id") or "", "original_url": _http(h.get("original_url")),
+            "publisher": pub.get("name") or pub.get("id") or None,
+            "harvested": h.get("harvested") or "", "harvested_text": _when(h.get("harvested")),
+            "modified": h.get("source_modified") or "", "modified_text": _when(h.get("source_modified")),
+            "mirrored": h.get("resources") == "mirror", "text": ds.get("provenance")}
+
+
 def _hash(*parts: Any) -> str:
     h = hashlib.sha1()
     for p in parts:
@@ -401,6 +433,18 @@ class _Builder:
             downloads.append(item)
             if role == "data":
                 by_year.setdefault(meta.get("school_year") or "", []).append(item)
+        for r in ds.get("resources_remote") or []:
+            meta = r.get("preau") if isinstance(r.get("preau"), dict) else {}
+            role = meta.get("role", "data")
+            name = PurePosixPath(r["path"].split("?", 1)[0]).name or r["path"]
+            fmt = (r.get("format") or PurePosixPath(name).suffix.lstrip(".")).lower()
+            item = {"path": None, "url": r["path"], "file": name, "format": FORMATS.get(fmt, fmt.upper()),
+                    "bytes": r.get("bytes"), "hash": str(r.get("hash") or "").split(":", 1)[-1],
+                    "title": meta.get("title") or {"fr": r.get("title") or name, "en": r.get("title") or name},
+                    "rows": meta.get("rows"), "year": meta.get("school_year"), "role": role, "crs": meta.get("crs")}
+            downloads.append(item)
+            if role == "data":
+                by_year.setdefault(meta.get("school_year") or "", []).append(item)
         versions = [{"year": y, "files": by_year[y]} for y in sorted(by_year, reverse=True) if y]
         schema = self.dataset_schema(ds)
         smeta = ds.get("schema") if isinstance(ds.get("schema"), dict) else {}
@@ -442,6 +486,7 @@ class _Builder:
                     "csv_url": (self.site_url + files_dir + csv_res["path"]) if csv_res else None,
                     "datastore": f"{self.ckan_url}/api/3/action/datastore_search?resource_id=<id>&limit=5"},
             "has_map": has_map, "map_publisher": ds["publisher"],
+            "harvest": provenance(ds),
         }
 
     # --- page sets ------------------------------------------------------------------------------
@@ -504,10 +549,16 @@ class _Builder:
                           for r in ds["resources_full"] if (r.get("preau") or {}).get("role", "data") == "data"})
         themes = ds.get("themes") or ds["meta"].get("themes") or (["geographie"] if ds["kind"] == "layer" else ["education"])
         pub = self.cat.publishers.get(ds["publisher"], {})
+        formats = sorted(set(formats) | {FORMATS.get((r.get("format") or "").lower(), (r.get("format") or "").upper())
+                                         for r in ds.get("resources_remote") or []
+                                         if (r.get("preau") or {}).get("role", "data") == "data" and r.get("format")})
+        h = ds.get("harvest") if isinstance(ds.get("harvest"), dict) else None
         return {"name": ds["name"], "title": ds.get("title") or ds["name"], "description": ds.get("description") or "",
                 "publisher": ds["publisher"], "publisher_name": pub.get("name") or ds["publisher"],
                 "themes": [t for t in themes if isinstance(t, str)], "territories": sorted({department(c) for c in insee}),
-                "years": list(ds.get("school_years") or []), "formats": formats, "kind": ds["kind"]}
+                "years": list(ds.get("school_years") or []), "formats": formats, "kind": ds["kind"],
+                "origin": f"moisson-{h.get('source')}" if h else "local",
+                "harvested_from": (h.get("source_title") or h.get("source")) if h else None}
 
     def facets(self, cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
         def count(key: str) -> dict[str, int]:
@@ -522,7 +573,13 @@ class _Builder:
         terr = count("territories")
         years = count("years")
         fmts = count("formats")
+        origins = count("origin")
         deps = self.cat.departments
+        titles = {c["origin"]: c["harvested_from"] for c in cards if c["harvested_from"]}
+        origin_values = [{"value": v, "n": n, "label": {"fr": STRINGS["fr"]["origin_local"], "en": STRINGS["en"]["origin_local"]}
+                          if v == "local" else {lang: STRINGS[lang]["origin_harvested"].format(source=titles.get(v, v))
+                                                for lang in ("fr", "en")}}
+                         for v, n in sorted(origins.items(), key=lambda x: (x[0] != "local", x[0]))]
         return [
             {"key": "publisher", "label": "facet_publisher",
              "values": [{"value": p, "label": self.cat.publishers.get(p, {}).get("name") or p, "n": n} for p, n in sorted(pubs.items())]},
@@ -537,6 +594,8 @@ class _Builder:
              "values": [{"value": v, "label": v, "n": n} for v, n in sorted(years.items(), reverse=True)]},
             {"key": "format", "label": "facet_format",
              "values": [{"value": v, "label": v, "n": n} for v, n in sorted(fmts.items())]},
+            # origin: this catalog or a harvested source (shown once the catalog holds harvested copies)
+            {"key": "origin", "label": "facet_origin", "values": origin_values if titles else []},
         ]
 
     def build_search_index(self) -> None:
@@ -558,9 +617,11 @@ class _Builder:
             text = " ".join([pick(c["title"], "fr"), pick(c["title"], "en"), pick(c["description"], "fr"),
                              pick(c["description"], "en"), ds["name"], " ".join(map(str, ds.get("keywords") or [])),
                              " ".join(columns), " ".join(communes), " ".join(schools[:5000]), c["publisher_name"]
-                             if isinstance(c["publisher_name"], str) else " ".join(c["publisher_name"].values())])
+                             if isinstance(c["publisher_name"], str) else " ".join(c["publisher_name"].values()),
+                             c["harvested_from"] or ""])
             docs.append({"name": ds["name"], "text": fold(text), "publisher": c["publisher"], "theme": c["themes"],
-                         "territory": c["territories"], "year": c["years"], "format": c["formats"]})
+                         "territory": c["territories"], "year": c["years"], "format": c["formats"],
+                         "origin": c["origin"]})
         self.write_bytes("recherche.json", json.dumps({"datasets": docs}, ensure_ascii=False,
                                                       separators=(",", ":")).encode("utf-8"))
         schools = [[s["uai"], s["name"], s["commune"], fold(f"{s['uai']} {s['name']} {s['commune']} {s['code_insee']}")]
@@ -616,6 +677,7 @@ class _Builder:
             schools = sorted((s for s in self.cat.schools.values() if s["publisher"] == pid), key=lambda s: s["uai"])
             ctx = {"id": pid, "name": pub.get("name") or pid, "email": pub.get("email"), "homepage": pub.get("homepage"),
                    "kind": pub.get("kind"), "datasets": mine, "has_map": pid in self.maps, "n_schools": len(schools),
+                   "harvested_from": sorted({c["harvested_from"] for c in mine if c["harvested_from"]}),
                    "schools": [{"uai": s["uai"], "name": s["name"], "commune": s["commune"]} for s in schools[:2000]]}
             items.append({"id": pid, "name": ctx["name"], "n": len(mine)})
             self.render(_Page(f"{DIRS['publisher']}/{pid}/index.html", "publisher.html", ctx,

@@ -1,7 +1,8 @@
 """Read the local file catalog (``_build/catalog/``) into plain dicts the templates render.
 
-Only what ``catalog.json`` lists is read (public datasets); ``restricted/`` is never opened, and an
-entry whose package says ``access = restricted`` is dropped too (defence in depth).
+Only what ``catalog.json`` lists is read (public datasets under ``datasets/`` and active harvested
+copies under ``harvested/``); ``restricted/`` is never opened, and an entry whose package says
+``access = restricted`` is dropped too (defence in depth), as is a harvested copy not ``active``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SCHOOL_DATASET = "effectifs-ecole-niveau"
 LEVELS = [("tps", "TPS"), ("ps", "PS"), ("ms", "MS"), ("gs", "GS"), ("cp", "CP"), ("ce1", "CE1"),
           ("ce2", "CE2"), ("cm1", "CM1"), ("cm2", "CM2")]
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+READ_DIRS = ("datasets", "harvested")  # public folders of the catalog (never restricted/)
 
 
 def fold(text: str) -> str:
@@ -89,15 +91,22 @@ def load_catalog(catalog_dir: Path) -> Catalog:
                            field="datasets")
             continue
         pkg_path = catalog_dir / entry["path"]
-        if PurePosixPath(entry["path"]).parts[0] != "datasets":
-            continue  # only the public folder is ever read
+        top = PurePosixPath(entry["path"]).parts[0]
+        if top not in READ_DIRS:
+            continue  # only the public folders are ever read
         descriptor = _read_json(pkg_path, report)
         if not isinstance(descriptor, dict):
             continue
         meta = descriptor.get("preau") or {}
         if (meta.get("access") or entry.get("access") or "public") != "public":
             continue
+        harvest = meta.get("harvest") if top == "harvested" else None
+        if top == "harvested" and (not isinstance(harvest, dict) or harvest.get("status") != "active"):
+            continue  # archived copies (gone from their source) are not shown
         ds = dict(entry)
+        ds["origin"] = "harvested" if harvest else "local"
+        ds["harvest"] = harvest
+        ds["provenance"] = meta.get("provenance") if harvest else None
         ds["folder"] = pkg_path.parent
         ds["descriptor"] = descriptor
         ds["meta"] = meta
@@ -118,6 +127,9 @@ def load_catalog(catalog_dir: Path) -> Catalog:
                 pub[k] = ds["publisher_meta"][k]
         ds["resources_full"] = [r for r in descriptor.get("resources", []) if isinstance(r, dict)
                                 and _safe_rel(r.get("path")) and (ds["folder"] / r["path"]).is_file()]
+        # linked files of a harvested copy (kept at their source): shown as external links
+        ds["resources_remote"] = [r for r in descriptor.get("resources", []) if harvest and isinstance(r, dict)
+                                  and isinstance(r.get("path"), str) and r["path"].startswith(("http://", "https://"))]
         cat.datasets.append(ds)
     cat.datasets.sort(key=lambda d: d["name"])
     for pub in cat.publishers.values():
