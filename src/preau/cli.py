@@ -348,13 +348,16 @@ def harvest_cmd(
     sources: Path = typer.Option(Path("catalog/sources.toml"), "--sources", help="Fichier des sources."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Montrer ce qui serait écrit, sans rien écrire."),
     as_json: bool = typer.Option(False, "--json", help="Rapport de santé en JSON."),
+    into: Optional[str] = typer.Option(None, "--into", help="Cible : ckan (défaut) ou local:DOSSIER "
+                                       "(catalogue de fichiers, p. ex. local:_build/catalog, que le site affiche)."),
 ) -> None:
     """Moissonner les catalogues des éditeurs (CKAN, DCAT-AP, Préau) dans le CKAN central
-    (PREAU_CKAN_URL, PREAU_CKAN_TOKEN), avec leur provenance. Code de sortie 1 si une source a échoué."""
+    (PREAU_CKAN_URL, PREAU_CKAN_TOKEN) ou le catalogue local (--into local:_build/catalog), avec leur
+    provenance. Code de sortie 1 si une source a échoué."""
     from preau.catalog.harvest import harvest
 
     try:
-        report = harvest(sources, only=source, dry_run=dry_run)
+        report = harvest(sources, only=source, dry_run=dry_run, into=into)
     except PreauError as exc:
         fail(exc, as_json)
         return

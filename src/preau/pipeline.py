@@ -312,6 +312,7 @@ class DemoResult:
     site: object
     timings: dict[str, float]
     out: Path
+    harvest: object = None  # HarvestReport of the demo federation (neighbour catalog → local catalog)
 
 
 def demo(workspace: str | Path = ".", out: str | Path = "_build", *, seed: int = 2026,
@@ -337,7 +338,29 @@ def demo(workspace: str | Path = ".", out: str | Path = "_build", *, seed: int =
                   catalog_dir=out / "catalog")
     timings["publish"] = time.perf_counter() - t
     t = time.perf_counter()
+    progress("fédération : catalogue voisin moissonné dans le catalogue local")
+    fed = demo_federation(workspace, out)
+    timings["harvest"] = time.perf_counter() - t
+    t = time.perf_counter()
     progress("site statique")
     site = build_site(out / "catalog", out / "site", workspace=Path(workspace))
     timings["site"] = time.perf_counter() - t
-    return DemoResult(result, synth, pub, site, timings, out)
+    return DemoResult(result, synth, pub, site, timings, out, fed)
+
+
+def demo_federation(workspace: str | Path, out: Path):
+    """A neighbour's small Préau file catalog (generated aggregates, Gers) in ``<out>/voisin/``,
+    harvested with source ``voisin`` of ``catalog/sources.toml`` into ``<out>/catalog`` (no CKAN)."""
+    from dataclasses import replace
+
+    from preau.catalog.harvest import Source, harvest, load_sources
+    from preau.website.sample import write_sample_catalog
+
+    neighbour = write_sample_catalog(out / "voisin", publisher="demo-32", departements=("32",), communes=6,
+                                     layers=False, restricted=False).resolve()
+    file = Path(workspace) / "catalog" / "sources.toml"
+    found = [s for s in load_sources(file) if s.name == "voisin"] if file.is_file() else []
+    src = replace(found[0], path=neighbour) if found else Source(
+        name="voisin", kind="preau", path=neighbour, organization="demo-32", resources="mirror",
+        title="Catalogue Préau voisin (démonstration, Gers)")
+    return harvest([src], into=f"local:{out / 'catalog'}")
