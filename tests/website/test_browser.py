@@ -228,3 +228,58 @@ def test_keyboard_skip_link_and_focus(page, server):
         if page.evaluate("document.activeElement.id") == "q":
             break
     assert page.evaluate("document.activeElement.id") == "q"
+
+
+@pytest.fixture(scope="module")
+def fed_server(federation):
+    from preau.website.serve import serve
+
+    srv = serve(federation["site"], 0, background=True)
+    yield f"http://127.0.0.1:{srv.server_address[1]}/"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_harvested_dataset_provenance_and_origin_facet(page, fed_server, federation):
+    """Harvested copies: the origin facet filters them, the dataset page shows where they come from."""
+    voisin = "voisin-demo-32-effectifs-commune-niveau"
+    index = _catalog(federation["catalog"])
+    from_voisin = sorted(d["name"] for d in index["datasets"] if (d.get("harvest") or {}).get("source") == "voisin")
+    local = sorted(d["name"] for d in index["datasets"] if not d.get("harvest"))
+    assert voisin in from_voisin and local
+    page.goto(fed_server)
+    page.wait_for_selector("#search-form[data-ready=true]")
+    assert sorted(_visible_cards(page)) == sorted(d["name"] for d in index["datasets"])
+    count = "() => document.querySelectorAll('#dataset-list li[data-name]:not([hidden])').length === %d"
+    page.check("input[name=origin][value=moisson-voisin]")
+    page.wait_for_function(count % len(from_voisin))
+    assert sorted(_visible_cards(page)) == from_voisin
+    page.check("input[name=origin][value=local]")  # OR within a facet
+    page.wait_for_function(count % (len(from_voisin) + len(local)))
+    assert sorted(_visible_cards(page)) == sorted(from_voisin + local)
+    page.uncheck("input[name=origin][value=moisson-voisin]")
+    page.wait_for_function(count % len(local))
+    assert sorted(_visible_cards(page)) == local
+    page.uncheck("input[name=origin][value=local]")
+    page.check("input[name=origin][value=moisson-voisin]")
+    page.wait_for_function(count % len(from_voisin))
+    _axe(page)
+    _shot(page, "home-origin-facet")
+    # the dataset page's provenance block
+    page.click(f"#dataset-list li[data-name='{voisin}'] h3 a")
+    page.wait_for_url(f"**/jeux-de-donnees/{voisin}/")
+    assert page.is_visible("#provenance")
+    text = page.inner_text("#provenance")
+    assert "Moissonné depuis « Catalogue voisin <b>(Gers)</b> »" in text
+    assert "Territoire de test (32)" in text and "catalogue de fichiers Préau" in text
+    _axe(page)
+    _shot(page, "dataset-harvested")
+    # the origin link opens the source's record (the neighbour's catalog, on 127.0.0.1)
+    page.click("#provenance a.origin-link")
+    page.wait_for_url(federation["url"] + "/datasets/demo-32-effectifs-commune-niveau/datapackage.json")
+    assert json.loads(page.inner_text("body"))["name"] == "demo-32-effectifs-commune-niveau"
+    page.go_back()
+    page.click("a.lang-switch")
+    page.wait_for_url(f"**/en/jeux-de-donnees/{voisin}/")
+    assert "Harvested from" in page.inner_text("#provenance")
+    _axe(page)

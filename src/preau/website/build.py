@@ -436,11 +436,11 @@ class _Builder:
         for r in ds.get("resources_remote") or []:
             meta = r.get("preau") if isinstance(r.get("preau"), dict) else {}
             role = meta.get("role", "data")
-            name = PurePosixPath(r["path"].split("?", 1)[0]).name or r["path"]
-            fmt = (r.get("format") or PurePosixPath(name).suffix.lstrip(".")).lower()
-            item = {"path": None, "url": r["path"], "file": name, "format": FORMATS.get(fmt, fmt.upper()),
+            fname = PurePosixPath(r["path"].split("?", 1)[0]).name or r["path"]
+            fmt = (r.get("format") or PurePosixPath(fname).suffix.lstrip(".")).lower()
+            item = {"path": None, "url": r["path"], "file": fname, "format": FORMATS.get(fmt, fmt.upper()),
                     "bytes": r.get("bytes"), "hash": str(r.get("hash") or "").split(":", 1)[-1],
-                    "title": meta.get("title") or {"fr": r.get("title") or name, "en": r.get("title") or name},
+                    "title": meta.get("title") or {"fr": r.get("title") or fname, "en": r.get("title") or fname},
                     "rows": meta.get("rows"), "year": meta.get("school_year"), "role": role, "crs": meta.get("crs")}
             downloads.append(item)
             if role == "data":
