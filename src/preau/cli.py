@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from preau import __version__
 from preau.errors import PreauError
@@ -31,8 +30,24 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-console = Console(stderr=True)
-out = Console()
+
+
+class _LazyConsole:
+    """rich's Console, created (and rich imported, ~40 ms) on first use: `preau validate --json` never needs it."""
+
+    def __init__(self, **options):
+        self._options, self._console = options, None
+
+    def __getattr__(self, name):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = _LazyConsole(stderr=True)
+out = _LazyConsole()
 
 
 def _version(value: bool) -> None:

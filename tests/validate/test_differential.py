@@ -22,10 +22,19 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from preau.codes import make_uai
-from preau.validate import validate_table
+from preau.validate import engine, validate_table
+
+
+@pytest.fixture(autouse=True, params=["never", "always"])
+def distinct_mode(request, monkeypatch):
+    """Every comparison runs twice: cells checked one by one, and once per distinct value (the path
+    large columns with few distinct values take), so both paths must equal frictionless."""
+    monkeypatch.setattr(engine, "DISTINCT_MODE", request.param)
+    return request.param
 
 
 SCHEMA_A = {

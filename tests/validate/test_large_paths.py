@@ -87,3 +87,56 @@ def test_projected_read_equals_full_read():
     for row, n in full.frame.select("__row", "__n").iter_rows():
         expected = [v for v in full.frame.row(row - 2)[: min(n, 6)]] + full.extra.get(row, [])
         assert part.record(row) == expected
+
+
+LOW_CARD_SCHEMA = {
+    "fields": [
+        {"name": "id", "type": "string", "constraints": {"required": True}},
+        {"name": "annee", "type": "string", "constraints": {"required": True, "pattern": r"\d{4}-\d{4}"},
+         "preau:check": "annee_scolaire"},
+        {"name": "niveau", "type": "string", "constraints": {"enum": ["CP", "CE1", "CE2"]}},
+        {"name": "jour", "type": "date", "constraints": {"minimum": "2015-01-01"}},
+        {"name": "ok", "type": "boolean"},
+        {"name": "nombre", "type": "integer", "constraints": {"minimum": 0, "maximum": 30}},
+        {"name": "code", "type": "string", "constraints": {"pattern": "[A-Z]{4}"}},
+    ],
+    "primaryKey": ["id"],
+}
+
+
+def test_few_distinct_values_path_same_errors_as_frictionless(fl, tmp_path):
+    """Columns with few distinct values are checked once per value, then mapped back to the rows."""
+    from preau.validate import engine
+
+    rng = random.Random(11)
+    lines = ["id,annee,niveau,jour,ok,nombre,code"]
+    for i in range(12_000):
+        cells = [f"E{i:06d}", "2025-2026", rng.choice(["CP", "CE1", "CE2"]),
+                 f"2016-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", rng.choice(["true", "false"]),
+                 str(rng.randint(0, 30)), _token(rng, 4)]
+        r = rng.random()
+        if r < 0.002:
+            cells[1] = rng.choice(["2025-2027", "2025/2026", ""])
+        elif r < 0.004:
+            cells[2] = rng.choice(["CM3", ""])
+        elif r < 0.006:
+            cells[3] = rng.choice(["2016-02-30", "2014-05-01", "01/02/2016"])
+        elif r < 0.008:
+            cells[4] = "oui"
+        elif r < 0.010:
+            cells[5] = rng.choice(["31", "-1", "x"])
+        elif r < 0.011:
+            cells[6] = "ab1"
+        elif r < 0.012:
+            cells = cells[:4]
+        lines.append(",".join(cells))
+    p = tmp_path / "low.csv"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    raw = read_csv_bytes(p.read_bytes())
+    few = [j for j in range(1, 6) if engine._few_distinct(raw.frame.get_column(f"c{j}"))]
+    assert few == [1, 2, 3, 4, 5] and not engine._few_distinct(raw.frame.get_column("c6"))
+    theirs, _ = fl.errors(p, LOW_CARD_SCHEMA)
+    mine = [e for e in validate_table(p, LOW_CARD_SCHEMA).tasks[0].errors
+            if 'constraint "preau:check"' not in e["note"]]
+    assert {e["type"] for e in theirs} >= {"type-error", "constraint-error", "missing-cell"}
+    assert [fl.key(e) for e in mine] == [fl.key(e) for e in theirs]

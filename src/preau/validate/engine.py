@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field as dc_field
-from typing import Any
+from typing import Any, Callable
 
 import polars as pl
 
@@ -36,8 +36,16 @@ class FieldResult:
     name: str
     number: int  # 1-based position
     spec: dict
-    value: pl.Series  # typed value (null: missing value, missing cell or type error)
+    # typed value (null: missing value, missing cell or type error); a function computing it when
+    # only keys need it (unique, primary / foreign keys): most columns never do
+    value_of: pl.Series | Callable[[], pl.Series]
     missing: pl.Series  # bool: the cell reads as None (missing value or missing cell)
+
+    @property
+    def value(self) -> pl.Series:
+        if callable(self.value_of):
+            self.value_of = self.value_of()
+        return self.value_of
 
 
 @dataclass
@@ -231,6 +239,76 @@ def _constraint_violation(name: str, cval: Any, spec: dict, value: pl.Series, mi
     return None
 
 
+# Columns with few distinct values (codes, levels, dates, booleans…) are checked once per distinct
+# value, then mapped back to the rows of the failing values only. "auto" decides from a sample;
+# "always" / "never" force a path (tests run both against frictionless).
+DISTINCT_MODE = "auto"
+DISTINCT_SAMPLE = 20_000
+
+
+def _plain_text(spec: dict) -> bool:
+    return spec.get("type", "any") == "any" or (spec.get("type") == "string"
+                                                and spec.get("format", "default") in ("default", None))
+
+
+def _value_checked(spec: dict) -> bool:
+    """True when a cell's text can fail something beyond "required" (type, constraint, code check)."""
+    cons = {k for k in (spec.get("constraints") or {}) if k not in ("required", "unique")}
+    return not _plain_text(spec) or bool(cons) or "preau:check" in spec
+
+
+def _few_distinct(col: pl.Series) -> bool:
+    if DISTINCT_MODE != "auto":
+        return DISTINCT_MODE == "always"
+    n = len(col)
+    if n < 4 * 1024:
+        return False  # small tables: one pass is as cheap
+    sample = col.gather_every(max(1, n // DISTINCT_SAMPLE))
+    return sample.n_unique() * 3 <= len(sample)
+
+
+def _rows_with(col: pl.Series, bad: pl.Series) -> pl.Series:
+    """Mask of the cells of ``col`` whose value is in ``bad`` (null included)."""
+    has_null = bad.null_count() > 0
+    bad = bad.drop_nulls()
+    mask = _mask(col.is_in(bad.implode())) if len(bad) else _const(False, len(col), pl.Boolean)
+    return mask | col.is_null() if has_null else mask
+
+
+def value_errors(col: pl.Series, spec: dict, missing_values: list[str], pre: pl.DataFrame | None = None,
+                 j: int = -1) -> tuple[list[tuple[int, str, str, pl.Series]], pl.Series, pl.Series]:
+    """Errors that depend on a cell's text only: ``[(seq offset, type, note, mask over col)]``, the typed
+    value and the missing mask. ``col`` holds a column's cells, or its distinct values."""
+    errs: list[tuple[int, str, str, pl.Series]] = []
+    value, type_err, missing = type_field(col, spec, missing_values)
+    pre_cols = set(pre.columns) if pre is not None else set()
+    if type_err.any():
+        note = 'type is "%s/%s"' % (spec.get("type", "any"), spec.get("format", "default") or "default")
+        errs.append((0, "type-error", note, type_err))
+    ok_cell = ~type_err
+    cons = spec.get("constraints", {}) or {}
+    for k, cname in enumerate(CONSTRAINTS.get(spec.get("type", "any"), ())):
+        if cname not in cons:
+            continue
+        pre_pattern = None
+        if cname == "pattern" and f"pat{j}" in pre_cols and not pre.get_column(f"nl{j}")[0]:
+            pre_pattern = pre.get_column(f"pat{j}")  # (a cell ending in a newline needs Python's "$")
+        viol = _constraint_violation(cname, cons[cname], spec, value, missing, pre_pattern)
+        if viol is None:
+            continue
+        viol = viol & ok_cell
+        if viol.any():
+            errs.append((1 + k, "constraint-error", 'constraint "%s" is "%s"' % (cname, cons[cname]), viol))
+    check = spec.get("preau:check")
+    if check is not None and code_checks.check_label(check) in code_checks.CHECKS:
+        ok = pre.get_column(f"chk{j}") if f"chk{j}" in pre_cols else code_checks.run_check(check, col)
+        viol = ok_cell & ~missing & ~_mask(ok)
+        if viol.any():
+            errs.append((20, "constraint-error", 'constraint "preau:check" is "%s"' % code_checks.check_label(check),
+                         viol))
+    return errs, value, missing
+
+
 def check_cells(raw: RawTable, schema: dict) -> TableFindings:
     fields_desc = [f for f in schema.get("fields", []) if isinstance(f, dict)]
     missing_values = schema.get("missingValues", [""])
@@ -249,11 +327,19 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
     chunks = findings.chunks
     lazy_missing: list[int] = []
     min_n = int(ncells.min())
-    # Regex patterns and French code checks of every column in ONE polars query (run in parallel).
+    # Columns with few distinct values: their distinct values, all columns in one polars query.
+    checked = [j for j, spec in enumerate(exp) if j not in raw.lazy and _value_checked(spec)]
+    few = [j for j in checked if _few_distinct(frame.get_column(f"c{j}"))]
+    distinct: dict[int, pl.Series] = {}
+    if few:
+        uq = frame.select([pl.col(f"c{j}").unique().implode() for j in few])
+        distinct = {j: uq.get_column(f"c{j}")[0] for j in few}
+    # Regex patterns and French code checks of the other columns in ONE polars query (run in parallel).
     pre_exprs: list[pl.Expr] = []
-    for j, spec in enumerate(exp):
-        if j in raw.lazy:
+    for j in checked:
+        if j in distinct:
             continue
+        spec = exp[j]
         c = pl.col(f"c{j}")
         pattern = (spec.get("constraints") or {}).get("pattern")
         if spec.get("type") == "string" and isinstance(pattern, str) and _rust_regex_ok(pattern):
@@ -263,7 +349,6 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
         if check is not None and code_checks.check_label(check) in code_checks.CHECKS:
             pre_exprs.append(code_checks.check_expr(check, c).alias(f"chk{j}"))
     pre = frame.select(pre_exprs) if pre_exprs else pl.DataFrame()
-    pre_cols = set(pre.columns)
 
     def one_field(j: int, spec: dict) -> tuple[list[pl.DataFrame], FieldResult, pl.Series | None]:
         """Errors of one column (type, constraints, code check, missing cells)."""
@@ -281,33 +366,26 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
             lazy_short = short if short is not None else _const(False, len(rows), pl.Boolean)
             return out, FieldResult(fname, fnum, spec, _const(None, len(rows), pl.Utf8), lazy_short), None
         col = frame.get_column(f"c{j}")
-        value, type_err, missing = type_field(col, spec, missing_values)
         base = j * 32
-        if type_err.any():
-            note = 'type is "%s/%s"' % (spec.get("type", "any"), spec.get("format", "default") or "default")
-            out.append(_chunk(rows.filter(type_err), base, "type-error", fname, fnum, note))
-        ok_cell = ~type_err
-        cons = spec.get("constraints", {}) or {}
-        for k, cname in enumerate(CONSTRAINTS.get(spec.get("type", "any"), ())):
-            if cname not in cons:
-                continue
-            pre_pattern = None
-            if cname == "pattern" and f"pat{j}" in pre_cols and not pre.get_column(f"nl{j}")[0]:
-                pre_pattern = pre.get_column(f"pat{j}")  # (a cell ending in a newline needs Python's "$")
-            viol = _constraint_violation(cname, cons[cname], spec, value, missing, pre_pattern)
-            if viol is None:
-                continue
-            viol = viol & ok_cell
-            if viol.any():
-                note = 'constraint "%s" is "%s"' % (cname, cons[cname])
-                out.append(_chunk(rows.filter(viol), base + 1 + k, "constraint-error", fname, fnum, note))
-        check = spec.get("preau:check")
-        if check is not None and code_checks.check_label(check) in code_checks.CHECKS:
-            ok = pre.get_column(f"chk{j}") if f"chk{j}" in pre_cols else code_checks.run_check(check, col)
-            viol = ok_cell & ~missing & ~_mask(ok)
-            if viol.any():
-                note = 'constraint "preau:check" is "%s"' % code_checks.check_label(check)
-                out.append(_chunk(rows.filter(viol), base + 20, "constraint-error", fname, fnum, note))
+        value: pl.Series | Callable[[], pl.Series]
+        if j in distinct:
+            # checked once per distinct value; rows are found for the failing values only
+            uniq = distinct[j]
+            errs, _, _ = value_errors(uniq, spec, missing_values)
+            errs = [(off, etype, note, _rows_with(col, uniq.filter(m))) for off, etype, note, m in errs]
+            missing = _mask(col.is_null() | col.is_in(missing_values))
+            value = (lambda col=col, spec=spec: type_field(col, spec, missing_values)[0])
+        elif j in checked:
+            errs, value, missing = value_errors(col, spec, missing_values, pre, j)
+        else:  # plain text: only missing values matter; the value is made only if a key needs it
+            missing = _mask(col.is_null() | col.is_in(missing_values))
+            order = CONSTRAINTS.get(spec.get("type", "any"), ())
+            required = "required" in order and (spec.get("constraints") or {}).get("required") is True
+            errs = ([(1 + order.index("required"), "constraint-error", 'constraint "required" is "True"', missing)]
+                    if required and missing.any() else [])
+            value = (lambda col=col, spec=spec: type_field(col, spec, missing_values)[0])
+        for off, etype, note, mask in errs:
+            out.append(_chunk(rows.filter(mask), base + off, etype, fname, fnum, note))
         # Missing cells (the row is shorter than the header)
         if missing_cells is not None:
             out.append(missing_cells)
