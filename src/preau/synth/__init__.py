@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import polars as pl
+import shapely
 
 from preau.codes import school_year
 from preau.errors import PreauError
-from preau.synth import names as N
-from preau.synth.pupils import ABBREV, VARIANTS, _ine, assign_schools, class_labels, make_children, year_rows
-from preau.synth.territory import build_territory, load_communes, load_departements, to_wgs84
+from preau.synth.pupils import (ABBREV, VARIANTS, _ine, assign_schools, class_labels, identities, make_children,
+                                year_rows)
+from preau.synth.territory import afnor, build_territory, load_communes, load_departements, to_wgs84
 
 __all__ = ["generate", "SynthResult", "ONDE_HEADERS", "BAN_COLUMNS"]
 
@@ -58,109 +60,170 @@ class SynthResult:
         self.files.setdefault(kind, []).append(path)
 
 
-def _pick(rng, items: list[str], n: int, s: float = 0.8) -> np.ndarray:
-    return np.asarray(items, dtype=object)[rng.choice(len(items), n, p=N.zipf_weights(len(items), s))]
+def _street_variants(streets: pd.DataFrame) -> np.ndarray:
+    """Each street name as families write it: exact, upper case, abbreviated type, without accents."""
+    import unicodedata
+
+    names = streets["nom_voie"].to_numpy().astype(str)
+    upper = np.array([n.upper() for n in names], dtype=object)
+    abbrev = []
+    for n in names:
+        head, _, tail = n.partition(" ")
+        abbrev.append(f"{ABBREV.get(head, head)} {tail}")
+    plain = [unicodedata.normalize("NFKD", n).encode("ascii", "ignore").decode() for n in names]
+    return np.stack([names.astype(object), upper, np.asarray(abbrev, dtype=object), np.asarray(plain, dtype=object)])
 
 
-def _address_text(rng, rows: pd.DataFrame, streets: pd.Series, variant: np.ndarray) -> np.ndarray:
+# row of _street_variants used by each address variant (VARIANTS order)
+_VARIANT_ROW = np.array([0, 1, 2, 3, 0, 0])
+
+
+def _address_text(rng, addr_idx: np.ndarray, addresses: pd.DataFrame, texts: np.ndarray,
+                  variant: np.ndarray) -> pl.Series:
     """The address line as a family declared it: mostly clean, some upper case, abbreviated, typos."""
-    nom = streets.to_numpy()
-    numero = rows["numero"].astype(str).to_numpy()
-    rep = rows["rep"].to_numpy()
-    num = np.where(rep == "", numero, np.char.add(np.char.add(numero.astype(str), " "), rep.astype(str)))
-    out = np.empty(len(rows), dtype=object)
-    for i, v in enumerate(variant):  # per pupil only for the ~30 % of noisy variants
-        street = nom[i]
-        kind = VARIANTS[v]
-        if kind == "majuscules":
-            street = street.upper()
-        elif kind == "abreviation":
-            head, _, tail = street.partition(" ")
-            street = f"{ABBREV.get(head, head)} {tail}"
-        elif kind == "sans_accents":
-            import unicodedata
-            street = unicodedata.normalize("NFKD", street).encode("ascii", "ignore").decode()
-        elif kind == "faute_de_frappe" and len(street) > 8:
-            j = int(rng.integers(len(street) // 2, len(street) - 2))
-            street = street[:j] + street[j + 1] + street[j] + street[j + 2:]
-        if "'" in street and rng.random() < 0.3:
-            street = street.replace("'", "’")
-        out[i] = street if kind == "sans_numero" else f"{num[i]} {street}"
-    return out
+    n = len(addr_idx)
+    sid = addresses["street_id"].to_numpy()[addr_idx]
+    street = texts[_VARIANT_ROW[variant], sid]
+    typo = np.flatnonzero(variant == VARIANTS.index("faute_de_frappe"))
+    u = rng.random(len(typo))
+    for i, r in zip(typo, u):  # ~2 % of pupils: swap two letters in the second half
+        s = street[i]
+        if len(s) > 8:
+            j = len(s) // 2 + int(r * (len(s) - 2 - len(s) // 2))
+            street[i] = s[:j] + s[j + 1] + s[j] + s[j + 2:]
+    street = pl.Series(street, dtype=pl.String)
+    curly = pl.Series(rng.random(n) < 0.3)
+    street = pl.select(pl.when(curly).then(street.str.replace_all("'", "’", literal=True)).otherwise(street)).to_series()
+    numero = pl.Series(addresses["numero"].to_numpy()[addr_idx]).cast(pl.String)
+    rep = pl.Series(addresses["rep"].to_numpy()[addr_idx], dtype=pl.String)
+    bare = pl.Series(variant == VARIANTS.index("sans_numero"))
+    return pl.select(pl.when(bare).then(street).otherwise(
+        pl.concat_str([numero, pl.when(rep == "").then(pl.lit("")).otherwise(pl.lit(" ") + rep), pl.lit(" "), street])
+    )).to_series()
 
 
-def _write_cp1252(df: pl.DataFrame, path: Path, append: bool = False) -> None:
+def _write_cp1252(df: pl.DataFrame, path: Path, append: bool = False, header: bool = True) -> None:
     """Write (or append) a CSV in Windows-1252 with ``;``, in chunks: bounded memory."""
     with open(path, "ab" if append else "wb") as fh:
         df = df.with_columns(pl.col(pl.String).replace("", None))  # empty cells unquoted, as exports do
         for start in range(0, max(df.height, 1), 200_000):
             buf = io.BytesIO()
-            df.slice(start, 200_000).write_csv(buf, separator=";", include_header=start == 0 and not append,
-                                               line_terminator="\r\n")
+            df.slice(start, 200_000).write_csv(buf, separator=";", line_terminator="\r\n",
+                                               include_header=header and start == 0 and not append)
             fh.write(buf.getvalue().decode("utf-8").encode("cp1252", errors="replace"))
 
 
-def _pupil_export(rng, terr, kids: pd.DataFrame, year: int, communes_m, dep_communes: pd.DataFrame) -> pl.DataFrame:
-    k = year_rows(rng, terr, kids, year)
+def _pupil_export(terr, kids: pd.DataFrame, year: int, texts: np.ndarray, seed: int) -> pl.DataFrame:
+    k = year_rows(None, terr, kids, year)
     n = len(k)
-    addr = terr.addresses.iloc[k.addr_idx.to_numpy()]
-    streets = terr.streets.set_index("street_id")["nom_voie"].reindex(addr.street_id.to_numpy())
-    cinfo = dep_communes.set_index("code_insee")
+    addresses = terr.addresses
+    addr_idx = k["addr_idx"].to_numpy()
+    com = addresses["com_idx"].to_numpy()[addr_idx]
+    cm = terr.communes
+    home_commune = cm["code_insee"].to_numpy().astype(str)[com]
+    postcode = cm["codes_postaux"].fillna("").str.split(",").str[0].to_numpy().astype(str)[com]
+    uai = k["uai"].to_numpy().astype(str)
     school = terr.schools.set_index("uai")
-    # names are fixed per child: draw with a generator seeded by the child serial
-    crng = np.random.default_rng(k.serial.to_numpy() % (2**32))
-    surname = _pick(crng, N.SURNAMES, n, 0.6)
-    girls = k.sexe.to_numpy() == "F"
-    first = np.where(girls, _pick(crng, N.GIRLS, n), _pick(crng, N.BOYS, n))
-    r1_first = np.where(crng.random(n) < 0.7, _pick(crng, N.ADULT_WOMEN, n), _pick(crng, N.ADULT_MEN, n))
-    has_r2 = crng.random(n) < 0.8
-    r2_first = np.where(has_r2, _pick(crng, N.ADULT_MEN, n), "")
-    r2_name = np.where(has_r2, np.where(crng.random(n) < 0.75, surname, _pick(crng, N.SURNAMES, n)), "")
-    r1_name = np.where(crng.random(n) < 0.8, surname, _pick(crng, N.SURNAMES, n))
-    phone = ["0" + str(6 + (x % 2)) + " " + " ".join(f"{(x >> (8 * j)) % 100:02d}" for j in range(4))
-             for x in crng.integers(0, 2**40, n)]
-    doy = crng.integers(0, 365, n)
-    birth = pd.DatetimeIndex(pd.to_datetime(k.birth_year.astype(str).to_numpy() + "-01-01") + pd.to_timedelta(doy, unit="D"))
-    big = dep_communes.sort_values("population", ascending=False)
-    birth_place = np.where(crng.random(n) < 0.75,
-                           big["nom"].to_numpy()[np.minimum(crng.geometric(0.25, n) - 1, len(big) - 1)],
-                           _pick(crng, N.BIRTH_PLACES_OUTSIDE, n))
-    home_commune = addr.code_insee.to_numpy()
-    school_commune = school["code_insee"].reindex(k.uai.to_numpy()).to_numpy()
-    rng_year = np.random.default_rng([int(year), int(k.serial.sum() % 2**32)])
-    cantine = rng_year.random(n) < k.cantine_p.to_numpy()
-    peri = rng_year.random(n) < k.peri_p.to_numpy()
+    school_commune = school["code_insee"].reindex(uai).to_numpy()
+    rng_year = np.random.default_rng([seed, int(year), int(k["serial"].sum() % 2**32)])
+    cantine = rng_year.random(n) < k["cantine_p"].to_numpy()
+    peri = rng_year.random(n) < k["peri_p"].to_numpy()
     transport = np.where(home_commune != school_commune, rng_year.random(n) < 0.6, rng_year.random(n) < 0.03)
-    yes_no = lambda a: np.where(a, "Oui", "Non")  # noqa: E731
-    postcode = cinfo["codes_postaux"].reindex(home_commune).fillna("").str.split(",").str[0].to_numpy()
+    yes_no = lambda a: pl.Series(np.where(a, "Oui", "Non"))  # noqa: E731
+    text = lambda c: pl.Series(k[c].to_numpy(), dtype=pl.String)  # noqa: E731
+    variant = k["variant"].to_numpy()
     df = pl.DataFrame({
-        "Année scolaire": np.full(n, school_year(year)), "INE": k.ine.to_numpy(),
-        "Nom élève": surname.astype(str), "Prénom élève": first.astype(str), "Sexe": k.sexe.to_numpy(),
-        "Date de naissance": birth.strftime("%d/%m/%Y").to_numpy(), "Commune de naissance": birth_place.astype(str),
-        "Adresse": _address_text(rng, addr, streets, k.variant.to_numpy()).astype(str),
-        "Code postal": postcode.astype(str), "Commune": cinfo["nom"].reindex(home_commune).to_numpy().astype(str),
-        "Code INSEE commune": home_commune.astype(str), "UAI école": k.uai.to_numpy().astype(str),
-        "Nom de l'école": school["nom"].reindex(k.uai.to_numpy()).to_numpy().astype(str),
-        "Niveau": k.niveau.to_numpy().astype(str),
-        "Nom responsable légal 1": r1_name.astype(str), "Prénom responsable légal 1": r1_first.astype(str),
-        "Téléphone responsable légal 1": np.asarray(phone, dtype=str), "Nom responsable légal 2": r2_name.astype(str),
-        "Prénom responsable légal 2": r2_first.astype(str), "Restauration scolaire": yes_no(cantine),
+        "Année scolaire": pl.repeat(school_year(year), n, eager=True), "INE": text("ine"),
+        "Nom élève": text("nom"), "Prénom élève": text("prenom"), "Sexe": text("sexe"),
+        "Date de naissance": text("naissance"), "Commune de naissance": text("lieu_naissance"),
+        "Adresse": _address_text(rng_year, addr_idx, addresses, texts, variant),
+        "Code postal": pl.Series(postcode), "Commune": pl.Series(cm["nom"].to_numpy().astype(str)[com]),
+        "Code INSEE commune": pl.Series(home_commune), "uai": pl.Series(uai),
+        "Nom de l'école": pl.Series(school["nom"].reindex(uai).to_numpy().astype(str)),
+        "niveau": text("niveau"),
+        "Nom responsable légal 1": text("r1_nom"), "Prénom responsable légal 1": text("r1_prenom"),
+        "Téléphone responsable légal 1": text("r1_tel"), "Nom responsable légal 2": text("r2_nom"),
+        "Prénom responsable légal 2": text("r2_prenom"), "Restauration scolaire": yes_no(cantine),
         "Accueil périscolaire": yes_no(peri), "Transport scolaire": yes_no(transport),
-        "_ban_id": addr.ban_id.to_numpy().astype(str), "_secteur": k.code_secteur.to_numpy().astype(str),
-        "_variant": np.asarray(VARIANTS, dtype=object)[k.variant.to_numpy()].astype(str),
+        "_ban_id": pl.Series(addresses["ban_id"].to_numpy()[addr_idx], dtype=pl.String),
+        "_secteur": text("code_secteur"),
+        "_variant": pl.Series(np.asarray(VARIANTS, dtype=object)[variant], dtype=pl.String),
     })
-    df = class_labels(df.rename({"UAI école": "uai", "Niveau": "niveau"})).rename({"uai": "UAI école", "niveau": "Niveau"})
-    return df.rename({"classe": "Classe"}).select(list(ONDE_HEADERS) + ["_ban_id", "_secteur", "_variant"])
+    df = class_labels(df).rename({"uai": "UAI école", "niveau": "Niveau", "classe": "Classe"})
+    return df.select(list(ONDE_HEADERS) + ["_ban_id", "_secteur", "_variant"])
+
+
+# serial numbers of the children of the i-th département start at i × this (INE unique, any order of work)
+SERIALS_PER_DEPARTEMENT = 10_000_000
+
+
+@dataclass
+class _Job:
+    """One département's work (picklable: runs in a worker process when ``workers > 1``)."""
+
+    index: int
+    dep: str
+    seed: int
+    out: Path
+    year_list: list[int]
+    scale: float
+    address_density: float
+    sector_polygons: bool
+    keep_frames: bool
+
+
+def _departement(job: _Job) -> dict:
+    """Territory, addresses, pupils of one département. Writes ``adresses-<dep>.csv`` and, under
+    ``verite/.parts/``, its pupil export rows (cp1252, no header) and truth rows per school year."""
+    rng = np.random.default_rng([job.seed, job.index])
+    communes = load_communes([job.dep])
+    dep_info = load_departements().loc[job.dep]
+    terr = build_territory(rng, job.dep, communes, dep_info, job.address_density, job.sector_polygons)
+    _write_ban(terr, job.out / f"adresses-{job.dep}.csv")
+    kids = make_children(rng, terr, job.year_list, job.scale, job.index * SERIALS_PER_DEPARTEMENT)
+    kids["ine"] = _ine(kids.serial.to_numpy())
+    kids = assign_schools(rng, terr, kids)
+    big = terr.communes.sort_values("population", ascending=False, kind="stable")["nom"].to_numpy().astype(object)
+    kids = identities(rng, kids, big)
+    texts = _street_variants(terr.streets)
+    parts = job.out / "verite" / ".parts"
+    counts, frames = {}, {}
+    for y in job.year_list:  # streamed: each département's pupils are written, then dropped
+        df = _pupil_export(terr, kids, y, texts, job.seed)
+        df.select(pl.col("INE").alias("identifiant_eleve"), pl.col("Année scolaire").alias("annee_scolaire"),
+                  pl.col("_ban_id").alias("ban_id"), pl.col("_secteur").alias("code_secteur_residence"),
+                  pl.col("UAI école").alias("uai"), pl.col("Niveau").alias("niveau"),
+                  pl.col("_variant").alias("variante_adresse")).write_parquet(
+            parts / f"eleves-{school_year(y)}-{job.index:04d}.parquet")
+        df = df.drop(["_ban_id", "_secteur", "_variant"])
+        _write_cp1252(df, parts / f"eleves-{school_year(y)}-{job.index:04d}.csv", header=False)
+        counts[f"eleves {school_year(y)}"] = df.height
+        if job.keep_frames:
+            frames[y] = df
+        del df
+    counts["adresses"] = len(terr.addresses)
+    return {"dep": job.dep, "counts": counts, "frames": frames, "schools": _schools_table(terr), "rules": terr.rules,
+            "sectors": None if terr.sectors is None else terr.sectors.to_crs(4326)}
+
+
+def _append(dst, src: Path) -> None:
+    with open(src, "rb") as fh:
+        shutil.copyfileobj(fh, dst, 16 << 20)
+    src.unlink()
 
 
 def generate(out_dir: str | Path = "_build/synth", departements: list[str] | None = None, *, seed: int = 2026,
              years: int = 3, last_year: int = 2026, scale: float = 1.0, pupils: int | None = None,
              address_density: float = 1.0, xlsx: bool = False, sector_polygons: bool = True,
+             workers: int | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> SynthResult:
     """Generate a synthetic territory into ``out_dir`` (replaced). See the module docstring.
 
     ``departements``: codes (default ``["65"]``), or ``["all"]``. ``pupils``: target number of pupils
-    in the last school year (scales the birth rate); ``scale`` multiplies it directly.
+    in the last school year (scales the birth rate); ``scale`` multiplies it directly. ``workers``:
+    processes working on départements in parallel (default: 1 for one département, else up to 2 and
+    the number of CPUs); the output does not depend on it. Memory stays bounded by the largest
+    département per worker: pupils are streamed to the yearly exports département by département.
     """
     departements = list(departements or ["65"])
     all_communes = load_communes(None)
@@ -173,7 +236,10 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
                          f"unknown département(s): {', '.join(unknown)} (e.g. 65, 2A, 971)", code="synth-departement")
     if years < 1 or years > 10:
         raise PreauError("--years : entre 1 et 10", "--years: between 1 and 10", code="synth-years")
+    if workers is not None and workers < 1:
+        raise PreauError("--workers : au moins 1", "--workers: at least 1", code="synth-workers")
     communes = all_communes[all_communes["departement"].isin(departements)]
+    del all_communes
     if pupils:
         # ≈ 9.3 enrolled pupils per cohort-child of a birth year (TPS share, behind/ahead): calibrate
         scale = pupils / (communes["population"].sum() * 0.0105 * 8.96)
@@ -183,56 +249,61 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
     (out / "verite").mkdir(parents=True)
     year_list = list(range(last_year - years + 1, last_year + 1))
     result = SynthResult(out, departements, [school_year(y) for y in year_list])
-    dep_info = load_departements()
-    rng_root = np.random.default_rng(seed)
-    serial = 0
-    schools_all, rules_all, sectors_all = [], [], []
-    xlsx_parts: dict[int, list[pl.DataFrame]] = {y: [] for y in year_list}
     parts_dir = out / "verite" / ".parts"
     parts_dir.mkdir()
-    communes_out = communes.drop(columns=[]).copy()
-    communes_out.to_file(out / "communes.geojson", driver="GeoJSON")
+    _write_geojson(communes, out / "communes.geojson", "communes")
     result.add("communes", out / "communes.geojson")
-    for i, dep in enumerate(departements):
+    del communes
+    if workers is None:
+        workers = 1 if len(departements) == 1 else max(1, min(2, os.cpu_count() or 1))
+    jobs = [_Job(i, dep, seed, out, year_list, scale, address_density, sector_polygons, xlsx)
+            for i, dep in enumerate(departements)]
+    exports = {y: open(out / f"eleves-{school_year(y)}.csv", "wb") for y in year_list}
+    for fh in exports.values():
+        fh.write((";".join(ONDE_HEADERS) + "\r\n").encode("cp1252"))
+    schools_all, rules_all, sectors_all = [], [], []
+    xlsx_parts: dict[int, list[pl.DataFrame]] = {y: [] for y in year_list}
+    pool = None
+    try:
+        if workers > 1 and len(jobs) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            done = pool.map(_departement, jobs)
+        else:
+            done = map(_departement, jobs)
         if progress:
-            progress(dep, i, len(departements))
-        rng = np.random.default_rng([seed, i])
-        dep_communes = communes[communes["departement"] == dep]
-        terr = build_territory(rng, dep, dep_communes, dep_info.loc[dep], address_density, sector_polygons)
-        _write_ban(terr, dep_communes, out / f"adresses-{dep}.csv")
-        result.add("adresses", out / f"adresses-{dep}.csv")
-        kids = make_children(rng, terr, year_list, scale, serial)
-        serial += len(kids)
-        kids["ine"] = _ine(kids.serial.to_numpy())
-        kids = assign_schools(rng, terr, kids)
-        for y in year_list:  # streamed: each département's pupils are written, then dropped
-            df = _pupil_export(rng, terr, kids, y, terr.communes, dep_communes)
-            df.select(pl.col("INE").alias("identifiant_eleve"), pl.col("Année scolaire").alias("annee_scolaire"),
-                      pl.col("_ban_id").alias("ban_id"), pl.col("_secteur").alias("code_secteur_residence"),
-                      pl.col("UAI école").alias("uai"), pl.col("Niveau").alias("niveau"),
-                      pl.col("_variant").alias("variante_adresse")).write_parquet(
-                parts_dir / f"eleves-{school_year(y)}-{i:04d}.parquet")
-            df = df.drop(["_ban_id", "_secteur", "_variant"])
-            _write_cp1252(df, out / f"eleves-{school_year(y)}.csv", append=i > 0)
-            key = f"eleves {school_year(y)}"
-            result.counts[key] = result.counts.get(key, 0) + df.height
-            if xlsx:
-                xlsx_parts[y].append(df)
-            del df
-        schools_all.append(_schools_table(terr))
-        rules_all.append(terr.rules)
-        if terr.sectors is not None:
-            sectors_all.append(terr.sectors.to_crs(4326))
-        result.counts["adresses"] = result.counts.get("adresses", 0) + len(terr.addresses)
-        del kids, terr
+            progress(departements[0], 0, len(departements))
+        for i, part in enumerate(done):  # in département order, whatever the order of work
+            if progress:
+                progress(departements[min(i + 1, len(departements) - 1)], i + 1, len(departements))
+            for y in year_list:
+                _append(exports[y], parts_dir / f"eleves-{school_year(y)}-{i:04d}.csv")
+                if xlsx:
+                    xlsx_parts[y].append(part["frames"][y])
+            result.add("adresses", out / f"adresses-{part['dep']}.csv")
+            for key, value in part["counts"].items():
+                result.counts[key] = result.counts.get(key, 0) + value
+            schools_all.append(part["schools"])
+            rules_all.append(part["rules"])
+            if part["sectors"] is not None:
+                sectors_all.append(part["sectors"])
+    finally:
+        for fh in exports.values():
+            fh.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    adresses = result.counts.pop("adresses", 0)
+    result.counts["adresses"] = adresses
     schools = pd.concat(schools_all, ignore_index=True)
     schools.to_csv(out / "ecoles.csv", sep=";", index=False)
     result.add("ecoles", out / "ecoles.csv")
-    pd.concat(rules_all, ignore_index=True).to_csv(out / "carte-scolaire.csv", sep=";", index=False)
+    pl.concat(rules_all).write_csv(out / "carte-scolaire.csv", separator=";")
     result.add("carte-scolaire", out / "carte-scolaire.csv")
     if sectors_all:
-        pd.concat(sectors_all, ignore_index=True).pipe(gpd.GeoDataFrame, crs=4326).to_file(
-            out / "secteurs.geojson", driver="GeoJSON")
+        _write_geojson(pd.concat(sectors_all, ignore_index=True).pipe(gpd.GeoDataFrame, crs=4326),
+                       out / "secteurs.geojson", "secteurs")
         result.add("secteurs", out / "secteurs.geojson")
     for y in year_list:
         pl.scan_parquet(sorted(parts_dir.glob(f"eleves-{school_year(y)}-*.parquet"))).sink_parquet(
@@ -252,28 +323,53 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
     return result
 
 
-def _write_ban(terr, dep_communes: pd.DataFrame, path: Path) -> None:
-    a = terr.addresses
-    streets = terr.streets.set_index("street_id")
-    lon, lat = to_wgs84(terr.crs, a.x.to_numpy(), a.y.to_numpy())
-    cinfo = dep_communes.set_index("code_insee")
-    from preau.synth.territory import afnor
+def _write_geojson(gdf: gpd.GeoDataFrame, path: Path, name: str) -> None:
+    """GeoJSON (WGS84) written from shapely's vectorised GeoJSON writer: much faster than OGR for
+    large polygons; same content (FeatureCollection, CRS84, properties, geometry)."""
+    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs(4326)
+    geoms = shapely.to_geojson(gdf.geometry.values)
+    props = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    cols = list(props.columns)
+    values = [[None if (isinstance(v, float) and v != v) else (v.item() if hasattr(v, "item") else v) for v in row]
+              for row in props.itertuples(index=False)]
+    head = {"type": "FeatureCollection", "name": name,
+            "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}}
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [\n')
+        for i, (row, geom) in enumerate(zip(values, geoms)):
+            props_json = json.dumps(dict(zip(cols, row)), ensure_ascii=False)
+            fh.write(("" if i == 0 else ",\n") + '{"type": "Feature", "properties": ' + props_json
+                     + ', "geometry": ' + (geom or "null") + "}")
+        fh.write("\n]}\n")
 
-    nom_voie = streets["nom_voie"].reindex(a.street_id).to_numpy()
-    afnor_by_street = {s: afnor(v) for s, v in streets["nom_voie"].items()}
-    df = pd.DataFrame({
-        "id": a.ban_id, "id_fantoir": streets["fantoir"].reindex(a.street_id).to_numpy(), "numero": a.numero,
-        "rep": a.rep, "nom_voie": nom_voie,
-        "code_postal": cinfo["codes_postaux"].reindex(a.code_insee).fillna("").str.split(",").str[0].to_numpy(),
-        "code_insee": a.code_insee, "nom_commune": cinfo["nom"].reindex(a.code_insee).to_numpy(),
-        "code_insee_ancienne_commune": "", "nom_ancienne_commune": "",
-        "x": a.x.round(2), "y": a.y.round(2), "lon": np.round(lon, 6), "lat": np.round(lat, 6),
-        "type_position": "entrée", "alias": "", "nom_ld": "",
-        "libelle_acheminement": cinfo["nom"].reindex(a.code_insee).str.upper().to_numpy(),
-        "nom_afnor": [afnor_by_street[s] for s in a.street_id], "source_position": "preau-synth",
-        "source_nom_voie": "preau-synth", "certification_commune": 0, "cad_parcelles": "",
+
+def _write_ban(terr, path: Path) -> None:
+    a = terr.addresses
+    streets = terr.streets
+    cm = terr.communes
+    lon, lat = to_wgs84(terr.crs, a["x"].to_numpy(), a["y"].to_numpy())
+    com = a["com_idx"].to_numpy()
+    sid = a["street_id"].to_numpy()
+    nom = cm["nom"].to_numpy().astype(str)
+    postcode = cm["codes_postaux"].fillna("").str.split(",").str[0].to_numpy().astype(str)
+    afnor_names = np.array([afnor(v) for v in streets["nom_voie"]], dtype=object)
+    n = len(a)
+    empty = pl.repeat(None, n, dtype=pl.String, eager=True)
+    text = lambda v: pl.Series(v, dtype=pl.String)  # noqa: E731
+    df = pl.DataFrame({
+        "id": text(a["ban_id"].to_numpy()), "id_fantoir": text(streets["fantoir"].to_numpy()[sid]),
+        "numero": a["numero"].to_numpy(), "rep": text(a["rep"].to_numpy()).replace("", None),
+        "nom_voie": text(streets["nom_voie"].to_numpy()[sid]), "code_postal": text(postcode[com]).replace("", None),
+        "code_insee": text(a["code_insee"].to_numpy()), "nom_commune": text(nom[com]),
+        "code_insee_ancienne_commune": empty, "nom_ancienne_commune": empty,
+        "x": a["x"].round(2).to_numpy(), "y": a["y"].round(2).to_numpy(), "lon": np.round(lon, 6), "lat": np.round(lat, 6),
+        "type_position": pl.repeat("entrée", n, eager=True), "alias": empty, "nom_ld": empty,
+        "libelle_acheminement": text(np.char.upper(nom)[com]), "nom_afnor": text(afnor_names[sid]),
+        "source_position": pl.repeat("preau-synth", n, eager=True), "source_nom_voie": pl.repeat("preau-synth", n, eager=True),
+        "certification_commune": pl.repeat(0, n, eager=True), "cad_parcelles": empty,
     })
-    df[BAN_COLUMNS].to_csv(path, sep=";", index=False)
+    df.select(BAN_COLUMNS).write_csv(path, separator=";")
 
 
 def _schools_table(terr) -> pd.DataFrame:
@@ -282,6 +378,8 @@ def _schools_table(terr) -> pd.DataFrame:
     streets = terr.streets.set_index("street_id")["nom_voie"]
     cinfo = terr.communes.set_index("code_insee")
     num = s["numero"].astype(str) + np.where(s["rep_indice"] == "", "", " " + s["rep_indice"])
+    addr = terr.addresses
+    n_communes = pd.Series(addr["code_insee"].to_numpy()).groupby(addr["code_secteur"].to_numpy()).nunique()
     return pd.DataFrame({
         "identifiant_de_l_etablissement": s.uai, "nom_etablissement": s.nom, "denomination_principale": s.denomination,
         "patronyme": s.patronyme, "type_etablissement": "Ecole", "type_ecole": s.type_ecole,
@@ -290,8 +388,7 @@ def _schools_table(terr) -> pd.DataFrame:
         "code_commune": s.code_insee, "nom_commune": s.nom_commune, "latitude": np.round(lat, 6),
         "longitude": np.round(lon, 6), "coordx_origine": s.x.round(1), "coordy_origine": s.y.round(1),
         "epsg_origine": f"EPSG:{terr.crs}", "code_secteur": s.code_secteur, "ban_id": s.ban_id,
-        "rpi": s.code_secteur.map(lambda c: bool(c) and (terr.addresses.code_secteur == c).any()
-                                  and terr.addresses.loc[terr.addresses.code_secteur == c, "code_insee"].nunique() > 1),
+        "rpi": (s.code_secteur != "") & (s.code_secteur.map(n_communes).fillna(0) > 1),
         "restauration": s.restauration, "ulis": s.ulis, "rep": s.rep, "rep_plus": s.rep_plus,
         "code_departement": terr.dep, "departement": s["departement"], "code_academie": s["code_academie"],
         "libelle_academie": s["academie"], "code_region": s["code_region"], "region": s["region"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import polars as pl
+from scipy.spatial import cKDTree
 
 from preau.codes import LEVELS, UAI_ALPHABET
 from preau.synth import names as N
@@ -23,8 +24,8 @@ VARIANT_P = (0.70, 0.12, 0.08, 0.05, 0.03, 0.02)
 def _ine(serial: np.ndarray) -> np.ndarray:
     """INE-like pupil identifiers: 10 digits + a letter, unique for unique serials."""
     num = (serial.astype(np.int64) * 7919 + 1234567) % 10**10
-    letters = np.array(list(UAI_ALPHABET))[num % 23]
-    return np.char.add(np.char.zfill(num.astype(str), 10), letters)
+    letters = np.array(list(UAI_ALPHABET), dtype=object)[num % 23]
+    return (pl.Series(num).cast(pl.String).str.zfill(10) + pl.Series(letters, dtype=pl.String)).to_numpy()
 
 
 def make_children(rng, terr: Territory, years: list[int], scale: float, serial0: int) -> pd.DataFrame:
@@ -58,6 +59,37 @@ def make_children(rng, terr: Territory, years: list[int], scale: float, serial0:
     })
 
 
+def _pick(rng, items: list[str], n: int, s: float = 0.8) -> np.ndarray:
+    return np.asarray(items, dtype=object)[rng.choice(len(items), n, p=N.zipf_weights(len(items), s))]
+
+
+def identities(rng, kids: pd.DataFrame, big_communes: np.ndarray) -> pd.DataFrame:
+    """Fictitious names, birth date and place, guardians and phone of each child, drawn once per child
+    (so they stay the same from one school year to the next). ``big_communes``: commune names of the
+    département, most populous first (birth places)."""
+    n = len(kids)
+    surname = _pick(rng, N.SURNAMES, n, 0.6)
+    girls = kids["sexe"].to_numpy() == "F"
+    first = np.where(girls, _pick(rng, N.GIRLS, n), _pick(rng, N.BOYS, n))
+    r1_first = np.where(rng.random(n) < 0.7, _pick(rng, N.ADULT_WOMEN, n), _pick(rng, N.ADULT_MEN, n))
+    has_r2 = rng.random(n) < 0.8
+    r2_first = np.where(has_r2, _pick(rng, N.ADULT_MEN, n), "")
+    r2_name = np.where(has_r2, np.where(rng.random(n) < 0.75, surname, _pick(rng, N.SURNAMES, n)), "")
+    r1_name = np.where(rng.random(n) < 0.8, surname, _pick(rng, N.SURNAMES, n))
+    x = rng.integers(0, 2**40, n)
+    pairs = [pl.Series((x >> (8 * j)) % 100).cast(pl.String).str.zfill(2) for j in range(4)]
+    phone = pl.select(pl.concat_str([pl.lit("0"), pl.Series(6 + x % 2).cast(pl.String), pl.lit(" "), pairs[0],
+                                     pl.lit(" "), pairs[1], pl.lit(" "), pairs[2], pl.lit(" "), pairs[3]])).to_series()
+    doy = rng.integers(0, 365, n)
+    birth = pl.select((pl.date(pl.Series(kids["birth_year"].to_numpy()), 1, 1) + pl.duration(days=pl.Series(doy)))
+                      .dt.strftime("%d/%m/%Y")).to_series()
+    birth_place = np.where(rng.random(n) < 0.75,
+                           big_communes[np.minimum(rng.geometric(0.25, n) - 1, len(big_communes) - 1)],
+                           _pick(rng, N.BIRTH_PLACES_OUTSIDE, n))
+    return kids.assign(nom=surname, prenom=first, r1_nom=r1_name, r1_prenom=r1_first, r1_tel=phone.to_numpy(),
+                       r2_nom=r2_name, r2_prenom=r2_first, naissance=birth.to_numpy(), lieu_naissance=birth_place)
+
+
 def _school_maps(terr: Territory):
     s = terr.schools
     pub = s[s.statut == "Public"]
@@ -67,15 +99,11 @@ def _school_maps(terr: Territory):
 
 
 def _nearest(points: np.ndarray, targets: np.ndarray, k: int = 1) -> np.ndarray:
-    """Index of the k-th nearest target (1 = nearest) for each point (chunked brute force)."""
-    out = np.empty(len(points), dtype=np.int64)
-    for i in range(0, len(points), 4096):
-        d = ((points[i:i + 4096, None, :] - targets[None]) ** 2).sum(-1)
-        if k == 1 or targets.shape[0] < k:
-            out[i:i + 4096] = d.argmin(1)
-        else:
-            out[i:i + 4096] = np.argsort(d, axis=1)[:, k - 1]
-    return out
+    """Index of the k-th nearest target (1 = nearest) for each point (k-d tree)."""
+    tree = cKDTree(targets)
+    if k == 1 or targets.shape[0] < k:
+        return tree.query(points)[1]
+    return tree.query(points, k=k)[1][:, k - 1]
 
 
 def assign_schools(rng, terr: Territory, kids: pd.DataFrame) -> pd.DataFrame:
@@ -136,8 +164,7 @@ def year_rows(rng, terr: Territory, kids: pd.DataFrame, year: int) -> pd.DataFra
 
 def class_labels(df: pl.DataFrame) -> pl.DataFrame:
     """Class names per school and level: ≤ 26 pupils a class; small schools mix levels of a cycle."""
-    size = df.group_by("uai").agg(pl.len().alias("school_size"))
-    df = df.join(size, on="uai")
+    df = df.with_columns(pl.len().over("uai").alias("school_size"))
     cycle = (pl.when(pl.col("niveau").is_in(["TPS", "PS", "MS", "GS"])).then(pl.lit("TPS-GS"))
              .when(pl.col("niveau").is_in(["CP", "CE1", "CE2"])).then(pl.lit("CP-CE2"))
              .when(pl.col("niveau") == "ULIS").then(pl.lit("ULIS"))
