@@ -45,6 +45,13 @@ class _LazyConsole:
             self._console = Console(**self._options)
         return getattr(self._console, name)
 
+    # special methods are looked up on the type, not through __getattr__ (rich's Live uses `with console`)
+    def __enter__(self):
+        return self.__getattr__("__enter__")()
+
+    def __exit__(self, *exc):
+        return self.__getattr__("__exit__")(*exc)
+
 
 console = _LazyConsole(stderr=True)
 out = _LazyConsole()
