@@ -269,3 +269,20 @@ def test_cli_into_local_json_and_bad_target(world, tmp_path):
     assert bad.returncode == 2 and "cible inconnue" in bad.stderr and "Traceback" not in bad.stderr
     with pytest.raises(PreauError):
         harvest(world["sources"], into="local:")
+
+
+def test_source_paths_cannot_point_outside_the_source(world):
+    """A catalog.json entry whose resource path leaves the source folder is skipped, the rest goes on."""
+    catalog, neighbour = world["catalog"], world["neighbour"]
+    secret = neighbour / "secret.csv"
+    secret.write_text("a\n1\n", encoding="utf-8")
+    path = neighbour / "_build" / "catalog" / "catalog.json"
+    index = json.loads(path.read_text(encoding="utf-8"))
+    bad = next(d for d in index["datasets"] if d["name"] == "demo-32-effectifs-ecole-niveau")
+    bad["resources"][0]["path"] = "../../secret.csv"
+    path.write_text(json.dumps(index), encoding="utf-8")
+    report = harvest(world["sources"][:1], into=f"local:{catalog}")
+    v = report.source("voisin")
+    assert v.counts["created"] == 1 and v.counts["failed"] == 1
+    assert any("relative" in p.en for p in v.problems)
+    assert not list((catalog / "harvested").rglob("secret.csv"))

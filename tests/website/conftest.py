@@ -48,6 +48,7 @@ FEED = """@prefix dcat: <http://www.w3.org/ns/dcat#> .
 <https://commune.example.org/id/cantine> a dcat:Dataset ; dct:identifier "cantine" ;
     dct:title "Inscrits à la cantine"@fr ; dct:description "Effectifs agrégés de la cantine"@fr ;
     dct:modified "2026-10-01T09:30:00Z" ; dcat:keyword "cantine" ;
+    dct:license <javascript:alert(1)> ;
     dct:publisher [ a foaf:Agent ; foaf:name "Commune de Test" ] ;
     dcat:landingPage <https://commune.example.org/jeux/cantine> ;
     dcat:distribution [ a dcat:Distribution ; dct:title "cantine.csv" ;

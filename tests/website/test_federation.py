@@ -7,6 +7,7 @@ DCAT-AP feed into the sample catalog with ``harvest(..., into="local:…")``, th
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -106,6 +107,15 @@ def test_dcat_copy_page(federation):
     assert "01/10/2026 à 09:30 UTC" in sec.content
     html = (site / "jeux-de-donnees" / name / "index.html").read_text(encoding="utf-8")
     assert 'href="https://commune.example.org/fichiers/cantine.csv" rel="external"' in html
+    # another catalog's text never becomes a non-web link (its licence URL was javascript:)
+    copy = _copy(federation["catalog"], name)
+    assert copy["preau"]["licence"]["url"] == "javascript:alert(1)"
+    assert not [p for p in site.rglob("*.html") if "javascript:" in p.read_text(encoding="utf-8")]
+    # embedded DCAT: provenance and the record it derives from
+    ld = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1))
+    assert ld["prov:wasDerivedFrom"] == {"@id": "https://commune.example.org/jeux/cantine"}
+    assert ld["dct:publisher"]["foaf:name"] == "Commune de Test"
+    assert any("Moissonné depuis" in x["@value"] for x in ld["dct:provenance"]["rdfs:label"])
 
 
 def test_origin_facet_search_index_and_publishers(federation):

@@ -399,6 +399,9 @@ def fetch_preau(src: Source, sleep: Callable[[float], None] = time.sleep,
             for r in entry.get("resources") or []:
                 if not isinstance(r, dict) or not r.get("path"):
                     raise RecordError("ressource sans path", "resource without path")
+                if not _relative(r["path"]):
+                    raise RecordError("ressource : chemin relatif au catalogue attendu",
+                                      "resource: a path relative to the catalog is expected")
                 url = urljoin(base, r["path"]) if base else str((src.path / r["path"]).resolve())
                 resources.append({"key": r["path"], "name": r.get("name") or r["path"].rsplit("/", 1)[-1],
                                   "url": url, "format": str(r.get("format") or "").upper(),
@@ -414,7 +417,7 @@ def fetch_preau(src: Source, sleep: Callable[[float], None] = time.sleep,
             pub_id = entry.get("publisher") if isinstance(entry.get("publisher"), str) else None
             pub = {"id": pub_id, "name": (publishers.get(pub_id) or {}).get("name") or pub_id} if pub_id else None
             package = None
-            if isinstance(entry.get("path"), str) and entry["path"]:
+            if isinstance(entry.get("path"), str) and _relative(entry["path"]):
                 package = urljoin(src.url.rstrip("/") + "/", entry["path"]) if src.url else str(src.path / entry["path"])
             out.records.append(Record(
                 original_id=entry["name"], name=entry["name"], title=title, notes=str(desc),
@@ -427,6 +430,12 @@ def fetch_preau(src: Source, sleep: Callable[[float], None] = time.sleep,
         except RecordError as exc:
             out.malformed.append((where, exc.fr, exc.en, entry.get("name") if isinstance(entry, dict) else None))
     return out
+
+
+def _relative(path: str) -> bool:
+    """A path inside the catalog (no scheme, not absolute, no ``..``): a source never points us elsewhere."""
+    return (isinstance(path, str) and bool(path) and "\\" not in path and ":" not in path
+            and not path.startswith("/") and ".." not in path.split("/"))
 
 
 FETCHERS = {"ckan": fetch_ckan, "dcat": fetch_dcat, "preau": fetch_preau}

@@ -159,6 +159,12 @@ def _when(text: str | None) -> dict[str, str] | None:
             "en": f"{y}-{mo}-{d}" + (f" {hh}:{mm}{zone}" if hh else "")}
 
 
+def _inside(path: Any) -> bool:
+    """A relative path that stays inside the dataset's folder."""
+    p = PurePosixPath(str(path))
+    return not p.is_absolute() and ".." not in p.parts and "\\" not in str(path)
+
+
 def _http(url: Any) -> str | None:
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
 
@@ -317,7 +323,8 @@ class _Builder:
                 if isinstance(r.get("schema"), str):
                     path = r["schema"]
                     break
-        if path and SAFE_NAME.match(PurePosixPath(path).name) and (ds["folder"] / path).is_file():
+        if (path and _inside(path) and SAFE_NAME.match(PurePosixPath(path).name)
+                and (ds["folder"] / path).is_file()):
             try:
                 return json.loads((ds["folder"] / path).read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
@@ -479,7 +486,7 @@ class _Builder:
             "disclosure": disclosure,
             "preview": self.preview_rows(ds) if ds["kind"] != "layer" else None,
             "preview_img": preview_img,
-            "dcat": dcat_doc,
+            "dcat": dcat_doc if dcat_doc is not None else self.harvest_jsonld(ds, pub),
             "datapackage": files_dir + "datapackage.json",
             "dcat_file": files_dir + "dcat.jsonld" if dcat_doc is not None else None,
             "api": {"action": f"{self.ckan_url}/api/3/action/package_show?id={name}", "ckan": self.ckan_url,
@@ -488,6 +495,29 @@ class _Builder:
             "has_map": has_map, "map_publisher": ds["publisher"],
             "harvest": provenance(ds),
         }
+
+    def harvest_jsonld(self, ds: dict[str, Any], pub: dict[str, Any]) -> dict[str, Any] | None:
+        """DCAT JSON-LD of a harvested copy: its provenance and the record it derives from."""
+        prov = provenance(ds)
+        if prov is None:
+            return None
+        text = ds.get("provenance") if isinstance(ds.get("provenance"), dict) else {}
+        doc: dict[str, Any] = {
+            "@context": {"dcat": "http://www.w3.org/ns/dcat#", "dct": "http://purl.org/dc/terms/",
+                         "foaf": "http://xmlns.com/foaf/0.1/", "prov": "http://www.w3.org/ns/prov#",
+                         "rdfs": "http://www.w3.org/2000/01/rdf-schema#"},
+            "@id": f"{self.site_url}{DIRS['dataset']}/{ds['name']}/", "@type": "dcat:Dataset",
+            "dct:identifier": ds["name"], "dct:title": pick(ds.get("title") or ds["name"], "fr"),
+            "dct:publisher": {"@type": "foaf:Agent", "foaf:name": pick(pub.get("name") or ds["publisher"], "fr")},
+            "dct:provenance": {"@type": "dct:ProvenanceStatement",
+                               "rdfs:label": [{"@value": v, "@language": k} for k, v in sorted(text.items())
+                                              if isinstance(v, str)]},
+        }
+        if prov["original_url"]:
+            doc["prov:wasDerivedFrom"] = {"@id": prov["original_url"]}
+        if prov["modified"]:
+            doc["dct:modified"] = prov["modified"]
+        return doc
 
     # --- page sets ------------------------------------------------------------------------------
     def find_maps(self) -> None:

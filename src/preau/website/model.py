@@ -41,6 +41,14 @@ def _read_json(path: Path, report: Report) -> Any:
     return None
 
 
+def _web(url: Any) -> bool:
+    return isinstance(url, str) and url.startswith(("http://", "https://"))
+
+
+def _email(text: Any) -> bool:
+    return isinstance(text, str) and re.fullmatch(r"[^@\s<>\"']+@[^@\s<>\"']+\.[A-Za-z]{2,}", text) is not None
+
+
 def department(code_insee: str) -> str:
     return code_insee[:3] if code_insee.startswith("97") else code_insee[:2]
 
@@ -117,6 +125,12 @@ def load_catalog(catalog_dir: Path) -> Catalog:
             if ds.get(key) is None and meta.get(key) is not None:
                 ds[key] = meta[key]
         ds["publisher_meta"] = meta.get("publisher") if isinstance(meta.get("publisher"), dict) else {}
+        if harvest:  # another catalog's text: links only to http(s), no contact that is not an address
+            ds["publisher_meta"] = {k: v for k, v in ds["publisher_meta"].items()
+                                    if k not in ("homepage", "email")
+                                    or (k == "homepage" and _web(v)) or (k == "email" and _email(v))}
+            if isinstance(ds.get("licence"), dict) and ds["licence"].get("url") and not _web(ds["licence"]["url"]):
+                ds["licence"] = {k: v for k, v in ds["licence"].items() if k != "url"}
         pub_id = ds.get("publisher") or ds["publisher_meta"].get("id")
         if not isinstance(pub_id, str) or not SAFE_NAME.match(pub_id):
             continue
