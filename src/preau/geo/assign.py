@@ -168,20 +168,28 @@ class SectorIndex:
         out[first_src] = self.piece_owner[piece[first_pos]]
         return out
 
-    def street_sectors(self, reference: Reference) -> pl.DataFrame:
-        """(insee, voie) → sector, for streets whose reference addresses all fall in one sector."""
+    def street_sectors(self, reference: Reference, streets: pl.DataFrame | None = None) -> pl.DataFrame:
+        """(insee, voie) → sector, for streets whose reference addresses all fall in one sector.
+
+        ``streets`` (columns ``insee``, ``voie``) limits the work to the streets asked for (the
+        geocoder's street-level results: a few hundred, instead of every address of the reference)."""
+        if streets is not None:
+            return self._street_codes(reference.addresses.join(streets.select("insee", "voie").unique(),
+                                                               on=["insee", "voie"], how="semi"))
         if self._streets is None:
             self._streets = {}
         key = id(reference)
         if key not in self._streets:
-            a = reference.addresses
-            codes = self.codes_for(a["x"].to_numpy(), a["y"].to_numpy(), 0.0)
-            df = a.select("insee", "voie").with_columns(pl.Series("code", codes, dtype=pl.Utf8))
-            self._streets[key] = (df.group_by("insee", "voie")
-                                  .agg(pl.col("code").n_unique().alias("n"), pl.col("code").first())
-                                  .filter((pl.col("n") == 1) & pl.col("code").is_not_null())
-                                  .select("insee", pl.col("voie").alias("result_voie"), pl.col("code").alias("street_code")))
+            self._streets[key] = self._street_codes(reference.addresses)
         return self._streets[key]
+
+    def _street_codes(self, a: pl.DataFrame) -> pl.DataFrame:
+        codes = self.codes_for(a["x"].to_numpy(), a["y"].to_numpy(), 0.0)
+        df = a.select("insee", "voie").with_columns(pl.Series("code", codes, dtype=pl.Utf8))
+        return (df.group_by("insee", "voie")
+                .agg(pl.col("code").n_unique().alias("n"), pl.col("code").first())
+                .filter((pl.col("n") == 1) & pl.col("code").is_not_null())
+                .select("insee", pl.col("voie").alias("result_voie"), pl.col("code").alias("street_code")))
 
     def codes_for(self, x: np.ndarray, y: np.ndarray, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
         """Sector code per point (``None`` when outside every sector)."""
@@ -218,8 +226,10 @@ def assign_sectors(addresses: pl.DataFrame, reference: Reference, sectors: gpd.G
     codes = index.codes_for(geo["x"].to_numpy(), geo["y"].to_numpy(), max_distance)
     codes[~precise.to_numpy()] = None
     # A street without number: its sector when the whole street lies in one sector, else unknown.
+    asked = geo.filter(pl.col("result_type") == "street").select(pl.col("result_code_insee").alias("insee"),
+                                                                   pl.col("result_voie").alias("voie"))
     street = (geo.select(pl.col("result_code_insee").alias("insee"), "result_voie", "result_type")
-              .join(index.street_sectors(reference), on=["insee", "result_voie"], how="left", maintain_order="left")
+              .join(index.street_sectors(reference, asked), on=["insee", "result_voie"], how="left", maintain_order="left")
               .select(pl.when(pl.col("result_type") == "street").then(pl.col("street_code")))
               .to_series())
     single = geo["result_code_insee"].replace_strict(index.commune_single, default=None, return_dtype=pl.Utf8)

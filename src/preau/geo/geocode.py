@@ -17,16 +17,19 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import polars as pl
 
 from preau.errors import PreauError, Report
-from preau.geo.normalize import commune_key, insee_key, postcode_key, split_address
+from preau.geo.normalize import (commune_key, insee_key, on_distinct, postcode_key, rest_full_key, rest_street_key,
+                                 split_number)
 from preau.geo.reference import Reference
 
 RESULT_TYPES = ("housenumber", "interpolation", "street", "municipality", "not_found")
 DEFAULT_COLUMNS = {"adresse": "adresse", "code_postal": "code_postal", "commune": "commune", "code_insee": "code_insee"}
 FUZZY_STREET_CUTOFF = 82.0
 FUZZY_COMMUNE_CUTOFF = 85.0
+FUZZY_BLOCK = 500  # unmatched streets scored at once against a commune's streets (bounds the matrix)
 MAX_ONE_SIDED_GAP = 20  # house numbers beyond the last known one still interpolated
 _OUT = ["result_type", "result_score", "result_code_insee", "result_id", "x", "y", "lon", "lat"]
 
@@ -47,15 +50,15 @@ def _prepare(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
         (pl.col(cols["commune"]).cast(pl.Utf8).fill_null("") if have("commune") else empty).alias("_c"),
         (pl.col(cols["code_insee"]).cast(pl.Utf8).fill_null("") if have("code_insee") else empty).alias("_i"),
     )
-    raw = raw.with_columns(pl.concat_str(["_a", "_cp", "_c", "_i"], separator="\x1f").alias("_k"))
-    raw_keys = ["_k"]
-    uniq = raw.unique("_k", maintain_order=True)
-    towns = uniq.select("_cp", "_c", "_i").unique()
+    # Distinct addresses split once (siblings, repeated exports), their street part keyed once per
+    # distinct street text (streets repeat a lot); communes keyed once per distinct (postcode, name, code).
+    parts = raw.select("_a").unique().with_columns(split_number(pl.col("_a")).alias("_s")).unnest("_s")
+    parts = on_distinct(parts, {"voie": ("rest", rest_street_key), "voie_full": ("rest", rest_full_key)})
+    towns = raw.select("_cp", "_c", "_i").unique()
     towns = towns.with_columns(postcode_key(pl.col("_cp")).alias("cp_in"), commune_key(pl.col("_c")).alias("ck_in"),
                                insee_key(pl.col("_i")).alias("ik_in"))
-    norm = uniq.with_columns(split_address(pl.col("_a")).alias("_s")).unnest("_s").join(
-        towns, on=["_cp", "_c", "_i"], how="left")
-    out = raw.select("_k").join(norm.drop("_a", "_cp", "_c", "_i"), on=raw_keys, how="left", maintain_order="left")
+    out = (raw.join(parts, on="_a", how="left", maintain_order="left")
+           .join(towns, on=["_cp", "_c", "_i"], how="left", maintain_order="left"))
     return out.select("numero", "rep", "voie", "voie_full", "cp_in", "ck_in", "ik_in")
 
 
@@ -121,26 +124,38 @@ def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     schema = {"insee": pl.Utf8, "voie": pl.Utf8, "voie_full": pl.Utf8, "voie_ref": pl.Utf8, "sscore": pl.Float64}
     if pairs.height == 0:
         return pl.DataFrame(schema=schema)
-    streets = ref.streets.filter(pl.col("insee").is_in(pairs["insee"].unique().implode())).select("insee", "voie", "voie_full")
+    streets = ref.streets.join(pairs.select("insee").unique(), on="insee", how="semi").select("insee", "voie", "voie_full")
     by_commune = {k[0]: (g["voie"].to_list(), g["voie_full"].to_list()) for k, g in streets.group_by(["insee"])}
     rows = []
-    for insee, voie, full in pairs.iter_rows():
+    # One score matrix per commune (all its unmatched streets × its streets, in C++, both cores),
+    # instead of one extractOne call per street; the same scores and the same first-best choice.
+    for (insee,), group in pairs.filter(pl.col("voie") != "").group_by(["insee"]):
         keys, fulls = by_commune.get(insee, (None, None))
-        if not keys or not voie:
+        if not keys:
             continue
-        # token_sort_ratio: typos and swapped words; a shared "rue" alone never reaches the cutoff.
-        a = process.extractOne(voie, keys, scorer=fuzz.token_sort_ratio, score_cutoff=FUZZY_STREET_CUTOFF)
-        b = process.extractOne(full, fulls, scorer=fuzz.ratio, score_cutoff=FUZZY_STREET_CUTOFF) if full else None
-        best = max((x for x in (a, b) if x), key=lambda x: x[1], default=None)
-        if best:
-            rows.append((insee, voie, full, keys[best[2]], min(best[1] / 100.0, 0.99)))
+        voies, full_in = group["voie"].to_list(), group["voie_full"].to_list()
+        for lo in range(0, len(voies), FUZZY_BLOCK):
+            q, qf = voies[lo:lo + FUZZY_BLOCK], full_in[lo:lo + FUZZY_BLOCK]
+            # token_sort_ratio: typos and swapped words; a shared "rue" alone never reaches the cutoff.
+            a = process.cdist(q, keys, scorer=fuzz.token_sort_ratio, score_cutoff=FUZZY_STREET_CUTOFF,
+                              dtype=np.float64, workers=-1)
+            b = process.cdist([f or "" for f in qf], fulls, scorer=fuzz.ratio, score_cutoff=FUZZY_STREET_CUTOFF,
+                              dtype=np.float64, workers=-1)
+            ia, ib = a.argmax(axis=1), b.argmax(axis=1)
+            sa, sb = a[np.arange(len(q)), ia], b[np.arange(len(q)), ib]
+            for j in range(len(q)):
+                # The best of both wins, the token score on ties; below the cutoff a score is 0.
+                best = (ia[j], sa[j]) if sa[j] >= sb[j] or not qf[j] else (ib[j], sb[j])
+                if best[1] >= FUZZY_STREET_CUTOFF:
+                    rows.append((insee, q[j], qf[j], keys[best[0]], min(best[1] / 100.0, 0.99)))
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def _interpolate(todo: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     """Rows (k, insee, voie, numero) → interpolated x/y/lon/lat between same-parity neighbours."""
-    pts = ref.addresses.filter(pl.col("rep") == "").select(
-        "insee", "voie", "par", "numero", "x", "y", "lon", "lat", "id").sort("numero")
+    # Only the streets asked for (a few), not the whole reference, are sorted and searched.
+    pts = (ref.addresses.join(todo.select("insee", "voie").unique(), on=["insee", "voie"], how="semi")
+           .filter(pl.col("rep") == "").select("insee", "voie", "par", "numero", "x", "y", "lon", "lat", "id").sort("numero"))
     left = todo.select("k", "insee", "voie", "numero", (pl.col("numero") % 2).alias("par")).sort("numero")
 
     def side(strategy: str, by: list[str], suffix: str) -> pl.DataFrame:

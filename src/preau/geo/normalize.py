@@ -112,16 +112,35 @@ def split_address(expr: pl.Expr) -> pl.Expr:
     Handles ``12 bis rue…``, ``12B rue…``, ``12-14 rue…`` (first number), ``12, rue…`` and addresses
     without number. ``voie`` is the normalised street key.
     """
+    parts = split_number(expr)
+    return pl.struct(
+        numero=parts.struct.field("numero"),
+        rep=parts.struct.field("rep"),
+        voie=rest_street_key(parts.struct.field("rest")),
+        voie_full=rest_full_key(parts.struct.field("rest")),
+    )
+
+
+def split_number(expr: pl.Expr) -> pl.Expr:
+    """First step of :func:`split_address`: struct ``{numero, rep, rest}`` (``rest``: the street part,
+    lower case, unaccented, not yet keyed — key it with :func:`rest_street_key` / :func:`rest_full_key`,
+    once per distinct value)."""
     # "12-14 rue…", "12/14 rue…", "12 à 14 rue…": keep the first number of a range.
     ranged = expr.cast(pl.Utf8).str.replace(r"^\s*(\d{1,5})\s*(?:[-/]|à|a)\s*\d{1,5}\b", "${1}")
-    base = _base(ranged)
-    parts = base.str.extract_groups(_NUMBER_RE)
+    parts = _base(ranged).str.extract_groups(_NUMBER_RE)
     return pl.struct(
         numero=parts.struct.field("num").cast(pl.Int32, strict=False),
         rep=parts.struct.field("rep").fill_null("").replace(REPETITION).str.slice(0, 1),
-        voie=_tokens_key(parts.struct.field("rest").fill_null("").str.replace_all(r"\bn d\b", "nd")),
-        voie_full=_full_key(parts.struct.field("rest").fill_null("")),
+        rest=parts.struct.field("rest").fill_null(""),
     )
+
+
+def rest_street_key(rest: pl.Expr) -> pl.Expr:
+    return _tokens_key(rest.str.replace_all(r"\bn d\b", "nd"))
+
+
+def rest_full_key(rest: pl.Expr) -> pl.Expr:
+    return _full_key(rest)
 
 
 def postcode_key(expr: pl.Expr) -> pl.Expr:
@@ -134,3 +153,19 @@ def insee_key(expr: pl.Expr) -> pl.Expr:
     """INSEE code as 5 upper-case characters (``"1053"`` → ``"01053"``); empty when unusable."""
     code = expr.cast(pl.Utf8).fill_null("").str.strip_chars().str.to_uppercase()
     return pl.when(code.str.contains(r"^(\d{4,5}|2[AB]\d{3})$")).then(code.str.zfill(5)).otherwise(pl.lit(""))
+
+
+def on_distinct(df: pl.DataFrame, specs: dict[str, tuple[str, "pl.Expr | callable"]]) -> pl.DataFrame:
+    """Add normalised columns computed once per distinct source value, then joined back.
+
+    ``specs`` maps an output column to ``(source column, function Expr -> Expr)``. Street and commune
+    names repeat a lot (a street has tens of addresses, a commune thousands): the regex chains run on
+    the distinct values only, the rows get theirs by a hash join (same values as a row-wise run)."""
+    out = df
+    for name, (src, fn) in specs.items():
+        values = df.get_column(src).unique()
+        table = pl.DataFrame({"__src": values}).with_columns(fn(pl.col("__src")).alias(name))
+        keys = out.get_column(src).to_frame("__src")
+        mapped = keys.join(table, on="__src", how="left", nulls_equal=True, maintain_order="left").get_column(name)
+        out = out.with_columns(mapped)
+    return out

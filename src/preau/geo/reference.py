@@ -16,10 +16,12 @@ import numpy as np
 import polars as pl
 
 from preau.errors import PreauError, Report, rel
-from preau.geo.normalize import commune_key, insee_key, postcode_key, repetition_key, street_full_key, street_key
+from preau.geo.normalize import (commune_key, insee_key, on_distinct, postcode_key, repetition_key, street_full_key,
+                                 street_key)
 
 REQUIRED = ("numero", "nom_voie", "code_insee")
 OPTIONAL = ("id", "rep", "code_postal", "nom_commune")
+USED = set(REQUIRED) | set(OPTIONAL) | {"x", "y", "lon", "lat", "nom_ancienne_commune"}
 LIEU_DIT = 99999  # BAN pseudo-number of named places without a house number
 
 
@@ -66,8 +68,11 @@ def _read_csv(path: Path, report: Report) -> pl.DataFrame | None:
             head = gzip.open(path).read(4096)
         first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
         sep = ";" if first.count(";") >= first.count(",") else ","
+        # Only the columns the reference uses (a BAN file has 23): less parsing, less memory.
+        names = [n.strip().strip('"').lstrip("\ufeff") for n in first.rstrip("\r").split(sep)]
+        wanted = [i for i, n in enumerate(names) if n in USED]
         return pl.read_csv(path, separator=sep, infer_schema=False, encoding="utf8-lossy",
-                           truncate_ragged_lines=True, quote_char='"')
+                           truncate_ragged_lines=True, quote_char='"', columns=wanted or None)
     except Exception as exc:  # polars raises several exception types for malformed files
         report.error("geo-reference-unreadable", f"fichier BAN illisible ({type(exc).__name__})",
                      f"unreadable BAN file ({type(exc).__name__})", file=rel(path))
@@ -109,7 +114,10 @@ def _check_columns(df: pl.DataFrame, path: Path, report: Report) -> pl.DataFrame
 def _coordinates(df: pl.DataFrame, path: Path, report: Report) -> pl.DataFrame:
     """Float x/y (Lambert-93) and lon/lat, deriving whichever pair is missing or unusable."""
     cols = set(df.columns)
-    num = lambda c: pl.col(c).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)  # noqa: E731
+    def num(c: str) -> pl.Expr:  # decimal commas only cost a replace when the column has some
+        if df.get_column(c).str.contains(",", literal=True).any():
+            return pl.col(c).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+        return pl.col(c).cast(pl.Float64, strict=False)
     df = df.with_columns(
         (num("x") if "x" in cols else pl.lit(None, pl.Float64)).alias("x"),
         (num("y") if "y" in cols else pl.lit(None, pl.Float64)).alias("y"),
@@ -169,20 +177,22 @@ def load_reference(paths: str | Path | Iterable[str | Path]) -> Reference:
                            f"{bad.height} row(s) without usable coordinates skipped (first: line {first})",
                            file=rel(p), line=first, field="x", count=1)
             df = df.filter(~(pl.col("x").is_null() | pl.col("y").is_null() | pl.col("x").is_nan()))
-        frames.append(df.select(
-            pl.col("id").cast(pl.Utf8),
-            insee_key(pl.col("code_insee")).alias("insee"),
-            street_key(pl.col("nom_voie")).alias("voie"),
-            street_full_key(pl.col("nom_voie")).alias("voie_full"),
-            pl.col("numero").cast(pl.Int32, strict=False).alias("numero"),
-            repetition_key(pl.col("rep")).alias("rep"),
-            postcode_key(pl.col("code_postal")).alias("cp"),
-            commune_key(pl.col("nom_commune")).alias("ck"),
+        # Keys computed once per distinct name / code (streets and communes repeat on many rows).
+        specs = {"insee": ("code_insee", insee_key), "voie": ("nom_voie", street_key),
+                 "voie_full": ("nom_voie", street_full_key), "rep_k": ("rep", repetition_key),
+                 "cp": ("code_postal", postcode_key), "ck": ("nom_commune", commune_key)}
+        if "nom_ancienne_commune" in df.columns:
             # Communes nouvelles: families still write the former commune's name.
-            (commune_key(pl.col("nom_ancienne_commune")) if "nom_ancienne_commune" in df.columns
-             else pl.lit("")).alias("ck_old"),
+            specs["ck_old"] = ("nom_ancienne_commune", commune_key)
+        df = on_distinct(df, specs)
+        frames.append(df.select(
+            pl.col("id").cast(pl.Utf8), "insee", "voie", "voie_full",
+            pl.col("numero").cast(pl.Int32, strict=False).alias("numero"),
+            pl.col("rep_k").alias("rep"), "cp", "ck",
+            (pl.col("ck_old") if "ck_old" in df.columns else pl.lit("")).alias("ck_old"),
             "x", "y", "lon", "lat",
         ))
+        del df
     report.raise_if_errors()
     if not frames:
         report.error("geo-reference-empty", "aucun fichier de référence BAN fourni", "no BAN reference file given")
@@ -200,8 +210,8 @@ def build_reference(df: pl.DataFrame, report: Report | None = None, sources: lis
         raise PreauError(report)
     df = df.with_columns((pl.col("numero") % 2).alias("par"))
     numbered = df.filter(pl.col("numero").is_not_null() & (pl.col("numero") < LIEU_DIT))
-    dup = numbered.height - numbered.unique(["insee", "voie", "numero", "rep"]).height
     addresses = numbered.unique(["insee", "voie", "numero", "rep"], keep="first", maintain_order=True)
+    dup = numbered.height - addresses.height
     if dup:
         report.warning("geo-reference-duplicates",
                        f"{dup} adresse(s) en double (même commune, voie, numéro, indice) : la première est gardée",
