@@ -182,3 +182,13 @@ def test_demo_federation_harvests_the_neighbour(sample_root, tmp_path):
     assert again.writes == 0 and again.source("voisin").counts["unchanged"] == 2
     names = {d["name"] for d in json.loads((out / "catalog" / "catalog.json").read_text())["datasets"]}
     assert {"voisin-demo-32-effectifs-commune-niveau", "voisin-demo-32-effectifs-ecole-niveau"} <= names
+    # mirrored files: the neighbour's schools get their pages, which say where they come from
+    site = out / "site"
+    build_site(out / "catalog", site, workspace=sample_root)
+    gers = sorted(site.glob("ecoles/032*.html"))
+    assert gers and len(gers) == len(list(site.glob("ecoles/*.html"))) - len(list(site.glob("ecoles/065*.html")))
+    page = gers[0].read_text(encoding="utf-8")
+    assert "Moissonné depuis « Catalogue Préau voisin (démonstration, Gers) »" in page
+    assert 'jeux-de-donnees/voisin-demo-32-effectifs-ecole-niveau/#provenance"' in page
+    assert "Moissonné depuis" not in sorted(site.glob("ecoles/065*.html"))[0].read_text(encoding="utf-8")
+    site_checks.test_no_broken_internal_links(site)

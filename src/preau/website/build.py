@@ -786,7 +786,7 @@ class _Builder:
         ctx = {"uai": uai, "name": s["name"], "commune": s["commune"], "code_insee": s["code_insee"],
                "secteur": s["secteur"], "code_secteur": s["code_secteur"], "charts": charts, "rows": rows,
                "levels": level_names, "dataset": s["dataset"], "publisher": s["publisher"],
-               "has_map": s["publisher"] in self.maps}
+               "has_map": s["publisher"] in self.maps, "harvested_from": s.get("harvested_from")}
         return ctx
 
     def copy_assets(self) -> None:

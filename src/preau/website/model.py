@@ -224,6 +224,8 @@ def _load_schools(cat: Catalog) -> None:
                 if school is None:
                     school = cat.schools[uai] = {"uai": uai, "years": {}, "dataset": ds["name"],
                                                  "publisher": ds["publisher"]}
+                    if ds.get("harvest"):
+                        school["harvested_from"] = ds["harvest"].get("source_title") or ds["harvest"].get("source")
                 name = " ".join(x for x in (row.get("denomination_principale"), row.get("patronyme")) if x)
                 school.update({"name": name or uai, "commune": row.get("commune") or "",
                                "code_insee": row.get("code_insee") or "", "secteur": row.get("secteur") or "",
