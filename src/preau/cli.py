@@ -314,6 +314,7 @@ def validate_cmd(
         print(report.to_json())
     else:
         print(report.render(lang()))
+    _EXIT_NOW["ok"] = True  # all written: main() may skip freeing the table's memory at exit
     raise typer.Exit(code=0 if report.valid else 1)
 
 
@@ -562,10 +563,24 @@ def demo_cmd(
         out.print(f"  {path}  {f if fr else e}")
 
 
+# Set by a command once its output is written and nothing is left to do but free memory: freeing a
+# large validated table object by object at interpreter exit costs ~0.1 s of CPU for nothing.
+_EXIT_NOW = {"ok": False}
+
+
 def main() -> None:
     """Entry point: run the app, turning any user error into a message and an exit code."""
     try:
         app()
+    except SystemExit as exc:
+        if _EXIT_NOW["ok"] and isinstance(exc.code, (int, type(None))):
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                raise exc from None
+            os._exit(exc.code or 0)
+        raise
     except PreauError as exc:  # raised outside a command's own handler
         try:
             fail(exc)

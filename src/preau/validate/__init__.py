@@ -165,8 +165,12 @@ class _Resource:
         width = len(f.expected)
         personal_idx = {j for j, spec in enumerate(f.expected) if spec.get("preau:personal") is True}
         names = [spec["name"] for spec in f.expected]
-        rows_needed = allc.get_column("__row").unique()
-        frame = self.raw.frame.filter(pl.col("__row").is_in(rows_needed.implode()))
+        # rows are consecutive record numbers: gather the few rows shown by index (a filter would
+        # scan, and copy, every column of every row)
+        full = self.raw.frame
+        first = int(full.get_column("__row")[0]) if full.height else 0
+        idx = allc.get_column("__row").unique() - first
+        frame = full.select(pl.all().gather(idx.filter((idx >= 0) & (idx < full.height))))
         cells_of: dict[int, tuple[list[str], bool]] = {}
         lazy = self.raw.lazy
         cols = [f"c{j}" for j in range(width) if j not in lazy]

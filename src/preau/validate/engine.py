@@ -483,7 +483,7 @@ def check_unique_and_pk(findings: TableFindings, rows: pl.Series, schema: dict) 
         if len(nulls):
             chunks.append(_chunk(nulls, SEQ_PK, "primary-key", "", 0,
                                  'cells composing the primary keys are all "None"'))
-        rest = _maybe_duplicated(df.filter(~all_null), keys)
+        rest = _maybe_duplicated(df.filter(~all_null) if len(nulls) else df, keys)
         rest = rest.filter(pl.struct(keys).is_duplicated())
         dup = (rest.with_columns(pl.col("__row").shift(1).over(keys).alias("prev"))
                .filter(pl.col("prev").is_not_null()))
