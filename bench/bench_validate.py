@@ -1,22 +1,31 @@
 """Bench: Préau's validator vs frictionless-py on the same pupil-like file, in one run.
 
     .venv/bin/python bench/bench_validate.py               # 100,000 rows (default, ~1 min)
-    .venv/bin/python bench/bench_validate.py --rows 1000000
+    .venv/bin/python bench/bench_validate.py --rows 1000000 --out result.json
 
 Writes a CSV in the canonical ``eleves-premier-degre`` form (23 columns, personal fields filled with
 random tokens — no realistic personal value), plants errors (bad dates, wrong levels / sex / postcode,
 missing required names, broken booleans, duplicate primary keys, ragged rows, wrong UAI check
 letters), then validates it with frictionless-py and with ``preau validate``, each as a whole
-subprocess (interpreter start, imports, reading, checking, JSON report). Prints rows/s of each,
-the ratio (wall and CPU time), peak memory (VmHWM) of each process, and compares the error sets (type, row, field,
-note): they must be identical, apart from Préau's French code checks (``preau:check``, the wrong
-UAI check letters), which frictionless does not know (counted separately).
+subprocess (interpreter start, imports, reading, checking, JSON report, exit). Préau runs as the
+``preau validate FILE --schema eleves-premier-degre --json`` console command (its ``main()``), its
+JSON report written to a file. Prints rows/s of each, the ratio (wall and CPU time), peak memory
+(VmHWM) of each process, and compares the error sets (type, row, field, note): they must be
+identical, apart from Préau's French code checks (``preau:check``, the wrong UAI check letters),
+which frictionless does not know (counted separately). ``--out PATH`` writes the result record
+(``bench/_common.py``).
+
+Both tools start from compiled bytecode: ``uv sync --compile-bytecode`` compiles the installed
+packages (frictionless, polars…); Préau's own sources (an editable install) are compiled here first,
+as an installed wheel would be (this matters where ``PYTHONDONTWRITEBYTECODE`` is set).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mb, result, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schemas" / "eleves-premier-degre" / "schema.json"
@@ -49,23 +61,28 @@ hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmH
 print(json.dumps({"maxrss_kb": hwm, "cpu": ru.ru_utime + ru.ru_stime}), file=sys.stderr)
 """
 
+# The console command itself (``preau = preau.cli:main``), stdout to the report file; its peak memory
+# is read at its very end, also when it leaves through ``os._exit`` (no memory freeing at exit).
 PREAU_RUNNER = r"""
-import json, resource, sys
+import json, os, resource, sys
 from preau.cli import main
-path, out = sys.argv[1], sys.argv[2]
-sys.argv = ["preau", "validate", path, "--schema", "eleves-premier-degre", "--json"]
-try:
-    with open(out, "w") as fh:
-        sys.stdout = fh
-        main()
-except SystemExit:
-    pass
-finally:
-    sys.stdout = sys.__stdout__
+
+def peak():
     ru = resource.getrusage(resource.RUSAGE_SELF)
     # VmHWM: this process's own peak (ru_maxrss may carry the parent's peak over fork + exec)
     hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
-    print(json.dumps({"maxrss_kb": hwm, "cpu": ru.ru_utime + ru.ru_stime}), file=sys.stderr)
+    print(json.dumps({"maxrss_kb": hwm, "cpu": ru.ru_utime + ru.ru_stime}), file=sys.stderr, flush=True)
+
+real_exit = os._exit
+def _exit(code):
+    peak()
+    real_exit(code)
+os._exit = _exit
+sys.argv = ["preau", "validate", sys.argv[1], "--schema", "eleves-premier-degre", "--json"]
+try:
+    main()
+except SystemExit:
+    peak()
 """
 
 UAI_ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ"
@@ -151,22 +168,34 @@ def make_file(path: Path, rows: int, seed: int = 7) -> dict:
     return dict(planted)
 
 
-def run(cmd: list[str]) -> tuple[float, int, float]:
+def run(cmd: list[str], stdout: Path | None = None) -> tuple[float, int, float]:
+    """(wall seconds, peak memory in kB, CPU seconds) of one process; CPU time from the kernel's
+    accounting of the finished child (start-up and exit included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    with open(stdout, "w", encoding="utf-8") if stdout else open(os.devnull, "w") as fh:
+        res = subprocess.run(cmd, stdout=fh, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     last = [ln for ln in res.stderr.strip().splitlines() if ln.startswith('{"maxrss_kb"')]
     if not last:
         raise SystemExit(f"runner failed:\n{res.stderr[-3000:]}")
     info = json.loads(last[-1])
-    return dt, info["maxrss_kb"], info["cpu"]
+    return dt, info["maxrss_kb"], cpu
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--keep", type=Path, default=None, help="keep the generated CSV at this path")
+    ap.add_argument("--out", default=None, help="write the result record (JSON, bench/_common.py) here")
     args = ap.parse_args()
+    # Préau's sources as an installed package has them: compiled (see the module docstring)
+    subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "src" / "preau")], check=True,
+                   stdout=subprocess.DEVNULL)
+    import frictionless
+    load_start = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="preau-bench-") as tmp:
         tmp = Path(tmp)
         data = args.keep or tmp / "eleves.csv"
@@ -176,7 +205,7 @@ def main() -> None:
         print(f"file: {args.rows:,} rows x 23 columns, {size:.1f} MB (generated in {time.perf_counter() - t0:.1f} s)")
         print("planted: " + ", ".join(f"{k}={v}" for k, v in planted.items()))
         p_out, f_out = tmp / "preau.json", tmp / "frictionless.json"
-        p_time, p_rss, p_cpu = run([PY, "-c", PREAU_RUNNER, str(data), str(p_out)])
+        p_time, p_rss, p_cpu = run([PY, "-c", PREAU_RUNNER, str(data)], stdout=p_out)
         f_time, f_rss, f_cpu = run([PY, "-c", FRICTIONLESS_RUNNER, str(data), str(SCHEMA), str(f_out)])
         report = json.loads(p_out.read_text())
         ours = [[e["type"], e.get("rowNumber"), e.get("fieldName"), e.get("note")]
@@ -196,6 +225,27 @@ def main() -> None:
         print(f"findings identical (type, row, field, note; same order): {identical} "
               f"({len(ours_common)} common errors; {len(preau_only)} Préau-only French code check errors)")
         print("error types: " + ", ".join(f"{k}={v}" for k, v in sorted(Counter(e[0] for e in theirs).items())))
+        ratio = f_time / p_time
+        write_result(args.out, result(
+            "validation",
+            "Validation d'un fichier élèves ({} lignes × 23 colonnes, erreurs semées) : `preau validate` contre "
+            "frictionless-py, processus entiers".format(f"{args.rows:,}".replace(",", "\u202f")),
+            size={"rows": args.rows, "columns": 23, "megabytes": round(size, 1),
+                  "planted_errors": sum(planted.values())},
+            preau={"seconds": round(p_time, 3), "rate": round(args.rows / p_time), "unit": "lignes/s",
+                   "cpu_seconds": round(p_cpu, 3), "peak_rss_mb": round(p_rss / 1024, 1),
+                   "errors": len(ours)},
+            anchor={"name": f"frictionless-py {frictionless.__version__}", "seconds": round(f_time, 3),
+                    "rate": round(args.rows / f_time), "unit": "lignes/s", "cpu_seconds": round(f_cpu, 3),
+                    "peak_rss_mb": round(f_rss / 1024, 1), "errors": len(theirs)},
+            ratio=ratio, ratio_meaning="temps frictionless / temps Préau", goal="≥ 20×", goal_met=ratio >= 20,
+            details={"identical_findings": identical, "common_errors": len(ours_common),
+                     "preau_only_code_check_errors": len(preau_only),
+                     "cpu_ratio": round(f_cpu / p_cpu, 2),
+                     "error_types": dict(sorted(Counter(e[0] for e in theirs).items())),
+                     "planted": planted, "polars": pl.__version__,
+                     "load_average": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
+                     "bench_peak_rss_mb": peak_rss_mb()}))
         if not identical:
             a, b = Counter(map(tuple, ours_common)), Counter(map(tuple, theirs))
             print("only Préau:", list((a - b).items())[:5])
