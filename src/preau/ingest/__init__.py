@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from preau.codes import ALL_LEVELS, UAI_ALPHABET, is_valid_school_year
@@ -160,10 +161,22 @@ def _line_of_offset(path: Path, offset: int) -> int:
 
 
 def _detect_encoding(path: Path, head: bytes, wanted: str, report: Report) -> str:
+    """UTF-8 if the whole file decodes as UTF-8, else Windows-1252.
+
+    A Windows-1252 export fails UTF-8 at its first accented letter (near the top): it is not read
+    in full here — undefined Windows-1252 bytes are reported by :func:`_csv_chunks` while reading."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     candidates = ["utf-8", "cp1252"] if wanted == "auto" else [wanted]
     for enc in candidates:
+        if enc == "cp1252" and wanted == "auto":
+            try:  # the rest is checked chunk by chunk while reading (undefined bytes → ingest-encoding)
+                head.decode(enc)
+                return enc
+            except UnicodeDecodeError as exc:
+                if exc.start < len(head) - 1:
+                    _encoding_error(report, path, enc, head.count(b"\n", 0, exc.start) + 1)
+                return enc
         dec = codecs.getincrementaldecoder(enc)()
         offset = 0
         try:
@@ -177,6 +190,10 @@ def _detect_encoding(path: Path, head: bytes, wanted: str, report: Report) -> st
             bad_line = _line_of_offset(path, offset + exc.start)
             last = (enc, bad_line)
     enc, bad_line = last
+    _encoding_error(report, path, enc, bad_line)
+
+
+def _encoding_error(report: Report, path: Path, enc: str, bad_line: int | None):
     names = {"utf-8": "UTF-8", "cp1252": "Windows-1252"}
     _err(report, "ingest-encoding",
          f"encodage non reconnu : octet invalide en {names.get(enc, enc)} ; attendu UTF-8 ou Windows-1252",
@@ -209,7 +226,10 @@ def _csv_chunks(path: Path, info: FileInfo):
                 body, rest = data[:cut], data[cut:]
             else:
                 body, rest = data, b""
-            text = body.decode(info.encoding) if info.encoding not in ("utf-8", "utf-8-sig") else None
+            try:
+                text = body.decode(info.encoding) if info.encoding not in ("utf-8", "utf-8-sig") else None
+            except UnicodeDecodeError as exc:
+                _encoding_error(Report(subject=rel(path)), path, info.encoding, line + body.count(b"\n", 0, exc.start))
             yield line, header + (text.encode("utf-8") if text is not None else body)
             line += body.count(b"\n")
             if not block:
@@ -447,9 +467,18 @@ def _ragged_rows(chunk: bytes, delimiter: str, n_fields: int) -> list[int]:
     """Row numbers (1 = header) of rows with a different number of fields (fast path: no quotes)."""
     if b'"' in chunk:
         return [r for r in _csv_field_counts(chunk, delimiter, n_fields)]
-    d = delimiter.encode()
-    lines = chunk.split(b"\n")
-    return [i + 1 for i, ln in enumerate(lines) if ln.strip(b"\r") and ln.count(d) != n_fields - 1]
+    buf = np.frombuffer(chunk, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    if len(ends) == 0 or ends[-1] != len(buf) - 1:
+        ends = np.append(ends, len(buf))
+    delims = np.concatenate(([0], np.cumsum(buf == ord(delimiter))))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    per_line = delims[ends] - delims[starts]
+    # blank lines (nothing but "\r") are not rows
+    cr = np.concatenate(([0], np.cumsum(buf == 13)))
+    length = ends - starts - (cr[ends] - cr[starts])
+    bad = np.flatnonzero((length > 0) & (per_line != n_fields - 1))
+    return (bad + 1).tolist()
 
 
 def _csv_field_counts(chunk: bytes, delimiter: str, n_fields: int) -> list[int]:
