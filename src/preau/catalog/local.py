@@ -251,6 +251,8 @@ def refresh_index(catalog_dir: str | Path, *, base_url: str | None = None) -> bo
         generated = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         index = _index([], generated, dcat.base_url(base_url))
     new = merge_harvested(index, *harvested_index(catalog_dir))
+    if path.is_file() and {**new, "generated": None} == {**index, "generated": None}:
+        return False  # same content: not even serialised
     new["generated"] = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return write_if_changed(path, _index_bytes(path, new))
 
