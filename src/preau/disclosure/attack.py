@@ -26,11 +26,11 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from preau.disclosure.hierarchy import CountTable
+from preau.disclosure.lp import BIG, build_lp, new_highs  # noqa: F401  (new_highs re-exported)
 from preau.disclosure.model import Model, build_model
 from preau.errors import PreauError, Problem, Report
 
 DEBUG = bool(os.environ.get("PREAU_DEBUG"))
-BIG = 1e9  # upper bound standing for "unbounded"
 EPS = 1e-6
 BATCH_VARS = 5_000  # variables per block-diagonal LP (HiGHS is superlinear: small batches are faster)
 MAX_PUSH = 30
@@ -39,8 +39,8 @@ CLUSTER = 64  # level-1 blocks per level-2 cluster
 LOCAL_TARGETED = 12  # targeted rounds in local certification
 LEVELS = (2,)
 MAX_CELL_LPS = 5_000
-MAX_EXACT_ROUNDS = 25  # exact min/max rounds per block; beyond, cells stay "not proven" (still a failure)  # level 2.5: cells handled one by one before the exact LPs  # level 1 (blocks of narrow equations alone) rarely certifies school tables: skipped
-PRESOLVE = os.environ.get("PREAU_PRESOLVE", "on")  # variables per block-diagonal LP
+SMALL_BLOCK = 6_000  # blocks up to this many unknowns get exact LPs directly (warm-started simplex is fast there)
+MAX_EXACT_ROUNDS = 25  # exact min/max rounds per large block; beyond, cells stay "not proven" (still a failure)
 
 
 @dataclass
@@ -57,49 +57,9 @@ class Attack:
     lps: int = 0
 
 
-_BANNER_DONE = False
-
-
-def new_highs() -> highspy.Highs:
-    """A silent HiGHS instance (the first one prints a banner on stdout: keep ``--json`` clean)."""
-    global _BANNER_DONE
-    if not _BANNER_DONE:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        try:
-            with open(os.devnull, "w") as null:
-                os.dup2(null.fileno(), 1)
-                h = highspy.Highs()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-        _BANNER_DONE = True
-    else:
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("simplex_strategy", 4)  # primal simplex: the basis stays feasible when the cost changes
-    return h
-
-
 def _highs(AU: sp.csc_matrix, rhs: np.ndarray) -> highspy.Highs:
-    h = new_highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("presolve", PRESOLVE)
-    lp = highspy.HighsLp()
-    ncol = AU.shape[1]
-    lp.num_col_ = ncol
-    lp.num_row_ = AU.shape[0]
-    lp.col_cost_ = np.zeros(ncol)
-    lp.col_lower_ = np.zeros(ncol)
-    lp.col_upper_ = np.full(ncol, BIG)
-    lp.row_lower_ = rhs.astype(np.float64)
-    lp.row_upper_ = rhs.astype(np.float64)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = AU.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = AU.indices.astype(np.int32)
-    lp.a_matrix_.value_ = AU.data.astype(np.float64)
-    h.passModel(lp)
-    return h
+    """The attacker's LP: ``AU x = rhs``, ``x ≥ 0`` (cost set per solve)."""
+    return build_lp(AU, row_lower=rhs, row_upper=rhs)
 
 
 def _solve(h: highspy.Highs, cost: np.ndarray, sense_max: bool) -> np.ndarray | None:
@@ -289,11 +249,22 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
         np.minimum(lo, prior[0][U], out=lo)
         np.maximum(hi, prior[1][U], out=hi)
     lps = 0
+    done = np.zeros(nU, bool)
+    pending = hi - lo < wU - EPS
+    # small blocks (the usual case for linked tables of one territory): exact min / max LPs on the
+    # whole block straight away, warm-started, one pending cell per block per LP until none is
+    # left. Exact answers are both the proof and what the repair needs (no repair is spent on a
+    # cell that was protected already), and they cost less than the restricted certificates below.
+    small = (sizes <= SMALL_BLOCK)[vlab]
+    if pending.any() and (small & pending).any():
+        l2, h2, d2, n_lp = _exact_blocks(AU, rhs, vlab, rlab, ncomp, pending & small, wU, lo, hi, rng, None)
+        lps += n_lp
+        lo, hi, done = l2, h2, done | d2
+        pending = (hi - lo < wU - EPS) & ~small
     # level 1: blocks once the wide equations are cut; level 2: clusters of failing level-1 blocks
     rnnz = np.diff(AU.indptr)
     narrow = AU[rnnz <= WIDE]
     _, g1, _ = _components(narrow)
-    pending = hi - lo < wU - EPS
     for level in LEVELS:
         if not pending.any():
             break
@@ -329,26 +300,39 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
                 pending = hi - lo < wU - EPS
         if DEBUG:
             print(f"level 2.5: pending {pending.sum()} / {nU}", file=sys.stderr)
-    done = np.zeros(nU, bool)
     if exact and pending.any():
         # level 3: exact LPs on the full blocks of the cells still pending
-        active = np.isin(vlab, np.unique(vlab[pending]))
-        for batch in _batches(vlab[active]):
-            inb = np.zeros(ncomp, bool)
-            inb[batch] = True
-            vsel = np.nonzero(inb[vlab])[0]
-            rsel = np.nonzero(inb[rlab])[0]
-            sub = AU[rsel][:, vsel].tocsc()
-            wv = np.where(pending[vsel], wU[vsel], 0.0)
-            l2, h2, d2, n_lp = _attack_batch(sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], exact=True, rng=rng,
-                                             targeted_rounds=MAX_EXACT_ROUNDS)
-            lps += n_lp
-            lo[vsel], hi[vsel], done[vsel] = l2, h2, d2
+        l2, h2, d2, n_lp = _exact_blocks(AU, rhs, vlab, rlab, ncomp, pending, wU, lo, hi, rng, MAX_EXACT_ROUNDS)
+        lps += n_lp
+        lo, hi, done = l2, h2, done | d2
         if DEBUG:
             print(f"level 3 (exact): {int(done.sum())} cells solved exactly", file=sys.stderr)
     protected = hi - lo >= wU - EPS
     return Attack(U, lo, hi, done, protected, blocks=int(ncomp), largest_block=int(sizes.max()) if len(sizes) else 0,
                   lps=lps)
+
+
+def _exact_blocks(AU: sp.csr_matrix, rhs: np.ndarray, vlab: np.ndarray, rlab: np.ndarray, ncomp: int,
+                  pending: np.ndarray, wU: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator,
+                  rounds: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Exact min / max LPs of the ``pending`` cells on their full blocks (blocks batched; at most
+    ``rounds`` cells per block, None = all). Returns (low, high, exactly solved, LPs)."""
+    lo, hi = lo.copy(), hi.copy()
+    done = np.zeros(len(lo), bool)
+    lps = 0
+    active = np.isin(vlab, np.unique(vlab[pending]))
+    for batch in _batches(vlab[active]):
+        inb = np.zeros(ncomp, bool)
+        inb[batch] = True
+        vsel = np.nonzero(inb[vlab])[0]
+        rsel = np.nonzero(inb[rlab])[0]
+        sub = AU[rsel][:, vsel].tocsc()
+        wv = np.where(pending[vsel], wU[vsel], 0.0)
+        l2, h2, d2, n_lp = _attack_batch(sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], exact=True, rng=rng,
+                                         targeted_rounds=rounds)
+        lps += n_lp
+        lo[vsel], hi[vsel], done[vsel] = l2, h2, d2
+    return lo, hi, done, lps
 
 
 def _cell_witnesses(AU: sp.csr_matrix, x0: np.ndarray, cells: np.ndarray, lo: np.ndarray, hi: np.ndarray,

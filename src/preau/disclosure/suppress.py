@@ -28,13 +28,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-import highspy
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from preau.disclosure.attack import BIG, DEBUG, cap_widths, AuditReport, _report, audit, audit_model, new_highs
+from preau.disclosure.attack import DEBUG, _components, cap_widths, AuditReport, _report, audit, audit_model
 from preau.disclosure.hierarchy import CountTable
+from preau.disclosure.lp import BIG, build_lp, optimal
 from preau.disclosure.model import Model, build_model
 from preau.errors import PreauError, Problem
 
@@ -323,12 +323,17 @@ REPAIR_TIERS = ((6, 600, "hidden"), (10, 2000, "hidden"), (3, 400, 20), (4, 3000
 GOOD_ENOUGH = 8
 
 
-def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix) -> tuple[int, int]:
-    """Protection LP for one cell (see module doc). Returns (cells added, LPs solved)."""
+def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, known_short: bool = False) -> tuple[int, int]:
+    """Protection LP for one cell (see module doc). Returns (cells added, LPs solved).
+
+    ``known_short``: the attacker's exact range of the cell is below its width, so no deviation
+    through hidden cells alone exists: the hidden-only tiers are skipped."""
     w = float(st.width[c])
     lps = 0
     best = None
     for depth, max_vars, cap in REPAIR_TIERS:
+        if known_short and cap == "hidden":
+            continue
         N = _neighbourhood(c, st, A, AT, max_vars, depth, hidden_only=cap == "hidden")
         if cap == "hidden":
             cap = None
@@ -351,28 +356,30 @@ def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix) -> tuple[in
             break
     if best is None:
         return -1, lps
-    _, new, support, y = best
-    st.sup[new] = True
-    # x + y is feasible once the support is hidden: a witness for every cell it moves
-    moved = st.x[support] + y
-    np.minimum.at(st.lo, support, moved)
-    np.maximum.at(st.hi, support, moved)
-    return len(new), lps
+    return _apply_deviation(st, best), lps
+
+
+def _deviation_lp(st: _State, N: np.ndarray, w: float) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
+    """The protection LP over the variables ``N``: columns ``y+`` (n) then ``y−`` (n),
+    ``A_N (y+ − y−) = 0``, ``y− ≤ x`` (so ``x + y ≥ 0``); hidden cells cost almost nothing,
+    published ones their count (+1, scaled by the width). Returns (matrix, cost, upper bounds)."""
+    sub = st.AC[:, N].tocsr()
+    rows = np.nonzero(np.diff(sub.indptr) > 0)[0]
+    sub = sub[rows]
+    M = sp.hstack([sub, -sub], format="csc")
+    cost = _deviation_cost(st, N, w)
+    return M, np.concatenate([cost, cost]), np.concatenate([np.full(len(N), BIG), st.x[N]])
+
+
+def _deviation_cost(st: _State, N: np.ndarray, w: float) -> np.ndarray:
+    return np.where(st.hidden()[N], 1e-3, (st.x[N] + 1.0) / w)
 
 
 def _protection_lp(c: int, N: np.ndarray, st: _State, A: sp.csr_matrix, w: float,
                    direction: float) -> tuple[np.ndarray, float] | None:
     n = len(N)
-    sub = st.AC[:, N].tocsr()
-    rows = np.nonzero(np.diff(sub.indptr) > 0)[0]
-    sub = sub[rows]
-    # columns: y+ (n) then y- (n)
-    M = sp.hstack([sub, -sub], format="csc")
-    hid = st.hidden()[N]
-    cost = np.where(hid, 1e-3, (st.x[N] + 1.0) / w)
-    cost = np.concatenate([cost, cost])
+    M, cost, upper = _deviation_lp(st, N, w)
     lower = np.zeros(2 * n)
-    upper = np.concatenate([np.full(n, BIG), st.x[N]])
     ci = int(np.nonzero(N == c)[0][0])
     if direction > 0:
         lower[ci] = upper[ci] = w
@@ -380,25 +387,98 @@ def _protection_lp(c: int, N: np.ndarray, st: _State, A: sp.csr_matrix, w: float
     else:
         lower[n + ci] = upper[n + ci] = w
         upper[ci] = 0.0
-    h = new_highs()
-    lp = highspy.HighsLp()
-    lp.num_col_ = 2 * n
-    lp.num_row_ = M.shape[0]
-    lp.col_cost_ = cost
-    lp.col_lower_ = lower
-    lp.col_upper_ = upper
-    lp.row_lower_ = np.zeros(M.shape[0])
-    lp.row_upper_ = np.zeros(M.shape[0])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = M.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = M.indices.astype(np.int32)
-    lp.a_matrix_.value_ = M.data.astype(np.float64)
-    h.passModel(lp)
+    h = build_lp(M, cost=cost, lower=lower, upper=upper)
     h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+    if not optimal(h):
         return None
     sol = np.asarray(h.getSolution().col_value)
     return sol[:n] - sol[n:], h.getInfo().objective_function_value
+
+
+# Cells whose component (over the cells that can move: decidable or unknown) has at most this many
+# variables get their protection LP on the whole component, one HiGHS model per component kept
+# warm across cells (only the repaired cell's bounds and the costs of newly hidden cells change).
+# Larger components (national tables) use the neighbourhood tiers of :func:`_repair`.
+REPAIR_COMPONENT = 20_000
+
+
+class _ComponentLPs:
+    """Protection LPs on whole components of the movable cells (see ``REPAIR_COMPONENT``)."""
+
+    def __init__(self, st: _State, A: sp.csr_matrix):
+        self.st = st
+        self.movable = np.nonzero(st.decidable | st.unknown_always)[0]
+        _, lab, _ = _components(A[:, self.movable].tocsr())
+        self.label = lab
+        self.comp = np.full(st.model.n, -1, dtype=np.int64)
+        self.comp[self.movable] = lab
+        self.size = np.bincount(lab) if len(lab) else np.zeros(0, np.int64)
+        self.models: dict[int, tuple] = {}
+
+    def covers(self, c: int) -> bool:
+        k = self.comp[c]
+        return k >= 0 and self.size[k] <= REPAIR_COMPONENT
+
+    def _model(self, k: int):
+        st = self.st
+        if k not in self.models:
+            N = self.movable[self.label == k]
+            w = float(max(st.width[N].max(), 1.0))
+            M, cost, upper = _deviation_lp(st, N, w)
+            h = build_lp(M, cost=cost, upper=upper, presolve="choose")
+            h.setOptionValue("simplex_strategy", 1)  # dual simplex: re-solves after bound changes stay warm
+            self.models[k] = (h, N, {int(v): i for i, v in enumerate(N.tolist())}, st.hidden()[N].copy(), w)
+        h, N, pos, hid, w = self.models[k]
+        now = st.hidden()[N]
+        changed = np.nonzero(now != hid)[0]
+        if len(changed):  # cells hidden (or published) since: their cost changes
+            cost = _deviation_cost(st, N[changed], w)
+            cols = np.concatenate([changed, changed + len(N)]).astype(np.int32)
+            h.changeColsCost(len(cols), cols, np.concatenate([cost, cost]))
+            hid[changed] = now[changed]
+        return h, N, pos
+
+    def repair(self, c: int) -> tuple[int, int]:
+        """Protection LP of cell ``c`` on its whole component. Returns (cells added, LPs solved)."""
+        st = self.st
+        h, N, pos = self._model(int(self.comp[c]))
+        n = len(N)
+        ci = pos[c]
+        w = float(st.width[c])
+        best = None
+        lps = 0
+        for direction in (1.0, -1.0):
+            if direction < 0 and st.x[c] < w:
+                continue
+            fixed, zero = (ci, n + ci) if direction > 0 else (n + ci, ci)
+            h.changeColsBounds(2, np.array([fixed, zero], dtype=np.int32), np.array([w, 0.0]), np.array([w, 0.0]))
+            h.run()
+            lps += 1
+            if optimal(h):
+                sol = np.asarray(h.getSolution().col_value)
+                y = sol[:n] - sol[n:]
+                nz = np.abs(y) > 1e-7
+                support = N[nz]
+                new = support[~st.sup[support] & st.decidable[support]]
+                cost = float((st.x[new] + 1).sum())
+                if best is None or cost < best[0]:
+                    best = (cost, new, support, y[nz])
+            h.changeColsBounds(2, np.array([ci, n + ci], dtype=np.int32), np.array([0.0, 0.0]),
+                               np.array([BIG, st.x[c]]))
+        if best is None:
+            return -1, lps
+        return _apply_deviation(st, best), lps
+
+
+def _apply_deviation(st: _State, best: tuple) -> int:
+    """Hide the support of the chosen deviation; ``x + y`` is then feasible: a witness for every
+    cell it moves. Returns the number of cells newly hidden."""
+    _, new, support, y = best
+    st.sup[new] = True
+    moved = st.x[support] + y
+    np.minimum.at(st.lo, support, moved)
+    np.maximum.at(st.hi, support, moved)
+    return len(new)
 
 
 def _publish_derivable(st: _State, bad: np.ndarray) -> int:
@@ -430,11 +510,20 @@ def _attack_state(st: _State, exact: bool = False):
     att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
                            exact=exact)
     if len(bad):
+        pos = {int(v): i for i, v in enumerate(att.var)}
+        # secondary cells the attacker derives exactly (their exact LP range is zero) protect
+        # nothing: publish them. The feasible set does not change, so no other interval does.
+        prim = _primary(st)
+        derived = [int(c) for c in np.asarray(bad).tolist()
+                   if int(c) in pos and att.exact[pos[int(c)]] and st.sup[c] and not prim[c]
+                   and att.high[pos[int(c)]] - att.low[pos[int(c)]] < 1e-6]
+        if derived:
+            st.sup[np.asarray(derived, dtype=np.int64)] = False
+            bad = np.setdiff1d(bad, np.asarray(derived, dtype=np.int64))
         # secondary cells no witness could move at all are likely derivable exactly: confirm with
         # exact LPs and publish them now, before any repair LP is spent on them
-        pos = {int(v): i for i, v in enumerate(att.var)}
         flat = [int(c) for c in np.asarray(bad).tolist()
-                if int(c) in pos and att.high[pos[int(c)]] - att.low[pos[int(c)]] < 0.5]
+                if int(c) in pos and not att.exact[pos[int(c)]] and att.high[pos[int(c)]] - att.low[pos[int(c)]] < 0.5]
         if flat and _publish_derivable(st, np.asarray(flat, dtype=np.int64)):
             hid = st.hidden()
             att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
@@ -481,6 +570,7 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
     att, bad = _attack_state(st, exact=method != "modular")
     exact_done = method != "modular"
     stats.timings["audit"] = time.perf_counter() - t
+    comps = None
     while method == "modular" and len(bad) and stats.repair_rounds < max_rounds:
         if DEBUG:
             print(f"round {stats.repair_rounds}: {len(bad)} unprotected", file=sys.stderr)
@@ -489,10 +579,16 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
         round_added = 0
         repaired = 0
         unrepairable: list[int] = []
+        pos = {int(v): i for i, v in enumerate(att.var)}
         for c in bad.tolist():
             if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
                 continue  # hidden earlier only (nothing to decide), or certified by a previous repair
-            added, lps = _repair(int(c), st, A, AT)
+            if comps is None:
+                comps = _ComponentLPs(st, A)
+            if comps.covers(int(c)):
+                added, lps = comps.repair(int(c))
+            else:
+                added, lps = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
             stats.repair_lps += lps
             round_added += max(added, 0)
             repaired += added >= 0

@@ -1,0 +1,65 @@
+"""One place that sets up HiGHS linear programs (the attacker's LPs and the protection LPs)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+BIG = 1e9  # upper bound standing for "unbounded"
+PRESOLVE = os.environ.get("PREAU_PRESOLVE", "on")
+
+_BANNER_DONE = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent HiGHS instance (the first one prints a banner on stdout: keep ``--json`` clean)."""
+    global _BANNER_DONE
+    if not _BANNER_DONE:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _BANNER_DONE = True
+    else:
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("simplex_strategy", 4)  # primal simplex: the basis stays feasible when the cost changes
+    return h
+
+
+def build_lp(M: sp.spmatrix, *, cost: np.ndarray | None = None, lower: np.ndarray | None = None,
+             upper: np.ndarray | None = None, row_lower: np.ndarray | None = None,
+             row_upper: np.ndarray | None = None, presolve: str | None = None) -> highspy.Highs:
+    """A HiGHS instance holding ``row_lower ≤ M x ≤ row_upper``, ``lower ≤ x ≤ upper``, minimise
+    ``cost · x``. Defaults: zero cost, ``0 ≤ x ≤ BIG``, rows ``= 0``."""
+    M = sp.csc_matrix(M)
+    nrow, ncol = M.shape
+    h = new_highs()
+    h.setOptionValue("presolve", presolve or PRESOLVE)
+    lp = highspy.HighsLp()
+    lp.num_col_ = ncol
+    lp.num_row_ = nrow
+    lp.col_cost_ = np.zeros(ncol) if cost is None else np.asarray(cost, dtype=np.float64)
+    lp.col_lower_ = np.zeros(ncol) if lower is None else np.asarray(lower, dtype=np.float64)
+    lp.col_upper_ = np.full(ncol, BIG) if upper is None else np.asarray(upper, dtype=np.float64)
+    lp.row_lower_ = np.zeros(nrow) if row_lower is None else np.asarray(row_lower, dtype=np.float64)
+    lp.row_upper_ = np.zeros(nrow) if row_upper is None else np.asarray(row_upper, dtype=np.float64)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = M.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = M.indices.astype(np.int32)
+    lp.a_matrix_.value_ = M.data.astype(np.float64)
+    h.passModel(lp)
+    return h
+
+
+def optimal(h: highspy.Highs) -> bool:
+    return h.getModelStatus() == highspy.HighsModelStatus.kOptimal
