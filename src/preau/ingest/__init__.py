@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from preau.codes import ALL_LEVELS, UAI_ALPHABET, is_valid_school_year
@@ -467,18 +466,9 @@ def _ragged_rows(chunk: bytes, delimiter: str, n_fields: int) -> list[int]:
     """Row numbers (1 = header) of rows with a different number of fields (fast path: no quotes)."""
     if b'"' in chunk:
         return [r for r in _csv_field_counts(chunk, delimiter, n_fields)]
-    buf = np.frombuffer(chunk, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    if len(ends) == 0 or ends[-1] != len(buf) - 1:
-        ends = np.append(ends, len(buf))
-    delims = np.concatenate(([0], np.cumsum(buf == ord(delimiter))))
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    per_line = delims[ends] - delims[starts]
-    # blank lines (nothing but "\r") are not rows
-    cr = np.concatenate(([0], np.cumsum(buf == 13)))
-    length = ends - starts - (cr[ends] - cr[starts])
-    bad = np.flatnonzero((length > 0) & (per_line != n_fields - 1))
-    return (bad + 1).tolist()
+    d = delimiter.encode()
+    lines = chunk.split(b"\n")
+    return [i + 1 for i, ln in enumerate(lines) if ln.strip(b"\r") and ln.count(d) != n_fields - 1]
 
 
 def _csv_field_counts(chunk: bytes, delimiter: str, n_fields: int) -> list[int]:
