@@ -243,6 +243,17 @@ def test_bad_file_fails_alone_and_nothing_is_half_written(world):
     assert not [p for p in (catalog / "harvested").iterdir() if p.name.startswith(".")]  # no staging left
 
 
+def test_source_that_is_the_target_fails_alone(world):
+    catalog = world["catalog"]
+    before = snapshot(catalog)
+    itself = Source(name="demo", kind="preau", path=catalog, organization="x", resources="mirror")
+    report = harvest([itself, world["sources"][1]], into=f"local:{catalog}")
+    assert report.source("demo").status == "failed" and not report.ok
+    assert report.source("demo").problems[0].code == "harvest-source-is-target"
+    assert report.source("flux").counts["created"] == 1  # the other source goes on
+    assert not [k for k in snapshot(catalog) if k.startswith("harvested/demo-")] and before
+
+
 def test_name_taken_by_a_local_dataset_is_refused(world):
     catalog = world["catalog"]
     src = Source(name="test", kind="preau", path=world["neighbour"] / "_build" / "catalog", organization="x",

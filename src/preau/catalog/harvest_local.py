@@ -243,6 +243,12 @@ def harvest_source_local(src: Source, catalog_dir: str | Path, *, dry_run: bool 
     def problem(code, fr, en, where=None, severity="error"):
         health.problems.append(Problem(code, fr, en, file=src.name, field=where, severity=severity))
 
+    if src.path is not None and src.kind == "preau" and Path(src.path).resolve() == catalog_dir.resolve():
+        health.status = "failed"
+        problem("harvest-source-is-target", "la source est le catalogue cible lui-même : rien n'est copié",
+                "the source is the target catalog itself: nothing is copied", "path")
+        health.seconds = time.perf_counter() - t0
+        return health
     try:
         fetched = (fetch or FETCHERS[src.kind])(src, sleep=sleep)
     except Exception as exc:  # noqa: BLE001 - any failure to read the source fails this source only
