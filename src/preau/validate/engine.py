@@ -112,6 +112,14 @@ def _mask(s: pl.Series) -> pl.Series:
     return s.fill_null(False)
 
 
+def _is_missing(s: pl.Series, missing_values: list[str]) -> pl.Series:
+    """Cells that read as None: missing cell (null) or a missing value ("" by default: one comparison,
+    cheaper than a set lookup)."""
+    if len(missing_values) == 1 and s.dtype == pl.Utf8:
+        return _mask(s.is_null() | (s == missing_values[0]))
+    return _mask(s.is_null() | s.is_in(missing_values))
+
+
 def _chunk(rows: pl.Series, seq: int | pl.Series, etype: str, fname: str, fnumber: int, note: str) -> pl.DataFrame:
     n = len(rows)
     return pl.DataFrame({
@@ -158,7 +166,7 @@ def pattern_match(pattern: str, s: pl.Series) -> pl.Series:
 def type_field(raw: pl.Series, spec: dict, missing_values: list[str]) -> tuple[pl.Series, pl.Series, pl.Series]:
     """(typed value, type error mask, missing mask) of one column of raw cells."""
     ftype = spec.get("type", "any")
-    missing = _mask(raw.is_null() | raw.is_in(missing_values))
+    missing = _is_missing(raw, missing_values)
     present = ~missing
     if ftype == "any" or (ftype == "string" and spec.get("format", "default") in ("default", None)):
         if not missing.any():
@@ -271,7 +279,10 @@ def _rows_with(col: pl.Series, bad: pl.Series) -> pl.Series:
     """Mask of the cells of ``col`` whose value is in ``bad`` (null included)."""
     has_null = bad.null_count() > 0
     bad = bad.drop_nulls()
-    mask = _mask(col.is_in(bad.implode())) if len(bad) else _const(False, len(col), pl.Boolean)
+    if len(bad) == 1:
+        mask = _mask(col == bad[0])
+    else:
+        mask = _mask(col.is_in(bad.implode())) if len(bad) else _const(False, len(col), pl.Boolean)
     return mask | col.is_null() if has_null else mask
 
 
@@ -373,12 +384,12 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
             uniq = distinct[j]
             errs, _, _ = value_errors(uniq, spec, missing_values)
             errs = [(off, etype, note, _rows_with(col, uniq.filter(m))) for off, etype, note, m in errs]
-            missing = _mask(col.is_null() | col.is_in(missing_values))
+            missing = _is_missing(col, missing_values)
             value = (lambda col=col, spec=spec: type_field(col, spec, missing_values)[0])
         elif j in checked:
             errs, value, missing = value_errors(col, spec, missing_values, pre, j)
         else:  # plain text: only missing values matter; the value is made only if a key needs it
-            missing = _mask(col.is_null() | col.is_in(missing_values))
+            missing = _is_missing(col, missing_values)
             order = CONSTRAINTS.get(spec.get("type", "any"), ())
             required = "required" in order and (spec.get("constraints") or {}).get("required") is True
             errs = ([(1 + order.index("required"), "constraint-error", 'constraint "required" is "True"', missing)]

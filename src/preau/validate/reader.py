@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import threading
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -350,15 +351,6 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int,
     ``needed``: column indices the checks use; the others are not read (the last column always is:
     a short line shows there as padding), their cells are read from the line when a report needs them.
     """
-    if needed is not None:
-        locator: LineSource | None = LineSource(data, delimiter, quotechar, bool(crlf))
-        nl = locator.newlines
-    else:
-        locator = None
-        nl = data.count(b"\n")
-    if crlf and crlf != nl:
-        return None
-    n_lines = nl + (0 if data.endswith(b"\n") else 1)
     end = data.find(b"\n")
     head = data if end < 0 else data[:end]
     q = quotechar.encode() if quotechar else b""
@@ -372,9 +364,28 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int,
     width = len(labels)
     if width < 2:
         return None
-    cap = max(1000, n_lines // 20)
+    read = list(range(width))
+    if needed is not None:
+        read = sorted({j for j in needed if 0 <= j < width} | {width - 1})
+    projected = len(read) < width
+    # Byte counts (newlines, per block for the line locator; delimiters, for ragged rows) run in a
+    # thread beside polars' parse: bytes.count holds the GIL, but polars parses without it.
+    scan: dict = {}
+
+    def count() -> None:
+        if projected:
+            scan["locator"] = LineSource(data, delimiter, quotechar, bool(crlf))
+            scan["newlines"] = scan["locator"].newlines
+        else:
+            scan["newlines"] = data.count(b"\n")
+        scan["delimiters"] = data.count(delimiter.encode())
+
+    counter = threading.Thread(target=count, daemon=True)
+    counter.start()
     quoted_raw: dict[int, bytes] = {}  # line index (header = 0) -> raw line
     if q and q in data:
+        counter.join()  # the quoted lines' cap needs the line count
+        cap = max(1000, (scan.get("newlines", 0) + 1) // 20)
         pos = data.find(q)
         line_idx, counted = 0, 0
         while pos >= 0:
@@ -390,17 +401,22 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int,
                 return None
             counted = pos
             pos = data.find(q, stop)
-    read = list(range(width))
-    if locator is not None:
-        read = sorted({j for j in needed if 0 <= j < width} | {width - 1})
-        if len(read) == width:
-            locator = None
     try:
         cells = pl.read_csv(data, has_header=False, separator=delimiter, quote_char=None, infer_schema=False,
                             truncate_ragged_lines=False, raise_if_empty=False, empty_string_is_null=False,
-                            eol_char="\n", columns=read if locator is not None else None)
+                            eol_char="\n", columns=read if projected else None)
     except Exception:  # a longer line, invalid UTF-8…: the other paths decide
+        counter.join()
         return None
+    counter.join()
+    if "delimiters" not in scan:
+        return None
+    locator: LineSource | None = scan.get("locator")
+    nl = scan["newlines"]
+    if crlf and crlf != nl:
+        return None
+    n_lines = nl + (0 if data.endswith(b"\n") else 1)
+    cap = max(1000, n_lines // 20)
     if cells.height != n_lines or cells.width != len(read):
         return None
     if locator is not None and cells.row(0) != tuple(labels[j] for j in read):
@@ -410,7 +426,7 @@ def _read_single(data: bytes, delimiter: str, quotechar: str, crlf: int,
     body = cells.slice(1)
     nrows = body.height
     src = body.columns
-    deficit = (width - 1) * n_lines - data.count(delimiter.encode())
+    deficit = (width - 1) * n_lines - scan["delimiters"]
     short: dict[int, int] = {}  # body index -> number of cells
     if deficit < 0:
         return None
@@ -593,8 +609,6 @@ def read_csv_bytes(data: bytes, *, encoding: str = "utf-8", delimiter: str = ","
                    header: bool = True, needed: set[int] | None = None) -> RawTable:
     """Raw cells of a CSV file. ``needed``: the only columns the caller reads from ``frame`` (others may
     be left out of it, see :attr:`RawTable.lazy`); None = all."""
-    import threading
-
     stats: dict = {"bytes": len(data)}
 
     def digest() -> None:  # hashlib releases the GIL: hashes run beside the parsing
