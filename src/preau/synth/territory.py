@@ -24,7 +24,9 @@ from preau.synth import names as N
 
 # Metric CRS per overseas département (metropole: Lambert-93).
 METRIC_CRS = {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}
-ADDRESSES_PER_INHABITANT = 1 / 2.4
+# BAN-like address density: ≈ 1 address per 2 inhabitants in villages, fewer (flats) in towns:
+# 1 per 2 × (population / 2000) ** 0.25 inhabitants, at most 1 per 15 (Paris ≈ 190k, France ≈ 22M).
+ADDRESS_SHARE_EXPONENT = 0.25
 ADDRESSES_PER_STREET = 22
 
 
@@ -188,7 +190,8 @@ def build_streets(rng, communes_m: gpd.GeoDataFrame, density: float = 1.0):
     codes = communes_m["code_insee"].to_numpy().astype(str)
     n_com = len(codes)
     pop = communes_m["population"].to_numpy().astype(float)
-    n_addr = np.maximum(8, np.round(pop * ADDRESSES_PER_INHABITANT * density)).astype(np.int64)
+    per_address = np.clip(2.0 * np.maximum(pop / 2000, 1.0) ** ADDRESS_SHARE_EXPONENT, 2.0, 15.0)
+    n_addr = np.maximum(8, np.round(pop / per_address * density)).astype(np.int64)
     n_streets = np.maximum(1, np.round(n_addr / ADDRESSES_PER_STREET)).astype(np.int64)
     centers = shapely.get_coordinates(shapely.point_on_surface(geoms))
     sigma = np.maximum(150.0, np.sqrt(n_addr) * 18.0)
@@ -501,6 +504,17 @@ def _cells(xy: np.ndarray, envelope) -> np.ndarray:
     return cells
 
 
+def _commune_sectors(xy: np.ndarray, lab: np.ndarray, geom) -> tuple[np.ndarray, np.ndarray]:
+    """Sector pieces of one commune split between sectors: Voronoi cells of its addresses merged by
+    sector (a coverage: fast union) and clipped by the commune."""
+    cells = _cells(xy, shapely.buffer(shapely.envelope(geom), 1000))
+    o = np.argsort(lab, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, lab[o][1:] != lab[o][:-1], True])
+    unions = np.array([shapely.coverage_union_all(cells[o[i:j]]) for i, j in zip(bounds[:-1], bounds[1:])],
+                      dtype=object)
+    return lab[o][bounds[:-1]], shapely.intersection(unions, geom)
+
+
 def sector_polygons(communes_m: gpd.GeoDataFrame, addr: pd.DataFrame, schools: pd.DataFrame, crs: int):
     """Truth sector polygons: Voronoi cells of address points dissolved by sector, clipped per commune."""
     geoms = communes_m.geometry.to_numpy()
@@ -518,16 +532,11 @@ def sector_polygons(communes_m: gpd.GeoDataFrame, addr: pd.DataFrame, schools: p
         np.ones((lo == hi).sum(), dtype=bool)]
     for c in present[lo != hi]:
         sl = slice(a_start[c], a_start[c] + n_by[c])
-        lab = lab_all[sl]
-        cells = _cells(xy_all[sl], shapely.buffer(shapely.envelope(geoms[c]), 1000))
-        o = np.argsort(lab, kind="stable")
-        bounds = np.flatnonzero(np.r_[True, lab[o][1:] != lab[o][:-1], True])
-        unions = np.array([shapely.coverage_union_all(cells[o[i:j]]) for i, j in zip(bounds[:-1], bounds[1:])],
-                          dtype=object)
-        piece_sec.append(lab[o][bounds[:-1]])
-        piece_com.append(np.full(len(unions), c))
-        piece_geom.append(shapely.intersection(unions, geoms[c]))
-        piece_whole.append(np.zeros(len(unions), dtype=bool))
+        labels, pieces = _commune_sectors(np.round(xy_all[sl], 2), lab_all[sl], geoms[c])
+        piece_sec.append(labels)
+        piece_com.append(np.full(len(pieces), c))
+        piece_geom.append(pieces)
+        piece_whole.append(np.zeros(len(pieces), dtype=bool))
     p_sec, p_com = np.concatenate(piece_sec), np.concatenate(piece_com)
     p_geom, p_whole = np.concatenate(piece_geom), np.concatenate(piece_whole)
     o = np.lexsort((p_com, sec_codes[p_sec].astype(str)))
