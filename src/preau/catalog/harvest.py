@@ -497,6 +497,7 @@ class HarvestReport:
     sources: list[SourceHealth] = field(default_factory=list)
     dry_run: bool = False
     started: str = ""
+    target: str = ""  # the central CKAN's URL, or local:<catalog folder>
 
     def source(self, name: str) -> SourceHealth:
         return next(s for s in self.sources if s.name == name)
@@ -510,7 +511,7 @@ class HarvestReport:
         return all(s.status != "failed" for s in self.sources)
 
     def to_dict(self) -> dict:
-        return {"started": self.started, "dry_run": self.dry_run, "writes": self.writes,
+        return {"started": self.started, "target": self.target, "dry_run": self.dry_run, "writes": self.writes,
                 "sources": [s.to_dict() for s in self.sources]}
 
     def to_json(self) -> str:
@@ -520,6 +521,8 @@ class HarvestReport:
         en = current_lang(lang) == "en"
         status = {"ok": ("OK", "OK"), "partial": ("partiel", "partial"), "failed": ("ÉCHEC", "FAILED")}
         lines = [("Dry run — nothing written" if en else "Simulation — rien n'est écrit")] if self.dry_run else []
+        if self.target:
+            lines.append(f"Target: {self.target}" if en else f"Cible : {self.target}")
         for s in self.sources:
             counts = ", ".join(f"{s.counts[c]} {LABELS[c][1 if en else 0]}" for c in COUNTERS if s.counts[c])
             lines.append(f"{s.name} ({s.kind}, {s.location}) : {status[s.status][1 if en else 0]} — "
@@ -821,7 +824,7 @@ def harvest(sources: str | Path | list[Source], url: str | None = None, token: s
             fr = f"CKAN central injoignable ou invalide à {url} ({exc.kind} {exc.status or ''})"
             en = f"central CKAN unreachable or invalid at {url} ({exc.kind} {exc.status or ''})"
         raise PreauError(Problem("harvest-central", fr, en, field="PREAU_CKAN_URL")) from None
-    report = HarvestReport(dry_run=dry_run, started=_iso((now or (lambda: datetime.now(timezone.utc)))()))
+    report = HarvestReport(dry_run=dry_run, started=_iso((now or (lambda: datetime.now(timezone.utc)))()), target=url)
     for src in srcs:
         report.sources.append(harvest_source(src, client, dry_run=dry_run, now=now, sleep=sleep))
     return report

@@ -354,7 +354,7 @@ def harvest_local(sources: list[Source], catalog_dir: str | Path, *, dry_run: bo
     """Harvest ``sources`` into the local file catalog ``catalog_dir``, then refresh its ``catalog.json``
     (rewritten only when its content changed). What ``harvest(..., into="local:PATH")`` calls."""
     catalog_dir = Path(catalog_dir)
-    report = HarvestReport(dry_run=dry_run, started=_iso((now or _now)()))
+    report = HarvestReport(dry_run=dry_run, started=_iso((now or _now)()), target=f"local:{rel(catalog_dir)}")
     for src in sources:
         report.sources.append(harvest_source_local(src, catalog_dir, dry_run=dry_run, now=now, sleep=sleep))
     if not dry_run:
