@@ -236,12 +236,24 @@ def _commune_cells(geom, xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> d
     _, first = np.unique(key, return_index=True)
     first.sort()
     xs, ys, codes = xs[first], ys[first], codes[first]
+    return _voronoi_cells(geom, xs, ys, codes)
+
+
+def _voronoi_cells(geom, xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> dict[str, object]:
+    """GEOS Voronoi cells of every point, dissolved by sector and clipped to the commune."""
+    if len(codes) and (codes == codes[0]).all():
+        return {codes[0]: geom}
     pts = shapely.multipoints(np.column_stack([xs, ys]))
     env = shapely.envelope(shapely.buffer(geom, 100.0))
     cells = shapely.get_parts(shapely.voronoi_polygons(pts, extend_to=env, ordered=True))
+    # Cells grouped by sector with one sort (not one string comparison over all cells per sector).
+    names, inverse = np.unique(codes, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
     out = {}
-    for code in np.unique(codes):
-        sel = cells[codes == code]
+    for idx in np.split(order, bounds):
+        code = names[inverse[idx[0]]]
+        sel = cells[idx]
         try:
             merged = shapely.coverage_union_all(sel)
         except Exception:  # not a clean coverage (precision): plain union
@@ -309,11 +321,22 @@ def build_sectors(rules: pl.DataFrame | str | Path, reference: Reference, commun
     for insee, code in uniques.select("insee", "code_secteur").iter_rows():
         if insee in geoms and insee not in with_points:
             pieces.append((code, insee, geoms[insee]))
-    for (insee,), g in pts.group_by(["insee"]):
+    # A commune whose points all fall in one sector is that sector (most communes): no point, no cell.
+    per = pts.group_by("insee").agg(pl.col("code_secteur").n_unique().alias("n"), pl.col("code_secteur").first())
+    for insee, code in per.filter(pl.col("n") == 1).select("insee", "code_secteur").iter_rows():
+        if insee in geoms:
+            pieces.append((code, insee, geoms[insee]))
+    # Sector codes as integers (cheap numpy grouping); same location, several sectors: the first point
+    # is kept (coordinates rounded to the centimetre), as in :func:`_commune_cells`.
+    multi = (pts.join(per.filter(pl.col("n") > 1).select("insee"), on="insee", how="semi")
+             .with_columns(pl.col("code_secteur").cast(pl.Categorical).to_physical().alias("_c"))
+             .unique(["insee", pl.col("x").round(2), pl.col("y").round(2)], keep="first", maintain_order=True))
+    names = dict(multi.select("_c", "code_secteur").unique().iter_rows())
+    for (insee,), g in multi.group_by(["insee"], maintain_order=True):
         if insee not in geoms:
             continue
-        cells = _commune_cells(geoms[insee], g["x"].to_numpy(), g["y"].to_numpy(), g["code_secteur"].to_numpy())
-        pieces.extend((code, insee, geom) for code, geom in cells.items())
+        cells = _voronoi_cells(geoms[insee], g["x"].to_numpy(), g["y"].to_numpy(), g["_c"].to_numpy())
+        pieces.extend((names[code], insee, geom) for code, geom in cells.items())
     no_sector = sorted(set(rules["insee"].unique()) & set(geoms) - {p[1] for p in pieces})
     if no_sector:
         report.warning("geo-rules-commune-empty", f"{len(no_sector)} commune(s) sans aucune adresse affectée : "
