@@ -271,3 +271,21 @@ def test_unsupported_fields_match_is_said(tmp_csv):
     schema = dict(SIMPLE, fieldsMatch="subset")
     r = validate_table(tmp_csv("id,nom,n\n1,a,2\n"), schema)
     assert r.valid and "fieldsMatch" in r.render("fr")
+
+
+def test_insee_check_shares_the_pattern_pass(tmp_csv, monkeypatch):
+    """With the INSEE pattern beside it, the INSEE check reuses the pattern's regex pass: same findings."""
+    from preau.validate import checks
+
+    schema = {"fields": [{"name": "n", "type": "integer"},
+                         {"name": "code", "type": "string", "preau:check": "insee",
+                          "constraints": {"pattern": r"^(\d{5}|2[AB]\d{3})$"}}]}
+    p = tmp_csv("n,code\n1,65440\n2,2A004\n3,6A123\n4,2C001\n5,\n6, 65440\n7,6544\n8,2B100\n")
+
+    def findings():
+        return [(e["rowNumber"], e["note"]) for e in validate_table(p, schema).tasks[0].errors]
+
+    shared = findings()
+    monkeypatch.setattr(checks, "same_as_pattern", lambda spec, pattern: False)
+    assert shared == findings()
+    assert [row for row, note in shared if "preau:check" in note] == [4, 5, 7, 8]  # not the empty cell (row 6)

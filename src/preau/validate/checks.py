@@ -92,6 +92,15 @@ def check_expr(spec: str | dict, e: pl.Expr) -> pl.Expr:
     return ok
 
 
+def same_as_pattern(spec: str | dict, pattern: str) -> bool:
+    """True when a check accepts exactly the cells a Table Schema ``pattern`` accepts (the INSEE check
+    is a regular expression: with the same ``pattern`` beside it, one regex pass gives both)."""
+    if isinstance(spec, dict) and spec.get("except"):
+        return False
+    return check_label(spec) == "insee" and pattern.removeprefix("^").removesuffix("$") == \
+        codes.INSEE_PATTERN.removeprefix("^").removesuffix("$")
+
+
 def run_check(spec: str | dict, s: pl.Series) -> pl.Series:
     """Apply a ``preau:check`` spec to a Utf8 Series (values listed in ``except`` always pass)."""
     return pl.DataFrame({"s": s}).select(check_expr(spec, pl.col("s")).alias("ok")).get_column("ok")

@@ -347,19 +347,26 @@ def check_cells(raw: RawTable, schema: dict) -> TableFindings:
         distinct = {j: uq.get_column(f"c{j}")[0] for j in few}
     # Regex patterns and French code checks of the other columns in ONE polars query (run in parallel).
     pre_exprs: list[pl.Expr] = []
+    same_regex: list[int] = []
     for j in checked:
         if j in distinct:
             continue
         spec = exp[j]
         c = pl.col(f"c{j}")
         pattern = (spec.get("constraints") or {}).get("pattern")
-        if spec.get("type") == "string" and isinstance(pattern, str) and _rust_regex_ok(pattern):
+        with_pattern = spec.get("type") == "string" and isinstance(pattern, str) and _rust_regex_ok(pattern)
+        if with_pattern:
             pre_exprs += [c.str.contains("^(?:^" + pattern + "$)").alias(f"pat{j}"),
                           c.str.ends_with("\n").any().alias(f"nl{j}")]
         check = spec.get("preau:check")
         if check is not None and code_checks.check_label(check) in code_checks.CHECKS:
-            pre_exprs.append(code_checks.check_expr(check, c).alias(f"chk{j}"))
+            if with_pattern and code_checks.same_as_pattern(check, pattern):
+                same_regex.append(j)  # the check is the pattern: one regex pass, not two
+            else:
+                pre_exprs.append(code_checks.check_expr(check, c).alias(f"chk{j}"))
     pre = frame.select(pre_exprs) if pre_exprs else pl.DataFrame()
+    if same_regex:
+        pre = pre.with_columns([pl.col(f"pat{j}").fill_null(False).alias(f"chk{j}") for j in same_regex])
 
     def one_field(j: int, spec: dict) -> tuple[list[pl.DataFrame], FieldResult, pl.Series | None]:
         """Errors of one column (type, constraints, code check, missing cells)."""
