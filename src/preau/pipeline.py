@@ -118,22 +118,16 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     t = _timed(result, "ingest", t)
     # --- geography: offline geocoding and residence sectors (addresses stay in memory) ---
     progress(f"{pub.id} : géocodage hors ligne et secteurs")
-    ref = geo.load_reference(_need_ref(pub, ws, "addresses", "adresses BAN", "BAN addresses"))
+    # One département at a time (BAN file by BAN file): bounded memory (preau.geo.locate).
     communes = geo.read_communes(_need_ref(pub, ws, "communes", "communes", "communes")[0])
-    rules_path = _ref_paths(pub, ws, "sector_rules")
     sectors_path = _ref_paths(pub, ws, "sectors")
-    if sectors_path:
-        sectors = geo.read_sectors(sectors_path[0])
-    else:
-        sectors = geo.build_sectors(_need_ref(pub, ws, "sector_rules", "carte scolaire", "school map rules")[0],
-                                    ref, communes).sectors
-    assigned = geo.assign_sectors(pupils, ref, sectors, columns={
-        "adresse": "adresse", "code_postal": "code_postal", "commune": "commune_residence",
-        "code_insee": "code_insee_residence"})
-    result.geocoding[pub.id] = geo.quality(assigned) if hasattr(geo, "quality") else {}
-    pupils = pupils.with_columns(assigned["code_secteur_residence"].fill_null(UNLOCATED_SECTOR)
-                                 .alias("code_secteur_residence")).drop(["adresse", "code_postal", "commune_residence"])
-    del assigned
+    codes, result.geocoding[pub.id], sectors = geo.locate_pupils(
+        pupils, _need_ref(pub, ws, "addresses", "adresses BAN", "BAN addresses"), communes=communes,
+        sectors=sectors_path[0] if sectors_path else None,
+        sector_rules=None if sectors_path else _need_ref(pub, ws, "sector_rules", "carte scolaire", "school map rules")[0])
+    pupils = pupils.with_columns(codes.fill_null(UNLOCATED_SECTOR).alias("code_secteur_residence")
+                                 ).drop(["adresse", "code_postal", "commune_residence"])
+    del codes
     pupils = derive(pupils)
     t = _timed(result, "geo", t)
     # --- tables ---

@@ -1,0 +1,216 @@
+"""The geo stage of ``preau build`` in one call, one département at a time (bounded memory).
+
+BAN files come one per département (``adresses-<dep>.csv[.gz]``), sectors never cross a commune and
+pupils carry their residence INSEE code: each département's reference is loaded, its sectors built
+(or the given sector layer used), its pupils geocoded and assigned, then everything is freed before
+the next one. Peak memory is that of the largest département, not of the whole territory.
+
+Routing of a pupil to a département: the département of its residence INSEE code; when that code is
+unusable, the département of its postcode (Corsica: 200xx–201xx → 2A, 202xx–206xx → 2B); else, or
+when no BAN file covers that département, the pupil stays unlocated (``not_found``, no sector).
+BAN files whose name does not tell their département (``adresses-XX``) are all loaded together as
+one group (the former, unpartitioned behaviour), with every pupil not routed elsewhere.
+
+Addresses and coordinates live only inside this module's functions; the result holds sector codes,
+result types and scores.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Mapping, NamedTuple
+
+import geopandas as gpd
+import numpy as np
+import polars as pl
+import shapely
+
+from preau.errors import PreauError, Report
+from preau.geo.assign import SectorIndex, assign_sectors
+from preau.geo.geocode import quality
+from preau.geo.layers_io import L93
+from preau.geo.normalize import insee_key, postcode_key
+from preau.geo.reference import load_reference
+from preau.geo.sectors import _clean_coverage, build_sectors, read_communes, read_rules, read_sectors
+
+PUPIL_COLUMNS = {"adresse": "adresse", "code_postal": "code_postal", "commune": "commune_residence",
+                 "code_insee": "code_insee_residence"}
+_DEP_IN_NAME = re.compile(r"(?:^|[-_])(97\d|2[AB]|\d{2})(?:\.csv)?(?:\.gz)?$", re.IGNORECASE)
+ALL = "*"  # group of BAN files without a département in their name
+
+
+class Located(NamedTuple):
+    """What :func:`locate_pupils` returns: ``codes, quality, sectors = locate_pupils(...)``."""
+
+    codes: pl.Series  # code_secteur_residence per pupil (same order; null = unlocated)
+    quality: dict  # counts / shares per result type, unmatched, mean score, per-département figures
+    sectors: gpd.GeoDataFrame  # sectors used (built or read), Lambert-93
+
+
+def departement_of_file(path: str | Path) -> str | None:
+    """``adresses-65.csv`` → ``"65"``, ``adresses-2A.csv.gz`` → ``"2A"``, ``ban.csv`` → ``None``."""
+    name = Path(path).name
+    stem = re.sub(r"(\.csv)?(\.gz)?$", "", name, flags=re.IGNORECASE)
+    m = _DEP_IN_NAME.search(stem)
+    return m.group(1).upper() if m else None
+
+
+def departement_expr(insee: pl.Expr, postcode: pl.Expr) -> pl.Expr:
+    """Département code of a pupil row: from the normalised INSEE code, else from the postcode."""
+    ik = insee_key(insee)
+    cp = postcode_key(postcode)
+    from_insee = pl.when(ik.str.starts_with("97")).then(ik.str.slice(0, 3)).otherwise(ik.str.slice(0, 2))
+    corsica = pl.when(cp.str.slice(0, 3).cast(pl.Int32, strict=False) < 202).then(pl.lit("2A")).otherwise(pl.lit("2B"))
+    from_cp = (pl.when(cp == "").then(pl.lit(None, pl.Utf8))
+               .when(cp.str.starts_with("97")).then(cp.str.slice(0, 3))
+               .when(cp.str.starts_with("20")).then(corsica)
+               .otherwise(cp.str.slice(0, 2)))
+    return pl.when(ik != "").then(from_insee).otherwise(from_cp)
+
+
+def _dep_of_insee(insee: pl.Expr) -> pl.Expr:
+    return pl.when(insee.str.starts_with("97")).then(insee.str.slice(0, 3)).otherwise(insee.str.slice(0, 2))
+
+
+def _groups(reference_paths: Iterable[str | Path]) -> dict[str, list[Path]]:
+    paths = [Path(p) for p in reference_paths]
+    deps = [departement_of_file(p) for p in paths]
+    if not paths or any(d is None for d in deps):
+        return {ALL: paths}
+    groups: dict[str, list[Path]] = {}
+    for d, p in zip(deps, paths):
+        groups.setdefault(d, []).append(p)
+    return dict(sorted(groups.items()))
+
+
+def _merge_sectors(parts: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """Sectors built per département, merged: a sector spanning two départements (a commune without
+    school joined to a neighbouring département's sector) gets one polygon and joined lists."""
+    parts = [p for p in parts if p is not None and len(p)]
+    if not parts:
+        return gpd.GeoDataFrame({"code_secteur": [], "uai": [], "communes": [], "adresses": []},
+                                geometry=gpd.GeoSeries([], crs=L93), crs=L93)
+    allp = gpd.GeoDataFrame(pl.concat([pl.from_pandas(p.drop(columns="geometry")) for p in parts],
+                                      how="diagonal_relaxed").to_pandas(),
+                            geometry=np.concatenate([p.geometry.to_numpy() for p in parts]), crs=L93)
+    if not allp["code_secteur"].duplicated().any():
+        return allp.sort_values("code_secteur").reset_index(drop=True)
+    records = []
+    join = lambda values: ",".join(sorted({v for s in values for v in str(s or "").split(",") if v}))  # noqa: E731
+    for code, g in allp.groupby("code_secteur", sort=True):
+        geom = g.geometry.iloc[0] if len(g) == 1 else shapely.union_all(g.geometry.to_numpy())
+        rec = {"code_secteur": code, "geometry": geom if shapely.is_valid(geom) else shapely.make_valid(geom)}
+        for col in g.columns:
+            if col in ("code_secteur", "geometry"):
+                continue
+            rec[col] = (int(g[col].sum()) if col == "adresses" else join(g[col]) if col in ("uai", "communes")
+                        else g[col].iloc[0])
+        records.append(rec)
+    return gpd.GeoDataFrame(records, geometry="geometry", crs=L93)
+
+
+def _merge_match(stats: list[dict]) -> dict:
+    keys = ("rules", "street_rules", "street_rules_matched", "street_rules_fuzzy", "secteur_unique_communes",
+            "addresses", "addresses_assigned", "address_conflicts")
+    out = {k: int(sum(s.get(k, 0) for s in stats)) for k in keys}
+    out["street_match_rate"] = round(out["street_rules_matched"] / out["street_rules"], 4) if out["street_rules"] else 1.0
+    out["address_match_rate"] = round(out["addresses_assigned"] / out["addresses"], 4) if out["addresses"] else 0.0
+    out["unmatched_rule_lines"] = int(sum(len(s.get("unmatched_rule_lines", [])) for s in stats))
+    return out
+
+
+def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *,
+                  sector_rules: str | Path | pl.DataFrame | None = None,
+                  sectors: str | Path | gpd.GeoDataFrame | None = None,
+                  communes: str | Path | gpd.GeoDataFrame | None = None,
+                  columns: Mapping[str, str] | None = None, report: Report | None = None) -> Located:
+    """Geocode every pupil's residence address and give it its residence sector, one département at a time.
+
+    ``reference_paths``: BAN CSV files (one per département, ``adresses-<dep>.csv[.gz]``). Either
+    ``sectors`` (a polygon layer, path or GeoDataFrame) or ``sector_rules`` (carte-scolaire CSV or the
+    frame of :func:`read_rules`) with ``communes`` (path or GeoDataFrame) must be given. ``columns``
+    maps the geocoder roles to the pupil frame's columns (default: the canonical pupil frame).
+    Returns :class:`Located` ``(codes, quality, sectors)``: the residence sector per pupil in the
+    same order (null when unknown), the geocoding quality (counts only, never an address) and the
+    sectors. Raises :class:`preau.errors.PreauError` on a bad reference, rules or layer file.
+    """
+    cols = {**PUPIL_COLUMNS, **(columns or {})}
+    report = report if report is not None else Report(subject="geo")
+    groups = _groups(reference_paths)
+    layer = None
+    if sectors is not None:
+        layer = sectors if isinstance(sectors, gpd.GeoDataFrame) else read_sectors(sectors, report=report)
+        global_index = SectorIndex.build(layer)
+    else:
+        if sector_rules is None or communes is None:
+            raise ValueError("locate_pupils: give sectors, or sector_rules and communes")
+        rules = sector_rules if isinstance(sector_rules, pl.DataFrame) else read_rules(sector_rules, report)
+        communes = communes if isinstance(communes, gpd.GeoDataFrame) else read_communes(communes, report)
+        # Overlaps between communes resolved once over the whole territory (as a single build would).
+        communes = communes.set_geometry(gpd.GeoSeries(_clean_coverage(communes, report), crs=communes.crs))
+        rules = rules.with_columns(_dep_of_insee(pl.col("insee")).alias("_dep"))
+        commune_dep = communes["code_insee"].astype(str).map(lambda c: c[:3] if c.startswith("97") else c[:2])
+
+    n = pupils.height
+    have = lambda k: cols.get(k) in pupils.columns  # noqa: E731
+    empty = pl.lit("", pl.Utf8)
+    dep = pupils.select(departement_expr(pl.col(cols["code_insee"]) if have("code_insee") else empty,
+                                         pl.col(cols["code_postal"]) if have("code_postal") else empty)).to_series()
+    keep = [c for c in cols.values() if c in pupils.columns]
+    frames: list[pl.DataFrame] = []  # (row, code_secteur_residence, result_type, result_score) per group
+    built: list[gpd.GeoDataFrame] = []
+    stats: list[dict] = []
+    per_dep: dict[str, dict] = {}
+    for key, paths in groups.items():
+        mask = pl.Series([True] * n) if key == ALL else (dep == key)
+        rows = pl.int_range(0, n, dtype=pl.UInt32, eager=True).filter(mask.fill_null(False))
+        sub = pupils.select(keep)[rows] if rows.len() < n else pupils.select(keep)
+        ref = load_reference(paths)
+        report.extend(ref.report.problems)
+        if layer is not None:
+            index = global_index
+        else:
+            if key == ALL:
+                r_g, c_g = rules.drop("_dep"), communes
+            else:
+                r_g = rules.filter(pl.col("_dep") == key).drop("_dep")
+                c_g = communes[(commune_dep == key).to_numpy()]
+            if r_g.height == 0:
+                del ref
+                continue
+            try:
+                sb = build_sectors(r_g, ref, c_g, report=report)
+            except PreauError:
+                if any(p.code != "geo-sectors-empty" for p in report.errors):
+                    raise
+                # No sector in this département (warned): its pupils only get commune-level answers.
+                report.problems[:] = [p for p in report.problems if p.code != "geo-sectors-empty"]
+                continue
+            built.append(sb.sectors)
+            stats.append(sb.match)
+            index = SectorIndex.build(sb.sectors)
+        if sub.height:
+            res = assign_sectors(sub, ref, index, cols)
+            frames.append(res.select("code_secteur_residence", "result_type", "result_score")
+                          .with_columns(rows.alias("row")))
+            per_dep[key] = {"pupils": sub.height, "addresses": ref.size,
+                            "unmatched": int((res["result_type"] == "not_found").sum())}
+            del res
+        del ref, index, sub
+    located = pl.concat(frames) if frames else pl.DataFrame(
+        schema={"code_secteur_residence": pl.Utf8, "result_type": pl.Utf8, "result_score": pl.Float64, "row": pl.UInt32})
+    full = (pl.DataFrame({"row": pl.int_range(0, n, dtype=pl.UInt32, eager=True)})
+            .join(located, on="row", how="left", maintain_order="left")
+            .with_columns(pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0)))
+    q = quality(full)
+    q["departements"] = per_dep
+    q["not_routed"] = int(n - located.height)  # no usable INSEE code / postcode, or département without BAN file
+    if layer is None:
+        if not built:
+            report.error("geo-sectors-empty", "aucun secteur n'a pu être construit (aucune règle ne correspond aux "
+                         "adresses de référence)", "no sector could be built (no rule matches the reference addresses)")
+            raise PreauError(report)
+        layer = _merge_sectors(built)
+        q["sector_build"] = _merge_match(stats)
+    return Located(codes=full["code_secteur_residence"].alias("code_secteur_residence"), quality=q, sectors=layer)

@@ -1,0 +1,146 @@
+"""The geo stage in one call, one département at a time (``preau.geo.locate_pupils``).
+
+A two-département synthetic territory (``preau.synth``, 32 + 65, sparse addresses, few pupils):
+the partitioned run must give every pupil the sector a single whole-territory run gives, route
+pupils without INSEE code by their postcode, and leave unlocated those no BAN file covers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import geopandas as gpd
+import polars as pl
+import pytest
+import shapely
+
+from preau.geo import assign_sectors, build_sectors, load_reference, locate_pupils, read_sectors
+from preau.geo.locate import _merge_sectors, departement_expr, departement_of_file
+
+COLS = {"adresse": "Adresse", "code_postal": "Code postal", "commune": "Commune", "code_insee": "Code INSEE commune"}
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    from preau.synth import generate
+
+    out = tmp_path_factory.mktemp("locate") / "synth"
+    generate(out, ["32", "65"], seed=7, years=1, pupils=4000, address_density=0.3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pupils(two):
+    year = json.loads((two / "synth.json").read_text(encoding="utf-8"))["school_years"][-1]
+    el = pl.read_csv(two / f"eleves-{year}.csv", separator=";", encoding="cp1252", infer_schema=False)
+    truth = pl.read_parquet(two / "verite" / f"eleves-{year}.parquet").select(
+        "identifiant_eleve", pl.col("code_secteur_residence").alias("truth"))
+    return el.join(truth, left_on="INE", right_on="identifiant_eleve", how="left", maintain_order="left")
+
+
+@pytest.fixture(scope="module")
+def whole(two, pupils):
+    """The unpartitioned reference run: all BAN files at once, sectors built at once."""
+    ref = load_reference(sorted(two.glob("adresses-*.csv")))
+    built = build_sectors(two / "carte-scolaire.csv", ref, two / "communes.geojson")
+    return built.sectors, assign_sectors(pupils, ref, built.sectors, COLS)
+
+
+@pytest.fixture(scope="module")
+def located(two, pupils):
+    return locate_pupils(pupils, sorted(two.glob("adresses-*.csv")), sector_rules=two / "carte-scolaire.csv",
+                         communes=two / "communes.geojson", columns=COLS)
+
+
+def test_partitioned_run_equals_the_whole_territory_run(pupils, whole, located):
+    sectors, assigned = whole
+    codes, quality, built = located
+    assert codes.len() == pupils.height
+    assert codes.fill_null("-").to_list() == assigned["code_secteur_residence"].fill_null("-").to_list()
+    assert set(quality["departements"]) == {"32", "65"}
+    assert sum(d["pupils"] for d in quality["departements"].values()) == pupils.height
+    assert quality["not_routed"] == 0 and quality["total"] == pupils.height
+    assert quality["counts"]["housenumber"] >= 0.9 * pupils.height
+    # The same sectors, polygon for polygon (built département by département, then merged).
+    a = sectors.set_index("code_secteur").sort_index()
+    b = built.set_index("code_secteur").sort_index()
+    assert list(a.index) == list(b.index)
+    assert (a["uai"] == b["uai"]).all() and (a["communes"] == b["communes"]).all()
+    diff = shapely.area(shapely.symmetric_difference(a.geometry.values, b.geometry.values))
+    assert diff.max() < 1.0, diff.max()
+
+
+def test_known_sectors_are_the_true_ones(pupils, located):
+    got = pupils.select("truth").with_columns(located.codes.alias("got")).filter(pl.col("got").is_not_null())
+    assert got.height >= 0.98 * pupils.height
+    assert (got["got"] == got["truth"]).all()
+
+
+def test_given_sector_layer(two, pupils):
+    codes, quality, sectors = locate_pupils(pupils, sorted(two.glob("adresses-*.csv")),
+                                            sectors=two / "secteurs.geojson", columns=COLS)
+    assert len(sectors) == len(read_sectors(two / "secteurs.geojson"))
+    assert "sector_build" not in quality
+    got = pupils.select("truth").with_columns(codes.alias("got")).filter(pl.col("got").is_not_null())
+    assert got.height >= 0.98 * pupils.height and (got["got"] == got["truth"]).all()
+
+
+def test_routing_by_postcode_and_unlocated_pupils(two, pupils, located):
+    n = pupils.height
+    # Every pupil of 32 loses its INSEE code (its postcode routes it); a tenth of all pupils lose
+    # both codes (nowhere to go); the BAN of 65 is missing (its pupils stay unlocated).
+    is32 = pl.col("Code INSEE commune").str.starts_with("32")
+    tenth = pl.int_range(0, pl.len()) % 10 == 3
+    damaged = pupils.with_columns(
+        pl.when(is32).then(pl.lit("")).otherwise(pl.col("Code INSEE commune")).alias("Code INSEE commune"),
+        pl.when(tenth).then(pl.lit(None, pl.Utf8)).otherwise(pl.col("Code postal")).alias("Code postal"))
+    damaged = damaged.with_columns(pl.when(tenth).then(pl.lit("x")).otherwise(pl.col("Code INSEE commune"))
+                                   .alias("Code INSEE commune"))
+    codes, quality, _ = locate_pupils(damaged, [two / "adresses-32.csv"], sector_rules=two / "carte-scolaire.csv",
+                                      communes=two / "communes.geojson", columns=COLS)
+    assert codes.len() == n
+    kind = pupils.select(is32.alias("is32"), tenth.alias("tenth")).with_columns(
+        codes.alias("got"), located.codes.alias("ref"))
+    routed = kind.filter(pl.col("is32") & ~pl.col("tenth"))
+    assert routed.height > 100
+    # Routed by postcode to the 32 reference; the commune is then found by its name and postcode.
+    assert (routed["got"].fill_null("-") == routed["ref"].fill_null("-")).mean() >= 0.99
+    assert kind.filter(pl.col("tenth") | ~pl.col("is32"))["got"].null_count() == kind.filter(pl.col("tenth") | ~pl.col("is32")).height
+    assert quality["not_routed"] == n - routed.height
+    assert quality["counts"]["not_found"] >= n - routed.height
+    assert set(quality["departements"]) == {"32"}
+
+
+def test_file_names_without_departement_load_together(two, pupils, located, tmp_path):
+    plain = []
+    for i, p in enumerate(sorted(two.glob("adresses-*.csv"))):
+        plain.append(tmp_path / f"ban-extrait{'ab'[i]}.csv")
+        shutil.copy(p, plain[-1])
+    codes, quality, _ = locate_pupils(pupils, plain, sector_rules=two / "carte-scolaire.csv",
+                                      communes=two / "communes.geojson", columns=COLS)
+    assert set(quality["departements"]) == {"*"}
+    assert codes.fill_null("-").to_list() == located.codes.fill_null("-").to_list()
+
+
+def test_departement_of_files_and_rows():
+    assert departement_of_file("x/adresses-65.csv") == "65"
+    assert departement_of_file("adresses-2a.csv.gz") == "2A"
+    assert departement_of_file("adresses-974.csv") == "974"
+    assert departement_of_file("ban-france.csv") is None
+    df = pl.DataFrame({"i": ["65440", "", "2B033", "97411", None, "1053", "bad"],
+                       "cp": ["65000", "20167", "", "", "97400", "", "20290"]})
+    got = df.select(departement_expr(pl.col("i"), pl.col("cp"))).to_series().to_list()
+    assert got == ["65", "2A", "2B", "974", "974", "01", "2B"]
+
+
+def test_merged_sector_spanning_two_departements():
+    left, right = shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)
+    a = gpd.GeoDataFrame({"code_secteur": ["S1", "S2"], "uai": ["0650001A", "0650002B"], "communes": ["65001", "65002"],
+                          "adresses": [5, 7]}, geometry=[left, shapely.box(0, 10, 10, 20)], crs="EPSG:2154")
+    b = gpd.GeoDataFrame({"code_secteur": ["S1"], "uai": ["0650001A"], "communes": ["32001"], "adresses": [3]},
+                         geometry=[right], crs="EPSG:2154")
+    m = _merge_sectors([a, b]).set_index("code_secteur")
+    assert list(m.index) == ["S1", "S2"]
+    assert m.loc["S1", "communes"] == "32001,65001" and m.loc["S1", "uai"] == "0650001A"
+    assert m.loc["S1", "adresses"] == 8 and m.loc["S1"].geometry.area == pytest.approx(200.0)
