@@ -36,6 +36,7 @@ SCENARIOS: dict[str, tuple[str, list[str], list[str], str]] = {
     "disclosure": ("bench_disclosure.py", ["--scale", "1"], ["--scale", "0.02"], ""),
     "publish": ("bench_publish.py", ["--scale", "20", "--repeat", "3"], ["--scale", "4", "--repeat", "1"], "ckan"),
     "harvest": ("bench_harvest.py", ["--n", "1000"], ["--n", "100"], "ckan"),
+    "harvest-local": ("bench_harvest_local.py", ["--n", "1000"], ["--n", "200"], ""),
     "site": ("bench_site.py", ["--schools", "48000"], ["--schools", "2000"], ""),
 }
 
