@@ -298,7 +298,7 @@ class LineSource:
     its block with a few ``find`` calls. Only valid on the fast path (one line = one record).
     """
 
-    BLOCK = 1 << 16
+    BLOCK = 1 << 13  # ~45 lines of 180 bytes: few finds to reach a line from its block
 
     def __init__(self, data: bytes, delimiter: str, quotechar: str, crlf: bool):
         self.data, self.delimiter, self.quotechar, self.crlf = data, delimiter, quotechar, crlf

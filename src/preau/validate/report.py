@@ -237,6 +237,20 @@ class Task:
                 "errors": self.errors}
 
 
+def _dumps(obj: Any, indent: int, level: int = 0, compact_items: bool = False) -> str:
+    """JSON with ``indent``, except the items of ``errors`` lists: one compact line each."""
+    pad, end = " " * (indent * (level + 1)), " " * (indent * level)
+    if isinstance(obj, dict) and obj:
+        items = [pad + json.dumps(str(k), ensure_ascii=False) + ": " + _dumps(v, indent, level + 1, k == "errors")
+                 for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + end + "}"
+    if isinstance(obj, list) and obj:
+        items = [pad + (json.dumps(v, ensure_ascii=False) if compact_items else _dumps(v, indent, level + 1))
+                 for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + end + "]"
+    return json.dumps(obj, ensure_ascii=False)
+
+
 @dataclass
 class ValidationReport:
     """The outcome of :func:`preau.validate.validate_table` / :func:`validate_package`."""
@@ -272,7 +286,10 @@ class ValidationReport:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_frictionless_dict(), ensure_ascii=False, indent=indent)
+        """The frictionless-compatible report as JSON: indented, each error on one line (json's fast C
+        encoder writes them; an indented dump is pure Python, ~10x slower on a report of many errors)."""
+        d = self.to_frictionless_dict()
+        return json.dumps(d, ensure_ascii=False) if indent is None else _dumps(d, indent)
 
     def write(self, path: str | Path) -> Path:
         """Write the JSON report atomically (nothing half-written)."""
