@@ -289,3 +289,13 @@ def test_insee_check_shares_the_pattern_pass(tmp_csv, monkeypatch):
     monkeypatch.setattr(checks, "same_as_pattern", lambda spec, pattern: False)
     assert shared == findings()
     assert [row for row, note in shared if "preau:check" in note] == [4, 5, 7, 8]  # not the empty cell (row 6)
+
+
+def test_json_report_is_the_frictionless_dict(tmp_csv):
+    """The indented JSON (one line per error, written by json's C encoder) holds the report exactly."""
+    r = validate_table(tmp_csv("id,nom,n\n1,a,x\n,b,2\n3,c\n4,d,5,6\n"), SIMPLE)
+    text = r.to_json()
+    assert json.loads(text) == json.loads(json.dumps(r.to_frictionless_dict()))
+    assert json.loads(r.to_json(indent=None)) == json.loads(text)
+    lines = text.splitlines()
+    assert lines[0] == "{" and sum(1 for ln in lines if ln.lstrip().startswith('{"type": ')) == r.error_count
