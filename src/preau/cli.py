@@ -152,6 +152,8 @@ def synth_cmd(
     last_year: int = typer.Option(2026, "--last-year", help="Année de rentrée de la dernière année scolaire."),
     pupils: Optional[int] = typer.Option(None, "--pupils", help="Nombre d'élèves visé (dernière année)."),
     xlsx: bool = typer.Option(False, "--xlsx", help="Écrire aussi les exports élèves en XLSX."),
+    workers: Optional[int] = typer.Option(None, "--workers",
+                                          help="Processus en parallèle sur les départements (défaut : 2 si plusieurs)."),
 ) -> None:
     """Générer un territoire fictif réaliste : adresses (format BAN), écoles, secteurs, élèves (ONDE).
 
@@ -173,7 +175,7 @@ def synth_cmd(
                 bar.update(task, total=n, completed=i, description=f"département {dep}")
 
             result = generate(out_dir, deps, seed=seed, years=years, last_year=last_year, pupils=pupils,
-                              xlsx=xlsx, progress=progress)
+                              xlsx=xlsx, workers=workers, progress=progress)
     except PreauError as exc:
         fail(exc)
         return

@@ -104,3 +104,33 @@ def test_pupils_mostly_attend_their_sector_school(synth_dir):
     same = (public["code_secteur"] == public["code_secteur_residence"]).mean()
     assert 0.85 < same < 0.995  # derogations and ULIS exist
     assert t.filter(pl.col("statut_public_prive") != "Public").height > 0
+
+
+def test_output_does_not_depend_on_worker_processes(tmp_path):
+    """Départements generated in worker processes give the same files, in the same order, as in-process."""
+    one = generate(tmp_path / "one", ["90", "2A"], seed=11, years=1, workers=1)
+    two = generate(tmp_path / "two", ["90", "2A"], seed=11, years=1, workers=2)
+    names = sorted(p.relative_to(one.out_dir).as_posix() for p in one.out_dir.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(two.out_dir).as_posix() for p in two.out_dir.rglob("*") if p.is_file())
+    assert "adresses-2A.csv" in names and "eleves-2026-2027.csv" in names
+    for name in names:
+        assert (one.out_dir / name).read_bytes() == (two.out_dir / name).read_bytes(), name
+    export = pl.read_csv(one.out_dir / "eleves-2026-2027.csv", separator=";", encoding="cp1252", infer_schema=False)
+    assert export.height == one.counts["eleves 2026-2027"]
+    assert export["INE"].is_unique().all()
+    assert set(export["Code INSEE commune"].str.slice(0, 2)) == {"90", "2A"}
+    # one export per school year, départements in the order asked
+    first_2a = export["Code INSEE commune"].str.starts_with("2A").arg_max()
+    assert export["Code INSEE commune"][:first_2a].str.starts_with("90").all()
+
+
+def test_towns_have_fewer_addresses_per_inhabitant_than_villages(synth_dir):
+    """BAN-like density: flats in towns, houses in villages."""
+    ban = pl.read_csv(synth_dir / "adresses-65.csv", separator=";", infer_schema=False, columns=["code_insee"])
+    communes = gpd.read_file(synth_dir / "communes.geojson")[["code_insee", "population"]]
+    per = (ban.group_by("code_insee").len().join(pl.from_pandas(communes), on="code_insee")
+           .with_columns((pl.col("population") / pl.col("len")).alias("inhabitants_per_address")))
+    town = per.filter(pl.col("population") > 20_000)["inhabitants_per_address"].mean()
+    village = per.filter((pl.col("population") > 100) & (pl.col("population") < 1000))["inhabitants_per_address"].mean()
+    assert 1.5 < village < 2.5
+    assert town > 1.5 * village

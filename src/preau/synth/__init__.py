@@ -24,7 +24,7 @@ import shapely
 
 from preau.codes import school_year
 from preau.errors import PreauError
-from preau.synth.pupils import (ABBREV, VARIANTS, _ine, assign_schools, class_labels, identities, make_children,
+from preau.synth.pupils import (ABBREV, VARIANTS, assign_schools, class_labels, identities, make_children,
                                 year_rows)
 from preau.synth.territory import afnor, build_territory, load_communes, load_departements, to_wgs84
 
@@ -113,9 +113,11 @@ def _write_cp1252(df: pl.DataFrame, path: Path, append: bool = False, header: bo
             fh.write(buf.getvalue().decode("utf-8").encode("cp1252", errors="replace"))
 
 
-def _pupil_export(terr, kids: pd.DataFrame, year: int, texts: np.ndarray, seed: int) -> pl.DataFrame:
+def _pupil_export(terr, kids: pd.DataFrame, ident: pl.DataFrame, year: int, texts: np.ndarray, seed: int,
+                  ban_ids: pl.Series) -> pl.DataFrame:
     k = year_rows(None, terr, kids, year)
     n = len(k)
+    who = ident[k.index.to_numpy()]  # kids has a RangeIndex: positions of the enrolled children
     addresses = terr.addresses
     addr_idx = k["addr_idx"].to_numpy()
     com = addresses["com_idx"].to_numpy()[addr_idx]
@@ -130,23 +132,23 @@ def _pupil_export(terr, kids: pd.DataFrame, year: int, texts: np.ndarray, seed: 
     peri = rng_year.random(n) < k["peri_p"].to_numpy()
     transport = np.where(home_commune != school_commune, rng_year.random(n) < 0.6, rng_year.random(n) < 0.03)
     yes_no = lambda a: pl.Series(np.where(a, "Oui", "Non"))  # noqa: E731
-    text = lambda c: pl.Series(k[c].to_numpy(), dtype=pl.String)  # noqa: E731
+    text = lambda c: who[c]  # noqa: E731
     variant = k["variant"].to_numpy()
     df = pl.DataFrame({
-        "Année scolaire": pl.repeat(school_year(year), n, eager=True), "INE": text("ine"),
+        "Année scolaire": pl.repeat(school_year(year), n, eager=True), "INE": who["ine"],
         "Nom élève": text("nom"), "Prénom élève": text("prenom"), "Sexe": text("sexe"),
         "Date de naissance": text("naissance"), "Commune de naissance": text("lieu_naissance"),
         "Adresse": _address_text(rng_year, addr_idx, addresses, texts, variant),
         "Code postal": pl.Series(postcode), "Commune": pl.Series(cm["nom"].to_numpy().astype(str)[com]),
         "Code INSEE commune": pl.Series(home_commune), "uai": pl.Series(uai),
         "Nom de l'école": pl.Series(school["nom"].reindex(uai).to_numpy().astype(str)),
-        "niveau": text("niveau"),
+        "niveau": pl.Series(k["niveau"].to_numpy(), dtype=pl.String),
         "Nom responsable légal 1": text("r1_nom"), "Prénom responsable légal 1": text("r1_prenom"),
         "Téléphone responsable légal 1": text("r1_tel"), "Nom responsable légal 2": text("r2_nom"),
         "Prénom responsable légal 2": text("r2_prenom"), "Restauration scolaire": yes_no(cantine),
         "Accueil périscolaire": yes_no(peri), "Transport scolaire": yes_no(transport),
-        "_ban_id": pl.Series(addresses["ban_id"].to_numpy()[addr_idx], dtype=pl.String),
-        "_secteur": text("code_secteur"),
+        "_ban_id": ban_ids.gather(addr_idx),
+        "_secteur": pl.Series(k["code_secteur"].to_numpy(), dtype=pl.String),
         "_variant": pl.Series(np.asarray(VARIANTS, dtype=object)[variant], dtype=pl.String),
     })
     df = class_labels(df).rename({"uai": "UAI école", "niveau": "Niveau", "classe": "Classe"})
@@ -181,15 +183,15 @@ def _departement(job: _Job) -> dict:
     terr = build_territory(rng, job.dep, communes, dep_info, job.address_density, job.sector_polygons)
     _write_ban(terr, job.out / f"adresses-{job.dep}.csv")
     kids = make_children(rng, terr, job.year_list, job.scale, job.index * SERIALS_PER_DEPARTEMENT)
-    kids["ine"] = _ine(kids.serial.to_numpy())
     kids = assign_schools(rng, terr, kids)
     big = terr.communes.sort_values("population", ascending=False, kind="stable")["nom"].to_numpy().astype(object)
-    kids = identities(rng, kids, big)
+    ident = identities(rng, kids, big)
     texts = _street_variants(terr.streets)
+    ban_ids = pl.from_pandas(terr.addresses["ban_id"])
     parts = job.out / "verite" / ".parts"
     counts, frames = {}, {}
     for y in job.year_list:  # streamed: each département's pupils are written, then dropped
-        df = _pupil_export(terr, kids, y, texts, job.seed)
+        df = _pupil_export(terr, kids, ident, y, texts, job.seed, ban_ids)
         df.select(pl.col("INE").alias("identifiant_eleve"), pl.col("Année scolaire").alias("annee_scolaire"),
                   pl.col("_ban_id").alias("ban_id"), pl.col("_secteur").alias("code_secteur_residence"),
                   pl.col("UAI école").alias("uai"), pl.col("Niveau").alias("niveau"),

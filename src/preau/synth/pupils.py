@@ -21,11 +21,11 @@ VARIANTS = ("exacte", "majuscules", "abreviation", "sans_accents", "sans_numero"
 VARIANT_P = (0.70, 0.12, 0.08, 0.05, 0.03, 0.02)
 
 
-def _ine(serial: np.ndarray) -> np.ndarray:
+def _ine(serial: np.ndarray) -> pl.Series:
     """INE-like pupil identifiers: 10 digits + a letter, unique for unique serials."""
     num = (serial.astype(np.int64) * 7919 + 1234567) % 10**10
     letters = np.array(list(UAI_ALPHABET), dtype=object)[num % 23]
-    return (pl.Series(num).cast(pl.String).str.zfill(10) + pl.Series(letters, dtype=pl.String)).to_numpy()
+    return (pl.Series(num).cast(pl.String).str.zfill(10) + pl.Series(letters, dtype=pl.String))
 
 
 def make_children(rng, terr: Territory, years: list[int], scale: float, serial0: int) -> pd.DataFrame:
@@ -59,23 +59,27 @@ def make_children(rng, terr: Territory, years: list[int], scale: float, serial0:
     })
 
 
-def _pick(rng, items: list[str], n: int, s: float = 0.8) -> np.ndarray:
-    return np.asarray(items, dtype=object)[rng.choice(len(items), n, p=N.zipf_weights(len(items), s))]
+def _pick_s(rng, items: list[str], n: int, s: float = 0.8) -> pl.Series:
+    """Zipf-weighted draws as a polars string column (categorical gather: no Python string per row)."""
+    idx = rng.choice(len(items), n, p=N.zipf_weights(len(items), s))
+    return pl.Series(items, dtype=pl.String).gather(idx)
 
 
-def identities(rng, kids: pd.DataFrame, big_communes: np.ndarray) -> pd.DataFrame:
-    """Fictitious names, birth date and place, guardians and phone of each child, drawn once per child
-    (so they stay the same from one school year to the next). ``big_communes``: commune names of the
-    département, most populous first (birth places)."""
+def identities(rng, kids: pd.DataFrame, big_communes: np.ndarray) -> pl.DataFrame:
+    """Fictitious identity of each child (same row order as ``kids``), drawn once per child so it stays
+    the same from one school year to the next: INE, names, sex, birth date and place, guardians and
+    phone. ``big_communes``: commune names of the département, most populous first (birth places)."""
     n = len(kids)
-    surname = _pick(rng, N.SURNAMES, n, 0.6)
+    when = lambda mask, a, b: pl.select(pl.when(pl.Series(mask)).then(a).otherwise(b)).to_series()  # noqa: E731
+    surname = _pick_s(rng, N.SURNAMES, n, 0.6)
     girls = kids["sexe"].to_numpy() == "F"
-    first = np.where(girls, _pick(rng, N.GIRLS, n), _pick(rng, N.BOYS, n))
-    r1_first = np.where(rng.random(n) < 0.7, _pick(rng, N.ADULT_WOMEN, n), _pick(rng, N.ADULT_MEN, n))
+    first = when(girls, _pick_s(rng, N.GIRLS, n), _pick_s(rng, N.BOYS, n))
+    r1_first = when(rng.random(n) < 0.7, _pick_s(rng, N.ADULT_WOMEN, n), _pick_s(rng, N.ADULT_MEN, n))
     has_r2 = rng.random(n) < 0.8
-    r2_first = np.where(has_r2, _pick(rng, N.ADULT_MEN, n), "")
-    r2_name = np.where(has_r2, np.where(rng.random(n) < 0.75, surname, _pick(rng, N.SURNAMES, n)), "")
-    r1_name = np.where(rng.random(n) < 0.8, surname, _pick(rng, N.SURNAMES, n))
+    none = pl.repeat(None, n, dtype=pl.String, eager=True)
+    r2_first = when(has_r2, _pick_s(rng, N.ADULT_MEN, n), none)
+    r2_name = when(has_r2, when(rng.random(n) < 0.75, surname, _pick_s(rng, N.SURNAMES, n)), none)
+    r1_name = when(rng.random(n) < 0.8, surname, _pick_s(rng, N.SURNAMES, n))
     x = rng.integers(0, 2**40, n)
     pairs = [pl.Series((x >> (8 * j)) % 100).cast(pl.String).str.zfill(2) for j in range(4)]
     phone = pl.select(pl.concat_str([pl.lit("0"), pl.Series(6 + x % 2).cast(pl.String), pl.lit(" "), pairs[0],
@@ -83,11 +87,13 @@ def identities(rng, kids: pd.DataFrame, big_communes: np.ndarray) -> pd.DataFram
     doy = rng.integers(0, 365, n)
     birth = pl.select((pl.date(pl.Series(kids["birth_year"].to_numpy()), 1, 1) + pl.duration(days=pl.Series(doy)))
                       .dt.strftime("%d/%m/%Y")).to_series()
-    birth_place = np.where(rng.random(n) < 0.75,
-                           big_communes[np.minimum(rng.geometric(0.25, n) - 1, len(big_communes) - 1)],
-                           _pick(rng, N.BIRTH_PLACES_OUTSIDE, n))
-    return kids.assign(nom=surname, prenom=first, r1_nom=r1_name, r1_prenom=r1_first, r1_tel=phone.to_numpy(),
-                       r2_nom=r2_name, r2_prenom=r2_first, naissance=birth.to_numpy(), lieu_naissance=birth_place)
+    near = pl.Series(list(big_communes), dtype=pl.String).gather(
+        np.minimum(rng.geometric(0.25, n) - 1, len(big_communes) - 1))
+    birth_place = when(rng.random(n) < 0.75, near, _pick_s(rng, N.BIRTH_PLACES_OUTSIDE, n))
+    return pl.DataFrame({"ine": pl.Series(_ine(kids["serial"].to_numpy()), dtype=pl.String), "nom": surname,
+                         "prenom": first, "sexe": pl.Series(np.where(girls, "F", "M")), "naissance": birth,
+                         "lieu_naissance": birth_place, "r1_nom": r1_name, "r1_prenom": r1_first, "r1_tel": phone,
+                         "r2_nom": r2_name, "r2_prenom": r2_first})
 
 
 def _school_maps(terr: Territory):

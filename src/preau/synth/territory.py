@@ -504,14 +504,24 @@ def _cells(xy: np.ndarray, envelope) -> np.ndarray:
     return cells
 
 
+def _union(parts: np.ndarray):
+    """Union of polygons forming a coverage (fast), or the general union when they are not exactly noded."""
+    try:
+        union = shapely.coverage_union_all(parts)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(parts)
+    if shapely.is_valid(union) and abs(shapely.area(union) - shapely.area(parts).sum()) <= 1e-6 * shapely.area(union):
+        return union
+    return shapely.union_all(parts)
+
+
 def _commune_sectors(xy: np.ndarray, lab: np.ndarray, geom) -> tuple[np.ndarray, np.ndarray]:
     """Sector pieces of one commune split between sectors: Voronoi cells of its addresses merged by
     sector (a coverage: fast union) and clipped by the commune."""
     cells = _cells(xy, shapely.buffer(shapely.envelope(geom), 1000))
     o = np.argsort(lab, kind="stable")
     bounds = np.flatnonzero(np.r_[True, lab[o][1:] != lab[o][:-1], True])
-    unions = np.array([shapely.coverage_union_all(cells[o[i:j]]) for i, j in zip(bounds[:-1], bounds[1:])],
-                      dtype=object)
+    unions = np.array([_union(cells[o[i:j]]) for i, j in zip(bounds[:-1], bounds[1:])], dtype=object)
     return lab[o][bounds[:-1]], shapely.intersection(unions, geom)
 
 
@@ -549,11 +559,7 @@ def sector_polygons(communes_m: gpd.GeoDataFrame, addr: pd.DataFrame, schools: p
         if j - i == 1:
             out_geom.append(p_geom[i])
         elif p_whole[i:j].all():  # whole communes: a coverage (shared edges), checked
-            union = shapely.coverage_union_all(p_geom[i:j])
-            if not (shapely.is_valid(union) and abs(shapely.area(union) - shapely.area(p_geom[i:j]).sum())
-                    <= 1e-6 * shapely.area(union)):
-                union = shapely.union_all(p_geom[i:j])
-            out_geom.append(union)
+            out_geom.append(_union(p_geom[i:j]))
         else:
             out_geom.append(shapely.union_all(p_geom[i:j]))
     uai = schools[schools.statut == "Public"].groupby("code_secteur")["uai"].apply(lambda s: ",".join(sorted(s)))
