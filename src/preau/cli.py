@@ -572,6 +572,7 @@ _EXIT_NOW = {"ok": False}
 
 def main() -> None:
     """Entry point: run the app, turning any user error into a message and an exit code."""
+    _EXIT_NOW["ok"] = False
     try:
         app()
     except SystemExit as exc:
