@@ -299,3 +299,14 @@ def test_json_report_is_the_frictionless_dict(tmp_csv):
     assert json.loads(r.to_json(indent=None)) == json.loads(text)
     lines = text.splitlines()
     assert lines[0] == "{" and sum(1 for ln in lines if ln.lstrip().startswith('{"type": ')) == r.error_count
+
+
+def test_cli_json_output_complete_on_fast_exit(tmp_csv):
+    """`preau validate` leaves without freeing memory (os._exit): a large report still arrives whole."""
+    rows = "".join(f"{i},a,x\n" for i in range(1, 3001))
+    schema = tmp_csv(json.dumps(SIMPLE), name="schema.json")
+    res = subprocess.run([PREAU, "validate", str(tmp_csv("id,nom,n\n" + rows)), "--schema", str(schema), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and len(res.stdout) > 1_000_000  # far beyond a pipe's buffer
+    d = json.loads(res.stdout)
+    assert d["stats"]["errors"] == len(d["tasks"][0]["errors"]) == 3000
