@@ -144,3 +144,12 @@ def test_merged_sector_spanning_two_departements():
     assert list(m.index) == ["S1", "S2"]
     assert m.loc["S1", "communes"] == "32001,65001" and m.loc["S1", "uai"] == "0650001A"
     assert m.loc["S1", "adresses"] == 8 and m.loc["S1"].geometry.area == pytest.approx(200.0)
+
+
+def test_two_worker_processes_give_the_same_result(two, pupils, located):
+    codes, quality, sectors = locate_pupils(pupils, sorted(two.glob("adresses-*.csv")),
+                                            sector_rules=two / "carte-scolaire.csv", communes=two / "communes.geojson",
+                                            columns=COLS, workers=2)
+    assert codes.fill_null("-").to_list() == located.codes.fill_null("-").to_list()
+    assert quality == located.quality
+    assert list(sectors["code_secteur"]) == list(located.sectors["code_secteur"])

@@ -28,7 +28,7 @@ import shapely
 
 from preau.errors import PreauError, Report
 from preau.geo.assign import SectorIndex, assign_sectors
-from preau.geo.geocode import quality
+from preau.geo.geocode import geocode, quality
 from preau.geo.layers_io import L93
 from preau.geo.normalize import insee_key, postcode_key
 from preau.geo.reference import load_reference
@@ -120,17 +120,70 @@ def _merge_match(stats: list[dict]) -> dict:
     return out
 
 
+def _locate_group(task: dict) -> dict:
+    """One département (or the group of unnamed BAN files): reference, sectors, geocoding, assignment.
+
+    Runs in this process or in a worker process (spawned): takes and returns only picklable values;
+    a :class:`PreauError` comes back as its report."""
+    report = Report(subject="geo")
+    out = {"key": task["key"], "rows": task["rows"], "res": None, "sectors": None, "match": None, "addresses": 0}
+    try:
+        ref = load_reference(task["paths"])
+        report.extend(ref.report.problems)
+        out["addresses"] = ref.size
+        index = None
+        if task["layer"] is not None:
+            index = SectorIndex.build(task["layer"]) if len(task["layer"]) else None
+        elif task["rules"] is not None and task["rules"].height:
+            try:
+                sb = build_sectors(task["rules"], ref, task["communes"], report=report)
+            except PreauError:
+                if any(p.code != "geo-sectors-empty" for p in report.errors):
+                    raise
+                # No sector in this département (warned): its pupils get no sector, only geocoding.
+                report.problems[:] = [p for p in report.problems if p.code != "geo-sectors-empty"]
+            else:
+                out["sectors"], out["match"] = sb.sectors, sb.match
+                index = SectorIndex.build(sb.sectors)
+        sub = task["pupils"]
+        if sub.height:
+            if index is None:
+                res = geocode(sub, ref, task["columns"]).select(
+                    pl.lit(None, pl.Utf8).alias("code_secteur_residence"), "result_type", "result_score")
+            else:
+                res = assign_sectors(sub, ref, index, task["columns"]).select(
+                    "code_secteur_residence", "result_type", "result_score")
+            out["res"] = res
+    except PreauError as exc:
+        out["error"] = exc.report
+    out["problems"] = report.problems
+    return out
+
+
+def _layer_part(layer: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame:
+    """The sectors of a given layer touching one département (by their ``communes`` list when the
+    layer has one; else the whole layer)."""
+    if key == ALL or "communes" not in layer.columns:
+        return layer
+    prefix = lambda c: c[:3] if c.startswith("97") else c[:2]  # noqa: E731
+    mask = layer["communes"].astype(str).map(lambda cs: any(prefix(c.strip()) == key for c in cs.split(",") if c.strip()))
+    return layer[mask.to_numpy()]
+
+
 def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *,
                   sector_rules: str | Path | pl.DataFrame | None = None,
                   sectors: str | Path | gpd.GeoDataFrame | None = None,
                   communes: str | Path | gpd.GeoDataFrame | None = None,
-                  columns: Mapping[str, str] | None = None, report: Report | None = None) -> Located:
+                  columns: Mapping[str, str] | None = None, report: Report | None = None,
+                  workers: int = 1) -> Located:
     """Geocode every pupil's residence address and give it its residence sector, one département at a time.
 
     ``reference_paths``: BAN CSV files (one per département, ``adresses-<dep>.csv[.gz]``). Either
     ``sectors`` (a polygon layer, path or GeoDataFrame) or ``sector_rules`` (carte-scolaire CSV or the
     frame of :func:`read_rules`) with ``communes`` (path or GeoDataFrame) must be given. ``columns``
     maps the geocoder roles to the pupil frame's columns (default: the canonical pupil frame).
+    ``workers`` > 1: départements handled by that many spawned processes (same results; memory is
+    then that of ``workers`` départements at once).
     Returns :class:`Located` ``(codes, quality, sectors)``: the residence sector per pupil in the
     same order (null when unknown), the geocoding quality (counts only, never an address) and the
     sectors. Raises :class:`preau.errors.PreauError` on a bad reference, rules or layer file.
@@ -138,10 +191,11 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
     cols = {**PUPIL_COLUMNS, **(columns or {})}
     report = report if report is not None else Report(subject="geo")
     groups = _groups(reference_paths)
-    layer = None
+    layer = rules = None
     if sectors is not None:
         layer = sectors if isinstance(sectors, gpd.GeoDataFrame) else read_sectors(sectors, report=report)
-        global_index = SectorIndex.build(layer)
+        if layer.crs is not None and layer.crs.to_epsg() != 2154:
+            layer = layer.to_crs(L93)
     else:
         if sector_rules is None or communes is None:
             raise ValueError("locate_pupils: give sectors, or sector_rules and communes")
@@ -150,7 +204,7 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
         # Overlaps between communes resolved once over the whole territory (as a single build would).
         communes = communes.set_geometry(gpd.GeoSeries(_clean_coverage(communes, report), crs=communes.crs))
         rules = rules.with_columns(_dep_of_insee(pl.col("insee")).alias("_dep"))
-        commune_dep = communes["code_insee"].astype(str).map(lambda c: c[:3] if c.startswith("97") else c[:2])
+        commune_dep = communes["code_insee"].astype(str).map(lambda c: c[:3] if c.startswith("97") else c[:2]).to_numpy()
 
     n = pupils.height
     have = lambda k: cols.get(k) in pupils.columns  # noqa: E731
@@ -158,46 +212,61 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
     dep = pupils.select(departement_expr(pl.col(cols["code_insee"]) if have("code_insee") else empty,
                                          pl.col(cols["code_postal"]) if have("code_postal") else empty)).to_series()
     keep = [c for c in cols.values() if c in pupils.columns]
-    frames: list[pl.DataFrame] = []  # (row, code_secteur_residence, result_type, result_score) per group
-    built: list[gpd.GeoDataFrame] = []
-    stats: list[dict] = []
-    per_dep: dict[str, dict] = {}
-    for key, paths in groups.items():
-        mask = pl.Series([True] * n) if key == ALL else (dep == key)
-        rows = pl.int_range(0, n, dtype=pl.UInt32, eager=True).filter(mask.fill_null(False))
-        sub = pupils.select(keep)[rows] if rows.len() < n else pupils.select(keep)
-        ref = load_reference(paths)
-        report.extend(ref.report.problems)
-        if layer is not None:
-            index = global_index
-        else:
-            if key == ALL:
-                r_g, c_g = rules.drop("_dep"), communes
+    everyone = pl.int_range(0, n, dtype=pl.UInt32, eager=True)
+
+    def tasks():
+        for key, paths in groups.items():
+            rows = everyone if key == ALL else everyone.filter((dep == key).fill_null(False))
+            task = {"key": key, "paths": paths, "rows": rows, "columns": cols, "layer": None, "rules": None,
+                    "communes": None, "pupils": pupils.select(keep) if key == ALL else pupils.select(keep)[rows]}
+            if layer is not None:
+                task["layer"] = _layer_part(layer, key)
+            elif key == ALL:
+                task["rules"], task["communes"] = rules.drop("_dep"), communes
             else:
-                r_g = rules.filter(pl.col("_dep") == key).drop("_dep")
-                c_g = communes[(commune_dep == key).to_numpy()]
-            if r_g.height == 0:
-                del ref
-                continue
-            try:
-                sb = build_sectors(r_g, ref, c_g, report=report)
-            except PreauError:
-                if any(p.code != "geo-sectors-empty" for p in report.errors):
-                    raise
-                # No sector in this département (warned): its pupils only get commune-level answers.
-                report.problems[:] = [p for p in report.problems if p.code != "geo-sectors-empty"]
-                continue
-            built.append(sb.sectors)
-            stats.append(sb.match)
-            index = SectorIndex.build(sb.sectors)
-        if sub.height:
-            res = assign_sectors(sub, ref, index, cols)
-            frames.append(res.select("code_secteur_residence", "result_type", "result_score")
-                          .with_columns(rows.alias("row")))
-            per_dep[key] = {"pupils": sub.height, "addresses": ref.size,
-                            "unmatched": int((res["result_type"] == "not_found").sum())}
-            del res
-        del ref, index, sub
+                task["rules"] = rules.filter(pl.col("_dep") == key).drop("_dep")
+                task["communes"] = communes[commune_dep == key]
+            yield task
+
+    done: dict[str, dict] = {}
+    if workers > 1 and len(groups) > 1:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        # spawn, not fork: polars' and GEOS' threads do not survive a fork. At most ``workers``
+        # départements in flight, so memory stays bounded.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending, todo = set(), tasks()
+            for task in todo:
+                pending.add(pool.submit(_locate_group, task))
+                if len(pending) >= workers:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        r = f.result()
+                        done[r["key"]] = r
+            for f in pending:
+                r = f.result()
+                done[r["key"]] = r
+    else:
+        for task in tasks():
+            r = _locate_group(task)
+            done[r["key"]] = r
+            del task
+    frames, built, stats, per_dep = [], [], [], {}
+    for key in groups:  # in département order, whatever finished first
+        r = done[key]
+        report.extend(r["problems"])
+        if "error" in r:
+            report.extend(p for p in r["error"].problems if p not in r["problems"])
+            raise PreauError(report)
+        if r["sectors"] is not None:
+            built.append(r["sectors"])
+            stats.append(r["match"])
+        if r["res"] is not None:
+            frames.append(r["res"].with_columns(r["rows"].alias("row")))
+            per_dep[key] = {"pupils": r["res"].height, "addresses": r["addresses"],
+                            "unmatched": int((r["res"]["result_type"] == "not_found").sum())}
+    del done
     located = pl.concat(frames) if frames else pl.DataFrame(
         schema={"code_secteur_residence": pl.Utf8, "result_type": pl.Utf8, "result_score": pl.Float64, "row": pl.UInt32})
     full = (pl.DataFrame({"row": pl.int_range(0, n, dtype=pl.UInt32, eager=True)})
