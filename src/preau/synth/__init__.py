@@ -354,23 +354,24 @@ def _write_ban(terr, path: Path) -> None:
     com = a["com_idx"].to_numpy()
     sid = a["street_id"].to_numpy()
     nom = cm["nom"].to_numpy().astype(str)
-    postcode = cm["codes_postaux"].fillna("").str.split(",").str[0].to_numpy().astype(str)
-    afnor_names = np.array([afnor(v) for v in streets["nom_voie"]], dtype=object)
+    by_street = pl.DataFrame({"id_fantoir": streets["fantoir"].to_numpy().astype(str),
+                              "nom_voie": streets["nom_voie"].to_numpy().astype(str),
+                              "nom_afnor": [afnor(v) for v in streets["nom_voie"]]})[sid]
+    by_commune = pl.DataFrame({
+        "code_postal": cm["codes_postaux"].fillna("").str.split(",").str[0].to_numpy().astype(str),
+        "code_insee": cm["code_insee"].to_numpy().astype(str), "nom_commune": nom,
+        "libelle_acheminement": np.char.upper(nom)})[com]
     n = len(a)
     empty = pl.repeat(None, n, dtype=pl.String, eager=True)
-    text = lambda v: pl.Series(v, dtype=pl.String)  # noqa: E731
     df = pl.DataFrame({
-        "id": text(a["ban_id"].to_numpy()), "id_fantoir": text(streets["fantoir"].to_numpy()[sid]),
-        "numero": a["numero"].to_numpy(), "rep": text(a["rep"].to_numpy()).replace("", None),
-        "nom_voie": text(streets["nom_voie"].to_numpy()[sid]), "code_postal": text(postcode[com]).replace("", None),
-        "code_insee": text(a["code_insee"].to_numpy()), "nom_commune": text(nom[com]),
+        "id": pl.from_pandas(a["ban_id"]), "numero": a["numero"].to_numpy(),
+        "rep": pl.from_pandas(a["rep"]).cast(pl.String).replace("", None),
         "code_insee_ancienne_commune": empty, "nom_ancienne_commune": empty,
         "x": a["x"].round(2).to_numpy(), "y": a["y"].round(2).to_numpy(), "lon": np.round(lon, 6), "lat": np.round(lat, 6),
         "type_position": pl.repeat("entrée", n, eager=True), "alias": empty, "nom_ld": empty,
-        "libelle_acheminement": text(np.char.upper(nom)[com]), "nom_afnor": text(afnor_names[sid]),
         "source_position": pl.repeat("preau-synth", n, eager=True), "source_nom_voie": pl.repeat("preau-synth", n, eager=True),
         "certification_commune": pl.repeat(0, n, eager=True), "cad_parcelles": empty,
-    })
+    }).hstack(by_street).hstack(by_commune.with_columns(pl.col("code_postal").replace("", None)))
     df.select(BAN_COLUMNS).write_csv(path, separator=";")
 
 
@@ -381,7 +382,7 @@ def _schools_table(terr) -> pd.DataFrame:
     cinfo = terr.communes.set_index("code_insee")
     num = s["numero"].astype(str) + np.where(s["rep_indice"] == "", "", " " + s["rep_indice"])
     addr = terr.addresses
-    n_communes = pd.Series(addr["code_insee"].to_numpy()).groupby(addr["code_secteur"].to_numpy()).nunique()
+    n_communes = pd.Series(addr["com_idx"].to_numpy()).groupby(addr["code_secteur"].to_numpy()).nunique()
     return pd.DataFrame({
         "identifiant_de_l_etablissement": s.uai, "nom_etablissement": s.nom, "denomination_principale": s.denomination,
         "patronyme": s.patronyme, "type_etablissement": "Ecole", "type_ecole": s.type_ecole,

@@ -31,17 +31,15 @@ def _ine(serial: np.ndarray) -> pl.Series:
 def make_children(rng, terr: Territory, years: list[int], scale: float, serial0: int) -> pd.DataFrame:
     """Every child who may attend a primary school during ``years`` (birth years y-11 … y-2)."""
     birth_years = np.arange(years[0] - 11, years[-1] - 1)
-    addr = terr.addresses
-    com = terr.communes[["code_insee", "population"]].copy()
-    bounds = addr.reset_index().groupby("code_insee")["index"].agg(["min", "count"])
-    com = com[com.code_insee.isin(bounds.index)]
-    lam = com["population"].to_numpy() * CHILDREN_PER_INHABITANT * scale
+    n_by = np.bincount(terr.addresses["com_idx"].to_numpy(), minlength=len(terr.communes))
+    start = np.r_[0, np.cumsum(n_by)[:-1]]  # addresses are grouped by commune, in commune order
+    com = np.flatnonzero(n_by > 0)
+    lam = terr.communes["population"].to_numpy()[com] * CHILDREN_PER_INHABITANT * scale
     counts = rng.poisson(np.repeat(lam, len(birth_years)))
-    com_idx = np.repeat(np.repeat(np.arange(len(com)), len(birth_years)), counts)
+    com_idx = com[np.repeat(np.repeat(np.arange(len(com)), len(birth_years)), counts)]
     by = np.repeat(np.tile(birth_years, len(com)), counts)
     n = len(by)
-    b = bounds.loc[com["code_insee"].to_numpy()[com_idx]]
-    addr_idx = b["min"].to_numpy() + (rng.random(n) * b["count"].to_numpy()).astype(np.int64)
+    addr_idx = start[com_idx] + (rng.random(n) * n_by[com_idx]).astype(np.int64)
     sex = np.where(rng.random(n) < 0.49, "F", "M")
     first_year, last_year = years[0], years[-1]
     arrive = np.where(rng.random(n) < 0.93, first_year, rng.integers(first_year, last_year + 1, n))

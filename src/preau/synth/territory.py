@@ -237,7 +237,7 @@ def build_streets(rng, communes_m: gpd.GeoDataFrame, density: float = 1.0):
     rep = np.array(["", "bis", "ter"], dtype=object)[rep_code]
     ban_id = (pl.Series(fantoir[a_sid]) + "_" + _zfill(a_num, 5)
               + pl.Series(np.array(["", "_bis", "_ter"], dtype=object)[rep_code], dtype=pl.String)).to_numpy()
-    addr = pd.DataFrame({"street_id": a_sid.astype(np.int64), "code_insee": codes[a_com],
+    addr = pd.DataFrame({"street_id": a_sid.astype(np.int64), "code_insee": pd.Categorical.from_codes(a_com, codes),
                          "numero": a_num.astype(np.int32), "x": a_xy[:, 0], "y": a_xy[:, 1], "rep": rep,
                          "ban_id": ban_id, "com_idx": a_com.astype(np.int64)})
     return streets, addr
