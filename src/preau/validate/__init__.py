@@ -172,30 +172,46 @@ class _Resource:
         idx = allc.get_column("__row").unique() - first
         frame = full.select(pl.all().gather(idx.filter((idx >= 0) & (idx < full.height))))
         cells_of: dict[int, tuple[list[str], bool]] = {}
+        raw_of: dict[int, tuple[list[str], int]] = {}  # row -> (its cells, unmasked; cells within the labels)
         lazy = self.raw.lazy
         cols = [f"c{j}" for j in range(width) if j not in lazy]
-        for rec in frame.select(["__row", "__n", *cols]).iter_rows():
+        shown = frame.select(["__row", "__n", *cols])
+        # the whole records (extra cells included) of the shown rows, from their lines, in one walk
+        records = self.raw.records(shown.get_column("__row").to_list()) if lazy else {}
+        personal = sorted(j for j in personal_idx if j < width)
+        for rec in shown.iter_rows():
             row, n = rec[0], rec[1]
             if lazy:
-                cells = self.raw.record(row)  # the whole record (extra cells included), from its line
+                cells = records[row]
             else:
                 cells = [("" if v is None else v) for v in rec[2:2 + min(n, width)]]
                 cells += self.raw.extra.get(row, [])
+            raw_of[row] = (cells, min(n, width))
             ragged = n != width
-            if personal_idx:
+            if personal:
                 if ragged:
                     cells = [MASK if c else c for c in cells]
                 else:
-                    cells = [MASK if (j in personal_idx and c) else c for j, c in enumerate(cells)]
+                    cells = list(cells)
+                    for j in personal:
+                        if cells[j]:
+                            cells[j] = MASK
             cells_of[row] = (cells, ragged)
+
+        def raw_cell(row: int, j: int) -> str | None:
+            if row not in raw_of:
+                return self._raw_cell(row, j)
+            cells, n = raw_of[row]
+            return cells[j] if 0 <= j < n else None
+
         has_fk = "__fk" in allc.columns
-        for rec in allc.iter_rows(named=True):
-            row = rec["__row"]
+        fk_cols = ["__fk", "__ref", "__reff"] if has_fk else []
+        for rec in allc.select(["__row", "type", "note", "fieldName", "fieldNumber", *fk_cols]).iter_rows():
+            row, etype, enote, fname, fnumber = rec[:5]
             cells, ragged = cells_of.get(row, ([], False))
-            etype = rec["type"]
-            props: dict[str, Any] = {"note": rec["note"], "cells": cells, "rowNumber": row}
+            props: dict[str, Any] = {"note": enote, "cells": cells, "rowNumber": row}
             if etype in ("type-error", "constraint-error", "unique-error", "missing-cell", "extra-cell"):
-                j = rec["fieldNumber"] - 1
+                j = fnumber - 1
                 if etype == "missing-cell":
                     cell = ""
                 elif etype == "extra-cell":
@@ -205,24 +221,25 @@ class _Resource:
                     if personal_idx and cell:
                         cell = MASK
                 else:
-                    raw_cells = self._raw_cell(row, j)
-                    cell = "None" if raw_cells is None else raw_cells
+                    raw_value = raw_cell(row, j)
+                    cell = "None" if raw_value is None else raw_value
                     if (j in personal_idx or (ragged and personal_idx)) and cell not in ("", "None"):
                         cell = MASK
-                props.update({"cell": cell, "fieldName": rec["fieldName"], "fieldNumber": rec["fieldNumber"]})
+                props.update({"cell": cell, "fieldName": fname, "fieldNumber": fnumber})
             elif etype == "foreign-key" and has_fk:
-                fk_fields = rec["__fk"].split(",")
+                fk, ref, reff = rec[5:8]
+                fk_fields = fk.split(",")
                 idx = [names.index(k) for k in fk_fields]
                 values = []
                 for j in idx:
-                    v = self._raw_cell(row, j)
+                    v = raw_cell(row, j)
                     values.append(MASK if (j in personal_idx and v) else ("" if v is None else v))
-                note = rec["note"]
+                note = enote
                 if any(j in personal_idx for j in idx):
                     note = (f'for "{", ".join(fk_fields)}": values "{", ".join(values)}" not found in the lookup '
-                            f'table "{rec["__ref"]}" as "{rec["__reff"].replace(",", ", ")}"')
+                            f'table "{ref}" as "{reff.replace(",", ", ")}"')
                 props.update({"note": note, "fieldNames": fk_fields, "fieldCells": values,
-                              "referenceName": rec["__ref"], "referenceFieldNames": rec["__reff"].split(",")})
+                              "referenceName": ref, "referenceFieldNames": reff.split(",")})
             out.append(make_error(etype, **props))
         return out
 

@@ -66,6 +66,12 @@ class RawTable:
             cache[row] = self.lines.cells(row - 1)
         return cache[row]
 
+    def records(self, rows: list[int]) -> dict[int, list[str]]:
+        """All cells of many records (row numbers), when ``lines`` is known: one walk over their lines."""
+        assert self.lines is not None
+        rows = sorted(set(rows))
+        return {row: cells for row, cells in zip(rows, self.lines.cells_many([r - 1 for r in rows]))}
+
     @property
     def columns(self) -> list[str]:
         return [f"c{i}" for i in range(len(self.labels))]
@@ -321,14 +327,28 @@ class LineSource:
             pos = self.data.find(b"\n", pos) + 1
         return pos
 
-    def raw(self, i: int) -> bytes:
-        s = self.start(i)
+    def raw(self, i: int, start: int | None = None) -> bytes:
+        s = self.start(i) if start is None else start
         e = self.data.find(b"\n", s)
         line = self.data[s:len(self.data) if e < 0 else e]
         return line.removesuffix(b"\r") if self.crlf else line
 
-    def cells(self, i: int) -> list[str]:
-        text = self.raw(i).decode("utf-8")
+    def cells_many(self, lines: list[int]) -> list[list[str]]:
+        """Cells of sorted line indexes: from one line to a near next one by a few finds."""
+        out: list[list[str]] = []
+        prev, pos = -1, 0
+        for i in lines:
+            if prev >= 0 and 0 <= i - prev <= 32:
+                for _ in range(i - prev):
+                    pos = self.data.find(b"\n", pos) + 1
+            else:
+                pos = self.start(i)
+            out.append(self.cells(i, pos))
+            prev = i
+        return out
+
+    def cells(self, i: int, start: int | None = None) -> list[str]:
+        text = self.raw(i, start).decode("utf-8")
         if not text:
             return []
         if self.quotechar and self.quotechar in text:

@@ -237,18 +237,34 @@ class Task:
                 "errors": self.errors}
 
 
-def _dumps(obj: Any, indent: int, level: int = 0, compact_items: bool = False) -> str:
-    """JSON with ``indent``, except the items of ``errors`` lists: one compact line each."""
-    pad, end = " " * (indent * (level + 1)), " " * (indent * level)
-    if isinstance(obj, dict) and obj:
-        items = [pad + json.dumps(str(k), ensure_ascii=False) + ": " + _dumps(v, indent, level + 1, k == "errors")
-                 for k, v in obj.items()]
-        return "{\n" + ",\n".join(items) + "\n" + end + "}"
-    if isinstance(obj, list) and obj:
-        items = [pad + (json.dumps(v, ensure_ascii=False) if compact_items else _dumps(v, indent, level + 1))
-                 for v in obj]
-        return "[\n" + ",\n".join(items) + "\n" + end + "]"
-    return json.dumps(obj, ensure_ascii=False)
+def _dumps(obj: Any, indent: int) -> str:
+    """JSON with ``indent``, except the items of ``errors`` lists: one compact line each (json's C
+    encoder); the pieces are joined once (a report of many errors is tens of MB)."""
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    parts: list[str] = []
+
+    def put(o: Any, level: int, compact_items: bool = False) -> None:
+        pad, end = "\n" + " " * (indent * (level + 1)), "\n" + " " * (indent * level)
+        if isinstance(o, dict) and o:
+            parts.append("{")
+            for i, (k, v) in enumerate(o.items()):
+                parts.append(("," if i else "") + pad + encode(str(k)) + ": ")
+                put(v, level + 1, k == "errors")
+            parts.append(end + "}")
+        elif isinstance(o, list) and o:
+            parts.append("[")
+            if compact_items:
+                parts.append(pad + ("," + pad).join(map(encode, o)))
+            else:
+                for i, v in enumerate(o):
+                    parts.append(("," if i else "") + pad)
+                    put(v, level + 1)
+            parts.append(end + "]")
+        else:
+            parts.append(encode(o))
+
+    put(obj, 0)
+    return "".join(parts)
 
 
 @dataclass
