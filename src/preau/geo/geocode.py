@@ -125,15 +125,16 @@ def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     if pairs.height == 0:
         return pl.DataFrame(schema=schema)
     streets = ref.streets.join(pairs.select("insee").unique(), on="insee", how="semi").select("insee", "voie", "voie_full")
-    by_commune = {k[0]: (g["voie"].to_list(), g["voie_full"].to_list()) for k, g in streets.group_by(["insee"])}
+    # Lists per commune in one aggregation (iterating groups gathers rows once per commune).
+    by_commune = {i: (v, f) for i, v, f in streets.group_by("insee").agg("voie", "voie_full").iter_rows()}
     rows = []
     # One score matrix per commune (all its unmatched streets × its streets, in C++, both cores),
     # instead of one extractOne call per street; the same scores and the same first-best choice.
-    for (insee,), group in pairs.filter(pl.col("voie") != "").group_by(["insee"]):
+    asked = pairs.filter(pl.col("voie") != "").group_by("insee").agg("voie", "voie_full")
+    for insee, voies, full_in in asked.iter_rows():
         keys, fulls = by_commune.get(insee, (None, None))
         if not keys:
             continue
-        voies, full_in = group["voie"].to_list(), group["voie_full"].to_list()
         for lo in range(0, len(voies), FUZZY_BLOCK):
             q, qf = voies[lo:lo + FUZZY_BLOCK], full_in[lo:lo + FUZZY_BLOCK]
             # token_sort_ratio: typos and swapped words; a shared "rue" alone never reaches the cutoff.

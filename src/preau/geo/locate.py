@@ -136,7 +136,7 @@ def _locate_group(task: dict) -> dict:
             index = SectorIndex.build(task["layer"]) if len(task["layer"]) else None
         elif task["rules"] is not None and task["rules"].height:
             try:
-                sb = build_sectors(task["rules"], ref, task["communes"], report=report)
+                sb = build_sectors(task["rules"], ref, task["communes"], report=report, clean_communes=False)
             except PreauError:
                 if any(p.code != "geo-sectors-empty" for p in report.errors):
                     raise

@@ -172,7 +172,8 @@ def match_rules(rules: pl.DataFrame, reference: Reference, report: Report, sourc
     todo = sr.filter(pl.col("voie_ref").is_null()).select("insee", "voie").unique()
     fixes = []
     if todo.height:
-        by_commune = {k[0]: g["voie"].to_list() for k, g in reference.streets.select("insee", "voie").group_by(["insee"])}
+        by_commune = dict(reference.streets.join(todo.select("insee").unique(), on="insee", how="semi")
+                          .group_by("insee").agg("voie").iter_rows())
         for insee, voie in todo.iter_rows():
             best = process.extractOne(voie, by_commune.get(insee, []), scorer=fuzz.token_sort_ratio,
                                       score_cutoff=FUZZY_RULE_CUTOFF)
@@ -243,7 +244,9 @@ def _voronoi_cells(geom, xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> d
     """GEOS Voronoi cells of every point, dissolved by sector and clipped to the commune."""
     if len(codes) and (codes == codes[0]).all():
         return {codes[0]: geom}
-    pts = shapely.multipoints(np.column_stack([xs, ys]))
+    # GEOS reads the input's vertices: one line through the points is the same input as a MultiPoint
+    # (same cells, same order) without one Point object per address.
+    pts = shapely.linestrings(np.column_stack([xs, ys])) if len(xs) > 1 else shapely.multipoints(np.column_stack([xs, ys]))
     env = shapely.envelope(shapely.buffer(geom, 100.0))
     cells = shapely.get_parts(shapely.voronoi_polygons(pts, extend_to=env, ordered=True))
     # Cells grouped by sector with one sort (not one string comparison over all cells per sector).
@@ -294,11 +297,11 @@ def _clean_coverage(communes: gpd.GeoDataFrame, report: Report, tolerance: float
 
 
 def build_sectors(rules: pl.DataFrame | str | Path, reference: Reference, communes: gpd.GeoDataFrame | str | Path,
-                  report: Report | None = None) -> SectorBuild:
+                  report: Report | None = None, clean_communes: bool = True) -> SectorBuild:
     """Build sector polygons (Lambert-93) from carte-scolaire rules, BAN addresses and commune polygons.
 
     ``rules`` is a path or the frame of :func:`read_rules`; ``communes`` a path or the frame of
-    :func:`read_communes`. The result carries ``code_secteur``, ``uai`` (comma list of the rules'
+    :func:`read_communes` (``clean_communes=False``: their overlaps are already resolved). The result carries ``code_secteur``, ``uai`` (comma list of the rules'
     schools), ``communes`` (comma list of INSEE codes), ``adresses`` (BAN address points assigned).
     """
     report = report if report is not None else Report(subject="secteurs")
@@ -309,7 +312,8 @@ def build_sectors(rules: pl.DataFrame | str | Path, reference: Reference, commun
     if not isinstance(communes, gpd.GeoDataFrame):
         communes = read_communes(communes, report)
     pts, stats = match_rules(rules, reference, report, source)
-    geoms = dict(zip(communes["code_insee"], _clean_coverage(communes, report)))
+    geoms = dict(zip(communes["code_insee"], _clean_coverage(communes, report) if clean_communes
+                     else communes.geometry.to_numpy()))
     no_polygon = sorted(set(rules["insee"].unique()) - set(geoms))
     if no_polygon:
         report.warning("geo-rules-commune-unknown", f"{len(no_polygon)} commune(s) des règles absente(s) de la couche "
@@ -332,10 +336,13 @@ def build_sectors(rules: pl.DataFrame | str | Path, reference: Reference, commun
              .with_columns(pl.col("code_secteur").cast(pl.Categorical).to_physical().alias("_c"))
              .unique(["insee", pl.col("x").round(2), pl.col("y").round(2)], keep="first", maintain_order=True))
     names = dict(multi.select("_c", "code_secteur").unique().iter_rows())
-    for (insee,), g in multi.group_by(["insee"], maintain_order=True):
+    multi = multi.sort("insee", maintain_order=True)  # communes as contiguous runs of numpy arrays
+    ins, mx, my, mc = (multi[c].to_numpy() for c in ("insee", "x", "y", "_c"))
+    for run in np.split(np.arange(len(ins)), np.flatnonzero(ins[1:] != ins[:-1]) + 1) if len(ins) else []:
+        insee = ins[run[0]]
         if insee not in geoms:
             continue
-        cells = _voronoi_cells(geoms[insee], g["x"].to_numpy(), g["y"].to_numpy(), g["_c"].to_numpy())
+        cells = _voronoi_cells(geoms[insee], mx[run], my[run], mc[run])
         pieces.extend((names[code], insee, geom) for code, geom in cells.items())
     no_sector = sorted(set(rules["insee"].unique()) & set(geoms) - {p[1] for p in pieces})
     if no_sector:
