@@ -84,9 +84,13 @@ def test_projected_read_equals_full_read():
     assert part.labels == full.labels
     cols = [c for c in full.frame.columns if c in part.frame.columns]
     assert part.frame.equals(full.frame.select(cols))
+    wanted = list(range(2, full.frame.height + 2, 3)) + [full.frame.height + 1, 5, 2]  # unsorted, repeats
+    many = part.records(wanted)  # one walk over the lines
     for row, n in full.frame.select("__row", "__n").iter_rows():
         expected = [v for v in full.frame.row(row - 2)[: min(n, 6)]] + full.extra.get(row, [])
         assert part.record(row) == expected
+        assert many.get(row, expected) == expected
+    assert set(many) == set(wanted)
 
 
 LOW_CARD_SCHEMA = {
