@@ -108,7 +108,8 @@ def main() -> int:
         preau={"seconds": round(seconds, 2), "rate": round(rate), "unit": "élèves/s", "cpu_seconds": round(cpu, 2),
                "peak_rss_mb": peak_one, "peak_rss_tree_mb": round(peak_tree[0] / 1024, 1)},
         anchor=None, goal="≥ 200 000 élèves/s", goal_met=rate >= GOAL,
-        details={"command": "preau " + " ".join(cmd[2:-2]), "output_bytes": size, "output_files": len(files),
+        details={"command": "preau " + " ".join(cmd[1:-2]), "pupils_per_cpu_second": round(pupils / max(cpu, 1e-9)),
+                 "output_bytes": size, "output_files": len(files),
                  "load_average": round(load, 1), "cpus": os.cpu_count()}))
     if not args.keep and args.synth_out is None:
         import shutil
