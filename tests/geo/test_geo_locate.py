@@ -84,6 +84,10 @@ def test_given_sector_layer(two, pupils):
     assert "sector_build" not in quality
     got = pupils.select("truth").with_columns(codes.alias("got")).filter(pl.col("got").is_not_null())
     assert got.height >= 0.98 * pupils.height and (got["got"] == got["truth"]).all()
+    # A layer without a commune list: cut per département by extent only, the same answers.
+    bare = read_sectors(two / "secteurs.geojson")[["code_secteur", "geometry"]]
+    again, _, _ = locate_pupils(pupils, sorted(two.glob("adresses-*.csv")), sectors=bare, columns=COLS)
+    assert again.fill_null("-").to_list() == codes.fill_null("-").to_list()
 
 
 def test_routing_by_postcode_and_unlocated_pupils(two, pupils, located):

@@ -133,7 +133,16 @@ def _locate_group(task: dict) -> dict:
         out["addresses"] = ref.size
         index = None
         if task["layer"] is not None:
-            index = SectorIndex.build(task["layer"]) if len(task["layer"]) else None
+            # Every point of this group (addresses, interpolations, street and commune points) lies
+            # within its reference's extent: sectors beyond it (plus a margin over the nearest-sector
+            # distance) can never be hit, and are not indexed.
+            xy = pl.concat([f.select("x", "y") for f in (ref.addresses, ref.streets, ref.communes)])
+            layer = task["layer"]
+            if xy.height and len(layer):
+                m = 1000.0
+                box = shapely.box(xy["x"].min() - m, xy["y"].min() - m, xy["x"].max() + m, xy["y"].max() + m)
+                layer = layer[shapely.intersects(layer.geometry.to_numpy(), box)]
+            index = SectorIndex.build(layer) if len(layer) else None
         elif task["rules"] is not None and task["rules"].height:
             try:
                 sb = build_sectors(task["rules"], ref, task["communes"], report=report, clean_communes=False)
