@@ -222,10 +222,13 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
                                          pl.col(cols["code_postal"]) if have("code_postal") else empty)).to_series()
     keep = [c for c in cols.values() if c in pupils.columns]
     everyone = pl.int_range(0, n, dtype=pl.UInt32, eager=True)
+    # Row numbers per département in one pass (not one comparison over all pupils per département).
+    by_dep = {k[0]: f.get_column("row") for k, f in pl.DataFrame({"dep": dep, "row": everyone}).drop_nulls("dep")
+              .partition_by("dep", as_dict=True, maintain_order=True).items()}
 
     def tasks():
         for key, paths in groups.items():
-            rows = everyone if key == ALL else everyone.filter((dep == key).fill_null(False))
+            rows = everyone if key == ALL else by_dep.get(key, pl.Series("row", [], dtype=pl.UInt32))
             task = {"key": key, "paths": paths, "rows": rows, "columns": cols, "layer": None, "rules": None,
                     "communes": None, "pupils": pupils.select(keep) if key == ALL else pupils.select(keep)[rows]}
             if layer is not None:
