@@ -243,18 +243,26 @@ def build_streets(rng, communes_m: gpd.GeoDataFrame, density: float = 1.0):
     return streets, addr
 
 
+def _closest(seeds: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Index of the nearest seed of each point: brute force for a few seeds, else a k-d tree."""
+    if len(seeds) > 32:
+        return cKDTree(seeds).query(xy)[1]
+    d = (xy[:, 0, None] - seeds[None, :, 0]) ** 2 + (xy[:, 1, None] - seeds[None, :, 1]) ** 2
+    return d.argmin(1)
+
+
 def _kmeans(rng, xy: np.ndarray, k: int, iters: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """k-means seeds (fitted on a sample of at most max(20 000, 40 k) points) and every point's label."""
     seeds = xy[rng.choice(len(xy), k, replace=False)].copy()
     size = max(20_000, 40 * k)
     fit = xy if len(xy) <= size else xy[rng.choice(len(xy), size, replace=False)]
     for _ in range(iters):
-        lab = cKDTree(seeds).query(fit)[1]
+        lab = _closest(seeds, fit)
         cnt = np.bincount(lab, minlength=k)
         nz = cnt > 0
         seeds[nz, 0] = np.bincount(lab, fit[:, 0], k)[nz] / cnt[nz]
         seeds[nz, 1] = np.bincount(lab, fit[:, 1], k)[nz] / cnt[nz]
-    return seeds, cKDTree(seeds).query(xy)[1]
+    return seeds, _closest(seeds, xy)
 
 
 CHILDREN_PER_INHABITANT = 0.0105  # one birth cohort (≈ 700k births / 66M inhabitants)
