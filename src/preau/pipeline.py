@@ -189,6 +189,8 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
                     "primary": int(sum(o.primary for o in mine)), "audit": "passed",
                     "linked_with": sorted({o for o in owners if o != b.dataset}) + ["effectifs-ecole-niveau"],
                     "earlier_versions": any(p.name.startswith(b.dataset + "@") for p in published)}
+            if b.extra.get("zero_cells_added"):  # zero cells listed so that the protection may hide them
+                info["zero_cells_added"] = b.extra["zero_cells_added"]
             protected[b.dataset] = (frame, info)
     t = _timed(result, "disclosure", t)
     # --- files, manifests and validation ---

@@ -208,6 +208,14 @@ def _load_dataset(path: Path, schemas: dict[str, Path], report: Report) -> Datas
                 c.err("disclosure.k", "« disclosure.k » doit être au moins 2", "'disclosure.k' must be at least 2")
         elif rule == "none":
             c.bilingual("disclosure.reason")
+        zeros = c.typed("disclosure.hideable_zeros", dict)
+        if zeros is not None:
+            dims = data.get("dimensions") or []
+            for key in ("rows", "columns"):
+                if zeros.get(key) not in dims:
+                    c.err(f"disclosure.hideable_zeros.{key}",
+                          f"« disclosure.hideable_zeros.{key} » doit être une des dimensions du jeu ({', '.join(map(str, dims))})",
+                          f"'disclosure.hideable_zeros.{key}' must be one of the dataset's dimensions ({', '.join(map(str, dims))})")
     if did is None:
         return None
     return Dataset(id=did, file=path, raw=data)

@@ -157,8 +157,48 @@ def build_table(dataset, pupils: pl.DataFrame) -> BuiltTable:
         frame = pl.concat(parts).select(dims + ["effectif"])
     else:
         frame = aggregate(src, dims, parents, margins, complete)
+    extra = {}
+    zeros = dataset.disclosure.get("hideable_zeros")
+    if zeros and policy_of(dataset).rule != "none":
+        frame, added = add_hideable_zeros(frame, zeros["rows"], zeros["columns"], policy_of(dataset).k)
+        extra["zero_cells_added"] = added
     frame = sort_table(frame, dims)
-    return BuiltTable(dataset.id, dims, frame, to_pieces(dataset.id, dims, frame, policy_of(dataset)), policy_of(dataset))
+    return BuiltTable(dataset.id, dims, frame, to_pieces(dataset.id, dims, frame, policy_of(dataset)),
+                      policy_of(dataset), extra)
+
+
+def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_column: int = 3) -> tuple[pl.DataFrame, int]:
+    """Zero cells that secondary suppression may hide, where a column would otherwise be pinned.
+
+    A sparse two-way table (e.g. flows residence sector → school) lists only non-zero cells. When a
+    column's only cell is small (``0 < n < k``) and the column total is public (a school's total is
+    in the ministry table), that cell equals the total: no suppression among listed cells can
+    protect it. Such a cell is protected by hiding, with it, zero cells of its column that can
+    close a rectangle: for the lone cell (Y, X), the rows Z that send to a column W that Y also
+    sends to (largest flows (Z, W) first, ``per_column`` of them). The zeros are true values
+    (published as 0 unless the protection hides them). Returns the table and the cells added.
+    """
+    other = [d for d in frame.columns if d not in (row, col, "effectif")]
+    leaf = frame.filter((pl.col(row) != ROOT) & (pl.col(col) != ROOT)
+                        & pl.all_horizontal([pl.col(d) != ROOT for d in other] or [pl.lit(True)]))
+    lone = (leaf.group_by(other + [col]).agg(pl.len().alias("_n"), pl.col(row).first().alias("_y"),
+                                              pl.col("effectif").first().alias("_v"))
+            .filter((pl.col("_n") == 1) & (pl.col("_v") > 0) & (pl.col("_v") < k))
+            .select(other + [pl.col(col).alias("_x"), pl.col("_y").alias(row)]))
+    if lone.height == 0:
+        return frame, 0
+    # the lone row's other columns W, then the other rows Z sending to W
+    partners = lone.join(leaf.select(other + [row, col]), on=other + [row]).filter(pl.col(col) != pl.col("_x"))
+    cands = (partners.rename({row: "_yy"})
+             .join(leaf.select(other + [row, col, pl.col("effectif").alias("_zw")]), on=other + [col])
+             .filter(pl.col(row) != pl.col("_yy"))
+             .group_by(other + ["_x", row]).agg(pl.col("_zw").max())
+             .sort(other + ["_x", "_zw", row], descending=[False] * len(other) + [False, True, False])
+             .group_by(other + ["_x"], maintain_order=True).head(per_column)
+             .select(other + [pl.col(row), pl.col("_x").alias(col)]))
+    new = cands.join(leaf.select(other + [row, col]), on=other + [row, col], how="anti").with_columns(
+        pl.lit(0, dtype=frame["effectif"].dtype).alias("effectif")).select(frame.columns)
+    return pl.concat([frame, new]), new.height
 
 
 def margins_of(dataset) -> list[str]:

@@ -1,0 +1,66 @@
+"""Flows into a school whose pupils all come from one sector: the lone flow equals the school's
+public total, so it is protected only if zero cells of its column may be hidden with it."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from preau.disclosure import protect
+from preau.errors import PreauError
+from preau.tables import add_hideable_zeros, build_table, school_level_counts
+from preau.workspace import Dataset, load_workspace
+
+YEAR = "2026-2027"
+# sector A → school X: 3 (all of X's pupils); A → W: 10; B → W: 8; B → V: 6
+FLOWS = [("65001-01", "0650001A", 3), ("65001-01", "0650002B", 10), ("65002-01", "0650002B", 8),
+         ("65002-01", "0650003C", 6)]
+
+
+def pupils() -> pl.DataFrame:
+    rows = [(YEAR, sector, uai, "CP") for sector, uai, n in FLOWS for _ in range(n)]
+    return pl.DataFrame(rows, schema=["annee_scolaire", "code_secteur_residence", "uai", "niveau"], orient="row")
+
+
+def flows_dataset(with_zeros: bool) -> Dataset:
+    ds = load_workspace(".")[0].datasets["flux-secteur-ecole"]
+    disclosure = dict(ds.raw["disclosure"])
+    if not with_zeros:
+        disclosure.pop("hideable_zeros", None)
+    return Dataset(id=ds.id, file=ds.file, raw={**ds.raw, "disclosure": disclosure})
+
+
+def test_shipped_flows_dataset_declares_hideable_zeros():
+    assert flows_dataset(True).disclosure["hideable_zeros"] == {"rows": "code_secteur", "columns": "uai"}
+
+
+def test_zero_cell_added_where_a_column_would_be_pinned():
+    t = build_table(flows_dataset(True), pupils())
+    assert t.extra["zero_cells_added"] == 1
+    added = t.frame.filter((pl.col("code_secteur") == "65002-01") & (pl.col("uai") == "0650001A"))
+    assert added["effectif"].to_list() == [0]
+    # margins unchanged: zeros add nothing
+    assert t.frame.filter((pl.col("code_secteur") == "TOTAL") & (pl.col("uai") == "0650001A"))["effectif"].to_list() == [3]
+
+
+def test_no_zero_cell_when_no_column_is_pinned():
+    frame = pl.DataFrame({"annee_scolaire": [YEAR] * 3, "code_secteur": ["A", "B", "TOTAL"], "uai": ["X"] * 3,
+                          "effectif": [2, 2, 4]})
+    out, added = add_hideable_zeros(frame, "code_secteur", "uai", k=5)
+    assert added == 0 and out.equals(frame)
+
+
+def test_lone_small_flow_fails_the_audit_without_zeros_and_passes_with_them():
+    p = pupils()
+    anchor = school_level_counts(p)  # the ministry's exact school totals: known to the attacker
+    bare = build_table(flows_dataset(False), p)
+    with pytest.raises(PreauError) as exc:
+        protect([anchor] + bare.pieces)
+    assert "0650001A" in str(exc.value)
+    t = build_table(flows_dataset(True), p)
+    out = protect([anchor] + t.pieces)
+    flows = out[1].frame
+    lone = flows.filter((pl.col("code_secteur") == "65001-01") & (pl.col("uai") == "0650001A"))
+    assert lone["secret"].to_list() == [True]
+    zero = flows.filter((pl.col("code_secteur") == "65002-01") & (pl.col("uai") == "0650001A"))
+    assert zero["secret"].to_list() == [True]
