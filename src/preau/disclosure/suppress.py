@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from preau.disclosure.attack import DEBUG, _components, cap_widths, AuditReport, _report, audit, audit_model
+from preau.disclosure.attack import DEBUG, _components, _feasible_point, cap_widths, AuditReport, _report, audit, audit_model
 from preau.disclosure.hierarchy import CountTable
 from preau.disclosure.lp import BIG, build_lp, optimal
 from preau.disclosure.model import Model, build_model
@@ -86,7 +86,9 @@ class _State:
         n = model.n
         self.model = model
         self.value = model.value
-        self.x = np.nan_to_num(model.value)  # mass (unknown values count as 0)
+        # a feasible point: the true counts, completed where no value is known here (see
+        # _complete); the witnesses x + y of the repair are only valid if x is feasible
+        self.x = _complete(model)
         self.in_current = np.zeros(n, bool)
         self.in_none = np.zeros(n, bool)
         self.k = np.zeros(n)
@@ -119,7 +121,7 @@ class _State:
         self.unknown_always = self.old_only & self.old_hidden
         self.sup = np.zeros(n, bool)
         # witnesses: lowest / highest value of each variable seen in a feasible point
-        self.lo = np.nan_to_num(model.value.copy())
+        self.lo = self.x.copy()
         self.hi = self.lo.copy()
 
     def hidden(self) -> np.ndarray:
@@ -127,6 +129,32 @@ class _State:
 
     def known(self) -> np.ndarray:
         return ~self.hidden()
+
+
+def _complete(model: Model) -> np.ndarray:
+    """The true counts, with a feasible value for the cells whose value this build does not have:
+    cells hidden in a table given as ``published`` (an earlier version, or the public outputs a
+    restricted reader also sees) and absent from the tables being protected. Taking them as 0 (as
+    before) gives a point that breaks the equations they sit in: the attacker LPs restricted around
+    it were infeasible (``audit-inconsistent``) and certificates built from it were not proofs.
+    The completion is an interior point of the equations with every known value fixed."""
+    v = model.value
+    unk = np.isnan(v)
+    if not unk.any():
+        return v.copy()
+    A = model.A.tocsc()
+    known = ~unk
+    rhs = -(A[:, known] @ v[known]) if known.any() else np.zeros(A.shape[0])
+    AU = A[:, unk].tocsr()
+    rows = np.nonzero(np.diff(AU.indptr) > 0)[0]
+    x = v.copy()
+    if len(rows) == 0:
+        x[unk] = 0.0
+        return x
+    AU = AU[rows]
+    _, vlab, rlab = _components(AU)
+    x[unk] = np.maximum(_feasible_point(AU, rhs[rows], vlab, rlab), 0.0)
+    return x
 
 
 def _check_sums(model: Model, n_current: int) -> None:
@@ -495,7 +523,7 @@ def _publish_derivable(st: _State, bad: np.ndarray) -> int:
     if not len(cand):
         return 0
     hid = st.hidden()
-    att, _ = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi), exact=True)
+    att, _ = audit_model(st.model, hid, ~hid, st.width, seed=st.x, prior=(st.lo, st.hi), exact=True)
     pos = {int(v): i for i, v in enumerate(att.var)}
     fixed = [c for c in cand.tolist() if c in pos and att.high[pos[c]] - att.low[pos[c]] < 1e-6]
     if fixed:
@@ -507,7 +535,7 @@ def _attack_state(st: _State, exact: bool = False):
     """Audit of the current pattern, reusing the witnesses already found (they stay feasible
     when more cells are hidden). Without ``exact``, cells not certified count as unprotected."""
     hid = st.hidden()
-    att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
+    att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.x, prior=(st.lo, st.hi),
                            exact=exact)
     if len(bad):
         pos = {int(v): i for i, v in enumerate(att.var)}
@@ -526,7 +554,7 @@ def _attack_state(st: _State, exact: bool = False):
                 if int(c) in pos and not att.exact[pos[int(c)]] and att.high[pos[int(c)]] - att.low[pos[int(c)]] < 0.5]
         if flat and _publish_derivable(st, np.asarray(flat, dtype=np.int64)):
             hid = st.hidden()
-            att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.model.value, prior=(st.lo, st.hi),
+            att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.x, prior=(st.lo, st.hi),
                                    exact=exact)
     with np.errstate(invalid="ignore"):  # NaN bounds (no witness yet) simply don't update
         np.minimum.at(st.lo, att.var, att.low)
