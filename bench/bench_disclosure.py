@@ -3,6 +3,7 @@ the hypercube baseline on the same table.
 
     .venv/bin/python bench/bench_disclosure.py               # small run (scale 0.02)
     .venv/bin/python bench/bench_disclosure.py --scale 1     # national: ~48k schools, ~35k communes
+    .venv/bin/python bench/bench_disclosure.py --out result.json   # + the result record (bench/_common.py)
 
 Each method runs in its own process (honest peak RSS): protection (for Préau: primary, local
 pass, audit-driven repair, its own audit with witnesses), then an independent audit of the
@@ -18,6 +19,10 @@ import multiprocessing as mp
 import resource
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import result, write_result  # noqa: E402
 
 SCHOOLS, COMMUNES = 48_000, 35_000
 
@@ -64,12 +69,50 @@ def run(method: str, scale: float, seed: int, queue) -> None:
     })
 
 
+def record(rows: list[dict], scale: float, seed: int) -> dict:
+    """The bench result record: Préau (modular) against the hypercube baseline, same table, same run."""
+    by = {r["method"]: r for r in rows}
+    p, b = by.get("modular"), by.get("hypercube")
+
+    def side(r: dict | None) -> dict | None:
+        if r is None:
+            return None
+        return {"seconds": r["total_s"], "protect_seconds": r["protect_s"], "audit_seconds": r["audit_s"],
+                "cpu_seconds": r["cpu_s"], "peak_rss_mb": r["peak_rss_mb"], "cells_hidden": r["cells_hidden"],
+                "pupils_hidden": r["pupils_hidden"], "passes_audit": r["passes_audit"],
+                "unprotected": r["unprotected"]}
+
+    anchor = side(b)
+    if anchor is not None:
+        anchor = {"name": "hypercube (baseline implemented in preau.disclosure.hypercube)", **anchor}
+    ratio = b["total_s"] / p["total_s"] if p and b and p["total_s"] else None
+    details = {m: {"cells_hidden": r["cells_hidden"], "pupils_hidden": r["pupils_hidden"],
+                   "passes_audit": r["passes_audit"], "unprotected": r["unprotected"],
+                   "peak_rss_mb": r["peak_rss_mb"], "timings": r["timings"]} for m, r in by.items()}
+    if p and b:
+        details["loss_ratio"] = {"cells": round(p["cells_hidden"] / max(b["cells_hidden"], 1), 4),
+                                 "pupils": round(p["pupils_hidden"] / max(b["pupils_hidden"], 1), 4)}
+    first = rows[0]
+    return result(
+        "disclosure",
+        "Secret secondaire + audit LP, tableau école × niveau (échelle {} du national), Préau contre "
+        "l'hypercube".format(scale),
+        size={"scale": scale, "seed": seed, "schools": int(SCHOOLS * scale), "communes": int(COMMUNES * scale),
+              "cells": first["cells"], "pupils": first["pupils"], "primary": first["primary"]},
+        preau=side(p) or {}, anchor=anchor, ratio=ratio, ratio_meaning="temps hypercube / temps Préau",
+        goal="moins de cellules ET d'élèves masqués que l'hypercube, audit réussi",
+        goal_met=bool(p and b and p["passes_audit"] and p["cells_hidden"] < b["cells_hidden"]
+                      and p["pupils_hidden"] < b["pupils_hidden"]),
+        details=details)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=float, default=0.02, help="fraction of the national size (1 = national)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="modular,hypercube")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", default=None, help="write the result record (JSON, bench/_common.py) here")
     args = ap.parse_args()
     ctx = mp.get_context("spawn")
     rows = []
@@ -80,6 +123,7 @@ def main() -> None:
         rows.append(q.get())
         p.join()
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    write_result(args.out, record(rows, args.scale, args.seed))
     if args.json:
         print(json.dumps(rows, indent=2))
         return
