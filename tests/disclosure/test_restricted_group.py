@@ -55,3 +55,16 @@ def test_feasible_point_completes_cells_known_to_nobody_here():
     assert np.isfinite(x).all() and (x >= -1e-9).all()
     assert np.allclose(x[~missing], model.value[~missing])
     assert np.abs(model.A @ x).max() < 1e-6
+
+
+def test_unhide_pass_publishes_only_what_the_audit_still_proves():
+    """The un-hide pass never loses more than without it, and its output passes the audit."""
+    from preau.disclosure import ProtectionStats
+
+    school, _ = school_level_tables(300, 200, seed=4, k=5)
+    off, on = ProtectionStats("modular"), ProtectionStats("modular")
+    a = protect([school], stats=off, unhide=False)[0]
+    b = protect([school], stats=on, unhide=True)[0]
+    assert b.cells_hidden == a.cells_hidden - on.unhidden
+    assert b.pupils_hidden <= a.pupils_hidden
+    assert audit([b.table]).ok

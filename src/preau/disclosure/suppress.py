@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from preau.disclosure.attack import DEBUG, _components, _feasible_point, cap_widths, AuditReport, _report, audit, audit_model
+from preau.disclosure.attack import DEBUG, SMALL_BLOCK, _components, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model
 from preau.disclosure.hierarchy import CountTable
 from preau.disclosure.lp import BIG, build_lp, optimal
 from preau.disclosure.model import Model, build_model
@@ -75,6 +75,7 @@ class ProtectionStats:
     repair_rounds: int = 0
     repair_lps: int = 0
     repair_added: int = 0
+    unhidden: int = 0  # secondary cells published again by the un-hide pass
     audit: AuditReport | None = None
     timings: dict = field(default_factory=dict)
 
@@ -531,6 +532,101 @@ def _publish_derivable(st: _State, bad: np.ndarray) -> int:
     return len(fixed)
 
 
+# The un-hide pass (less information lost) may spend this share of the protection time already
+# spent (at least UNHIDE_MIN seconds); ``protect(..., unhide=False)`` skips it.
+UNHIDE_SHARE = 0.25
+UNHIDE_MIN = 1.0
+
+
+def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Publish secondary cells the protection does not need, largest first (they weigh most in
+    pupils lost). A candidate is published when, with it fixed at its value, every hidden cell
+    sharing an equation with it keeps an attacker range ≥ its width (exact LPs on its block, one
+    warm-started HiGHS model per block; cells published earlier in the pass stay fixed). Only
+    cells of blocks up to ``SMALL_BLOCK`` unknowns are tried. This is a screen, not the proof:
+    the caller re-runs the exact audit and hides again what it published in a failing block.
+    Returns (cells published, their block labels, block label of every model variable or -1)."""
+    hid = st.hidden()
+    U = np.nonzero(hid)[0]
+    block_of = np.full(st.model.n, -1, dtype=np.int64)
+    if not len(U):
+        return [], np.zeros(0, np.int64), block_of
+    prim = _primary(st)
+    known = ~hid
+    rhs = -(st.AC[:, known] @ st.x[known])
+    AU = st.AC[:, U].tocsr()
+    rows = np.nonzero(np.diff(AU.indptr) > 0)[0]
+    AU = AU[rows]
+    rhs = rhs[rows]
+    ncomp, vlab, rlab = _components(AU)
+    block_of[U] = vlab
+    sizes = np.bincount(vlab, minlength=ncomp)
+    AUc = AU.tocsc()
+    local = np.full(st.model.n, -1, dtype=np.int64)
+    local[U] = np.arange(len(U))
+    cand = U[st.sup[U] & ~prim[U] & st.decidable[U] & (sizes[vlab] <= SMALL_BLOCK) & (st.x[U] > 0)]
+    cand = cand[np.argsort(-st.x[cand], kind="stable")]
+    fixed = np.zeros(len(U), bool)
+    models: dict[int, tuple] = {}
+    published: list[int] = []
+    for c in cand.tolist():
+        if time.perf_counter() > deadline:
+            break
+        i = int(local[c])
+        b = int(vlab[i])
+        if b not in models:
+            vsel = np.nonzero(vlab == b)[0]
+            rsel = np.nonzero(rlab == b)[0]
+            pos = np.full(len(U), -1, dtype=np.int64)
+            pos[vsel] = np.arange(len(vsel))
+            models[b] = (_attacker_lp(AU[rsel][:, vsel].tocsc(), rhs[rsel]), vsel, pos)
+        h, vsel, pos = models[b]
+        eqs = AUc.indices[AUc.indptr[i]:AUc.indptr[i + 1]]
+        nb = np.unique(np.concatenate([AU.indices[AU.indptr[r]:AU.indptr[r + 1]] for r in eqs])) if len(eqs) else eqs
+        nb = nb[(nb != i) & ~fixed[nb] & (st.width[U[nb]] > 0)]
+        j = int(pos[i])
+        xc = float(st.x[c])
+        h.changeColsBounds(1, np.array([j], dtype=np.int32), np.array([xc]), np.array([xc]))
+        if _still_protected(h, pos[nb], st.x[U[nb]], st.width[U[nb]], len(vsel)):
+            fixed[i] = True
+            published.append(c)
+        else:
+            h.changeColsBounds(1, np.array([j], dtype=np.int32), np.array([0.0]), np.array([BIG]))
+    if published:
+        st.sup[np.asarray(published, dtype=np.int64)] = False
+    return published, block_of[np.asarray(published, dtype=np.int64)], block_of
+
+
+def _still_protected(h, idx: np.ndarray, x: np.ndarray, width: np.ndarray, n: int) -> bool:
+    """Every variable ``idx`` of the LP in ``h`` still has max − min ≥ its width (pushes first,
+    then one exact max / min per cell not yet shown wide enough)."""
+    if not len(idx):
+        return True
+    lo, hi = x.astype(np.float64).copy(), x.astype(np.float64).copy()
+    cost = np.zeros(n)
+    cost[idx] = 1.0
+    for sense_max in (True, False):
+        y = _lp_solve(h, cost, sense_max)
+        if y is None:
+            return False
+        np.minimum(lo, y[idx], out=lo)
+        np.maximum(hi, y[idx], out=hi)
+    for k in np.nonzero(hi - lo < width - 1e-6)[0].tolist():
+        if hi[k] - lo[k] >= width[k] - 1e-6:
+            continue
+        cost[:] = 0.0
+        cost[idx[k]] = 1.0
+        for sense_max in (True, False):
+            y = _lp_solve(h, cost, sense_max)
+            if y is None:
+                return False
+            np.minimum(lo, y[idx], out=lo)
+            np.maximum(hi, y[idx], out=hi)
+        if hi[k] - lo[k] < width[k] - 1e-6:
+            return False
+    return True
+
+
 def _attack_state(st: _State, exact: bool = False):
     """Audit of the current pattern, reusing the witnesses already found (they stay feasible
     when more cells are hidden). Without ``exact``, cells not certified count as unprotected."""
@@ -563,7 +659,7 @@ def _attack_state(st: _State, exact: bool = False):
 
 
 def protect(tables: list[CountTable], published: list[CountTable] = (), method: Method = "modular",
-            max_rounds: int = 50, stats: ProtectionStats | None = None) -> list[ProtectedTable]:
+            max_rounds: int = 50, stats: ProtectionStats | None = None, unhide: bool = True) -> list[ProtectedTable]:
     """Protect all tables of a build together (shared cells are one cell), taking the earlier
     ``published`` versions as known, and prove it with the audit.
 
@@ -638,6 +734,23 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
         t = time.perf_counter()
         att, bad = _attack_state(st, exact=True)
         stats.timings["audit"] += time.perf_counter() - t
+    if method == "modular" and unhide and not len(bad):
+        t = time.perf_counter()
+        published, blocks, block_of = _unhide_pass(st, t + max(UNHIDE_MIN, UNHIDE_SHARE * (t - t0)))
+        stats.unhidden = len(published)
+        if published:
+            # witnesses of the touched blocks may have moved a cell now published: start them
+            # again from the true counts, and prove the new pattern with the exact audit
+            touched = np.isin(block_of, np.unique(blocks))
+            st.lo[touched] = st.x[touched]
+            st.hi[touched] = st.x[touched]
+            att, bad = _attack_state(st, exact=True)
+            if len(bad):  # the screen missed something: hide again what it published there
+                back = np.asarray(published, dtype=np.int64)[np.isin(blocks, block_of[bad])]
+                st.sup[back] = True
+                stats.unhidden -= len(back)
+                att, bad = _attack_state(st, exact=True)
+        stats.timings["unhide"] = time.perf_counter() - t
     hid = st.hidden()
     stats.audit = _report(model, att, bad, hid, st.width, stats.timings["audit"])
     stats.hidden = int(st.sup.sum())
