@@ -250,8 +250,9 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
         raise PreauError(f"aucune population connue pour : {', '.join(empty)} (pas d'élèves à générer)",
                          f"no known population for: {', '.join(empty)} (no pupil to generate)", code="synth-departement")
     if pupils:
-        # ≈ 9.3 enrolled pupils per cohort-child of a birth year (TPS share, behind/ahead): calibrate
-        scale = pupils / (communes["population"].sum() * 0.0105 * 8.96)
+        # ≈ 8.17 enrolled pupils per cohort-child of a birth year (9 levels, TPS share, arrivals and
+        # departures during the years; measured on the whole country at scale 1): calibrate
+        scale = pupils / (communes["population"].sum() * 0.0105 * 8.17)
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
