@@ -109,7 +109,7 @@ def ensure_synth(synth: Path, departements: str, pupils: int | None, seed: int) 
     return {"reused": False, "seconds": secs}
 
 
-def make_workspace(ws: Path, synth: Path) -> None:
+def make_workspace(ws: Path, synth: Path, sectors_from: str) -> None:
     if ws.exists():
         shutil.rmtree(ws)
     (ws / "publishers").mkdir(parents=True)
@@ -129,7 +129,10 @@ def make_workspace(ws: Path, synth: Path) -> None:
         lines += ["[[sources]]", f'path = "{p}"', 'profile = "onde"', f'school_year = "{year}"', ""]
     lines += ["[references]", f'schools = "{synth / "ecoles.csv"}"',
               "addresses = [" + ", ".join(f'"{p}"' for p in addresses) + "]",
-              f'sector_rules = "{synth / "carte-scolaire.csv"}"', f'communes = "{synth / "communes.geojson"}"']
+              f'communes = "{synth / "communes.geojson"}"',
+              # a national publisher gets the communes' sector layers; rules rebuild them (Voronoi)
+              f'sectors = "{synth / "secteurs.geojson"}"' if sectors_from == "layer"
+              else f'sector_rules = "{synth / "carte-scolaire.csv"}"']
     (ws / "publishers" / "national.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -140,6 +143,9 @@ def main() -> int:
     ap.add_argument("--pupils", type=int, default=None, help=f"pupils (default {NATIONAL_PUPILS:,} for all)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--synth", type=Path, default=None, help="synthetic territory folder (reused if it matches)")
+    ap.add_argument("--sectors-from", choices=("layer", "rules"), default=None,
+                    help="school sectors from the synthetic sector layer (national default) or rebuilt from the "
+                         "carte-scolaire rules (quick / regional default, as in the demo)")
     ap.add_argument("--out", type=Path, help="write the result record as JSON here")
     args = ap.parse_args()
     deps = args.departements or ("65" if args.quick else "all")
@@ -153,7 +159,8 @@ def main() -> int:
     from preau.pipeline import build
 
     ws = base / "ws"
-    make_workspace(ws, synth)
+    sectors_from = args.sectors_from or ("layer" if deps == "all" else "rules")
+    make_workspace(ws, synth, sectors_from)
     out = base / "_build"
     if out.exists():
         shutil.rmtree(out)
@@ -179,7 +186,7 @@ def main() -> int:
                "peak_rss_mb": stage_peak},
         anchor=None, goal="≤ 120 s et ≤ 6 Go", goal_met=goal_met,
         details={"stages": stages.rows, "timings_build": {k: round(v, 2) for k, v in res.timings.items()},
-                 "synth": synth_info, "output_mb": size_mb, "geocoding": res.geocoding,
+                 "synth": synth_info, "sectors_from": sectors_from, "output_mb": size_mb, "geocoding": res.geocoding,
                  "disclosure": {k: {x: v.get(x) for x in ("cells", "cells_hidden", "pupils_hidden")}
                                 for k, v in hidden.items()},
                  "process_peak_rss_mb": peak, "load_average": round(os.getloadavg()[0], 2)}))
