@@ -6,7 +6,8 @@ seconds), peak memory (largest single process, and the whole process tree sample
 generator may use worker processes), output size. No anchor exists (no other generator of this data).
 
     .venv/bin/python bench/bench_synth.py                                   # département 65, 1 year
-    .venv/bin/python bench/bench_synth.py --departements all --years 1      # France (≈ 12M pupils)
+    .venv/bin/python bench/bench_synth.py --departements all --years 1      # France (≈ 5.7M pupils)
+    .venv/bin/python bench/bench_synth.py --departements all --years 1 --pupils 12000000
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--departements", default="65", help="codes separated by commas, or « all » (default 65)")
     ap.add_argument("--years", type=int, default=1, help="school years (default 1)")
+    ap.add_argument("--pupils", type=int, default=None, help="pupils in the last school year (default: natural size, "
+                    "≈ 5.7M for the whole country; the national build bench uses 12000000)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--synth-out", type=Path, help="output folder (default bench/_work/synth-<départements>)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files (default: removed after)")
@@ -62,7 +65,8 @@ def main() -> int:
     tag = "all" if args.departements == "all" else args.departements.replace(",", "-")[:40]
     out_dir = args.synth_out or WORK / f"synth-{tag}"
     cmd = [str(Path(sys.executable).with_name("preau")), "synth", "--departements", args.departements,
-           "--years", str(args.years), "--seed", str(args.seed), "--out", str(out_dir)]
+           "--years", str(args.years), "--seed", str(args.seed)] + (
+        ["--pupils", str(args.pupils)] if args.pupils else []) + ["--out", str(out_dir)]
     print(f"[synth] {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
