@@ -251,16 +251,6 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
     lps = 0
     done = np.zeros(nU, bool)
     pending = hi - lo < wU - EPS
-    # small blocks (the usual case for linked tables of one territory): exact min / max LPs on the
-    # whole block straight away, warm-started, one pending cell per block per LP until none is
-    # left. Exact answers are both the proof and what the repair needs (no repair is spent on a
-    # cell that was protected already), and they cost less than the restricted certificates below.
-    small = (sizes <= SMALL_BLOCK)[vlab]
-    if pending.any() and (small & pending).any():
-        l2, h2, d2, n_lp = _exact_blocks(AU, rhs, vlab, rlab, ncomp, pending & small, wU, lo, hi, rng, None)
-        lps += n_lp
-        lo, hi, done = l2, h2, done | d2
-        pending = (hi - lo < wU - EPS) & ~small
     # level 1: blocks once the wide equations are cut; level 2: clusters of failing level-1 blocks
     rnnz = np.diff(AU.indptr)
     narrow = AU[rnnz <= WIDE]
@@ -291,6 +281,20 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
         pending = hi - lo < wU - EPS
         if DEBUG:
             print(f"level {level}: pending {pending.sum()} / {nU}", file=sys.stderr)
+    # small blocks (the usual case for linked tables of one territory): the cells the certificates
+    # left get exact min / max LPs on their whole block, warm-started, one pending cell per block
+    # per LP until none is left. Exact answers are both the proof and what the repair needs (no
+    # repair is spent on a cell that was protected already); the per-cell restricted LPs below
+    # (level 2.5) cost far more there.
+    small = (sizes <= SMALL_BLOCK)[vlab]
+    if (small & pending).any():
+        l2, h2, d2, n_lp = _exact_blocks(AU, rhs, vlab, rlab, ncomp, pending & small, wU, lo, hi, rng, None)
+        lps += n_lp
+        lo, hi, done = l2, h2, done | d2
+        pending = hi - lo < wU - EPS
+        if DEBUG:
+            print(f"small blocks (exact): pending {(pending & small).sum()}", file=sys.stderr)
+        pending &= ~small
     if pending.any() and pending.sum() <= MAX_CELL_LPS:
         # level 2.5: one restricted LP around each cell still pending (a breadth-first
         # neighbourhood in the equation graph, the rest fixed at x0)

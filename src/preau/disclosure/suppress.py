@@ -575,19 +575,17 @@ def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np
         i = int(local[c])
         b = int(vlab[i])
         if b not in models:
-            vsel = np.nonzero(vlab == b)[0]
+            vsel = np.nonzero(vlab == b)[0]  # sorted: a variable's column is its rank in vsel
             rsel = np.nonzero(rlab == b)[0]
-            pos = np.full(len(U), -1, dtype=np.int64)
-            pos[vsel] = np.arange(len(vsel))
-            models[b] = (_attacker_lp(AU[rsel][:, vsel].tocsc(), rhs[rsel]), vsel, pos)
-        h, vsel, pos = models[b]
+            models[b] = (_attacker_lp(AU[rsel][:, vsel].tocsc(), rhs[rsel]), vsel)
+        h, vsel = models[b]
         eqs = AUc.indices[AUc.indptr[i]:AUc.indptr[i + 1]]
         nb = np.unique(np.concatenate([AU.indices[AU.indptr[r]:AU.indptr[r + 1]] for r in eqs])) if len(eqs) else eqs
         nb = nb[(nb != i) & ~fixed[nb] & (st.width[U[nb]] > 0)]
-        j = int(pos[i])
+        j = int(np.searchsorted(vsel, i))
         xc = float(st.x[c])
         h.changeColsBounds(1, np.array([j], dtype=np.int32), np.array([xc]), np.array([xc]))
-        if _still_protected(h, pos[nb], st.x[U[nb]], st.width[U[nb]], len(vsel)):
+        if _still_protected(h, np.searchsorted(vsel, nb), st.x[U[nb]], st.width[U[nb]], len(vsel)):
             fixed[i] = True
             published.append(c)
         else:
