@@ -28,7 +28,7 @@ PY = sys.executable
 
 # name → (script, full-size arguments, quick arguments, services needed)
 SCENARIOS: dict[str, tuple[str, list[str], list[str], str]] = {
-    "synth": ("bench_synth.py", ["--departements", "all", "--years", "1"], ["--departements", "65", "--years", "1"], ""),
+    "synth": ("bench_synth.py", ["--departements", "all", "--years", "1", "--pupils", "12000000"], ["--departements", "65", "--years", "1"], ""),
     "national": ("bench_national.py", [], ["--quick"], ""),
     "validation": ("bench_validate.py", ["--rows", "1000000"], ["--rows", "100000"], ""),
     "geo": ("bench_geo.py", ["--n", "1000000", "--addok-n", "20000", "--points", "2000000"],
@@ -122,6 +122,11 @@ def figure(side: dict | None) -> str:
     return ", ".join(parts) or "—"
 
 
+def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def render_md(doc: dict) -> str:
     m = doc["machine"]
     lines = [f"# Préau — mesures ({'rapides' if doc['quick'] else 'complètes'})", "",
@@ -143,7 +148,10 @@ def render_md(doc: dict) -> str:
         goal = r.get("goal") or "—"
         if r.get("goal_met") is not None:
             goal += " : " + ("atteint" if r["goal_met"] else "**non atteint**")
-        lines.append(f"| {r['title']} | {size} | {figure(r.get('preau'))} | {anchor_txt} | {ratio} | {goal} |")
+            if doc["quick"]:
+                goal += " (petite taille : l'objectif vaut pour la taille réelle)"
+        lines.append("| " + " | ".join(cell(c) for c in (r["title"], size, figure(r.get("preau")), anchor_txt, ratio, goal))
+                     + " |")
     lines += ["", "Rapport : « temps de l'ancre / temps de Préau » (ou débit Préau / débit de l'ancre) ; "
               "> 1 = Préau plus rapide. Détails de chaque scénario (étapes, mémoire, pertes d'information) "
               "dans `results.json`."]
