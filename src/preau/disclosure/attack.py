@@ -288,12 +288,18 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
     # (level 2.5) cost far more there.
     small = (sizes <= SMALL_BLOCK)[vlab]
     if (small & pending).any():
+        T1 = time.perf_counter()
+        if DEBUG:
+            pb = np.bincount(vlab[pending & small], minlength=ncomp)
+            print(f"small blocks: pending {(pending & small).sum()} in {(pb > 0).sum()} blocks, max per block "
+                  f"{pb.max()}, sizes of those {np.sort(sizes[pb > 0])[-5:]}", file=sys.stderr)
         l2, h2, d2, n_lp = _exact_blocks(AU, rhs, vlab, rlab, ncomp, pending & small, wU, lo, hi, rng, None)
         lps += n_lp
         lo, hi, done = l2, h2, done | d2
         pending = hi - lo < wU - EPS
         if DEBUG:
-            print(f"small blocks (exact): pending {(pending & small).sum()}", file=sys.stderr)
+            print(f"small blocks (exact): pending {(pending & small).sum()}, {n_lp} LPs, "
+                  f"{time.perf_counter() - T1:.1f}s", file=sys.stderr)
         pending &= ~small
     if pending.any() and pending.sum() <= MAX_CELL_LPS:
         # level 2.5: one restricted LP around each cell still pending (a breadth-first
