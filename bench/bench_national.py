@@ -86,8 +86,12 @@ class Stages:
                 return
 
 
-def ensure_synth(synth: Path, departements: str, pupils: int | None, seed: int) -> dict:
+def ensure_synth(synth: Path, departements: str, pupils: int | None, seed: int, given: bool = False) -> dict:
     meta = synth / "synth.json"
+    if given and meta.is_file():  # a folder named by the user is taken as it is
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        return {"reused": True, "given": str(synth), "seconds": info.get("bench_seconds"),
+                "pupils": sum(v for k, v in info.get("counts", {}).items() if k.startswith("eleves"))}
     want = None if departements == "all" else [d.strip() for d in departements.split(",")]
     if meta.is_file():
         info = json.loads(meta.read_text(encoding="utf-8"))
@@ -153,7 +157,7 @@ def main() -> int:
     tag = "quick" if args.quick else ("all" if deps == "all" else deps.replace(",", "-"))
     base = WORK / "national" / tag
     synth = args.synth or base / "synth"
-    synth_info = ensure_synth(synth, deps, pupils, args.seed)
+    synth_info = ensure_synth(synth, deps, pupils, args.seed, given=args.synth is not None)
 
     from preau.catalog.publish import publish
     from preau.pipeline import build
