@@ -186,7 +186,7 @@ def _primary(st: _State) -> np.ndarray:
 
 SMALL_PENALTY = 4.0
 ZERO_PENALTY = 6.0
-BONUS = 5.0  # extra cost of a complement that closes no rectangle with hidden cells
+BONUS = 50.0  # extra cost of a complement that closes no rectangle with hidden cells (50: such a complement is chosen whenever one exists — fewer cells and pupils hidden than 5, see docs)
 
 
 def _score(x: np.ndarray, w: float, bonus: np.ndarray) -> np.ndarray:
@@ -534,7 +534,7 @@ def _publish_derivable(st: _State, bad: np.ndarray) -> int:
 
 # The un-hide pass (less information lost) may spend this share of the protection time already
 # spent (at least UNHIDE_MIN seconds); ``protect(..., unhide=False)`` skips it.
-UNHIDE_SHARE = 0.25
+UNHIDE_SHARE = 0.15
 UNHIDE_MIN = 1.0
 
 
