@@ -156,7 +156,7 @@ def main() -> int:
     pupils = args.pupils if args.pupils is not None else (NATIONAL_PUPILS if deps == "all" else None)
     tag = "quick" if args.quick else ("all" if deps == "all" else deps.replace(",", "-"))
     base = WORK / "national" / tag
-    synth = args.synth or base / "synth"
+    synth = (args.synth or base / "synth").resolve()
     synth_info = ensure_synth(synth, deps, pupils, args.seed, given=args.synth is not None)
 
     from preau.catalog.publish import publish
