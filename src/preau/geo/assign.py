@@ -39,7 +39,11 @@ def _subdivide(geom, max_vertices: int, out: list, depth: int = 0) -> None:
         mid = (miny + maxy) / 2
         halves = ((minx, miny, maxx, mid), (minx, mid, maxx, maxy))
     for box in halves:
-        part = shapely.clip_by_rect(geom, *box)
+        try:
+            part = shapely.clip_by_rect(geom, *box)
+        except shapely.errors.GEOSException:
+            # clip_by_rect can build a degenerate ring on near-collinear vertices: exact intersection
+            part = shapely.intersection(shapely.make_valid(geom), shapely.box(*box))
         if not shapely.is_empty(part):
             _subdivide(part, max_vertices, out, depth + 1)
 
