@@ -237,7 +237,8 @@ def assign_sectors(addresses: pl.DataFrame, reference: Reference, sectors: gpd.G
               .select(pl.when(pl.col("result_type") == "street").then(pl.col("street_code")))
               .to_series())
     single = geo["result_code_insee"].replace_strict(index.commune_single, default=None, return_dtype=pl.Utf8)
-    out = pl.Series("code_secteur_residence", codes, dtype=pl.Utf8)
+    # from a list: an object array holding only None cannot be cast by polars
+    out = pl.Series("code_secteur_residence", codes.tolist(), dtype=pl.Utf8)
     out = pl.select(pl.coalesce(out, street, single).alias("code_secteur_residence")).to_series()
     result = pl.DataFrame([out, geo["result_type"], geo["result_score"], geo["result_code_insee"]])
     del geo, codes  # coordinates never leave this function
