@@ -87,16 +87,37 @@ def _write_table(folder: Path, name: str, frame: pl.DataFrame, years: list[str])
 
 
 def _published_versions(catalog_dir: Path, pub: Publisher, built, restricted: bool) -> pl.DataFrame | None:
-    """The table as published by an earlier build (local catalog), if any."""
+    """The table as published by an earlier build (local catalog), if any.
+
+    Its published cells are taken as known to the attacker, as the same cells as today's: that holds
+    only if the data of those school years has not changed since. A published count that differs
+    from today's true count stops the build with a clear message (never the values)."""
     sub = "restricted" if restricted else "datasets"
     path = catalog_dir / sub / f"{pub.id}-{built.dataset}" / f"{built.dataset}.csv"
     if not path.exists():
         return None
     try:
         schema = {d: pl.String for d in built.dims} | {"effectif": pl.Int64, "secret": pl.Boolean}
-        return pl.read_csv(path, schema_overrides=schema).select(built.dims + ["effectif", "secret"])
+        old = pl.read_csv(path, schema_overrides=schema).select(built.dims + ["effectif", "secret"])
     except (pl.exceptions.PolarsError, OSError):
         return None
+    both = old.filter(~pl.col("secret")).join(built.frame.select(built.dims + [pl.col("effectif").alias("_now")]),
+                                               on=built.dims, how="inner")
+    changed = both.filter(pl.col("effectif") != pl.col("_now"))
+    if changed.height:
+        years = ", ".join(sorted(changed["annee_scolaire"].unique().to_list())) if "annee_scolaire" in built.dims else "?"
+        raise PreauError(Problem(
+            "published-version-changed",
+            f"« {built.dataset} » : {changed.height} effectif(s) déjà publié(s) ({years}) diffèrent des données "
+            "d'aujourd'hui ; republier une année corrigée à côté de l'ancienne permettrait de déduire les "
+            "cellules masquées par différence. Si la correction est voulue, retirez l'ancienne version du "
+            "catalogue local (dossier indiqué) et republiez ; sinon vérifiez les exports de ces années.",
+            f"'{built.dataset}': {changed.height} count(s) already published ({years}) differ from today's data; "
+            "publishing a corrected year beside the old one would let hidden cells be derived by difference. "
+            "If the correction is intended, remove the old version from the local catalog (folder shown) and "
+            "publish again; otherwise check the exports of those years.",
+            file=rel(path.parent)))
+    return old
 
 
 def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildResult,
@@ -322,6 +343,10 @@ def demo(workspace: str | Path = ".", out: str | Path = "_build", *, seed: int =
     out = Path(out)
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    # the demo regenerates its data: an earlier demo's catalog is not an earlier version of it
+    for stale in ("catalog", "packages", "data"):
+        if (out / stale).exists():
+            shutil.rmtree(out / stale)
     progress("territoire fictif (synth)")
     synth = generate(out / "synth", ["65"], seed=seed)
     timings["synth"] = time.perf_counter() - t
