@@ -650,6 +650,29 @@ def _resources_payload(src: Source, rec: Record, existing: dict | None) -> list[
     return out
 
 
+def read_source(src: "Source", health: "SourceHealth", problem, *, fetch=None, sleep=time.sleep, t0: float = 0.0):
+    """Read a source with its fetcher into ``health`` (pages, records, filtered, malformed records
+    reported and counted as failed). ``None`` when the source cannot be read: the source has failed
+    and nothing of it is archived (shared by the CKAN and the local-catalog harvests)."""
+    try:
+        fetched = (fetch or FETCHERS[src.kind])(src, sleep=sleep)
+    except Exception as exc:  # noqa: BLE001 - any failure to read the source fails this source only
+        health.status = "failed"
+        reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+        problem("harvest-source-unreadable", f"source illisible ({reason[:300]}) : rien n'est archivé",
+                f"source unreadable ({reason[:300]}): nothing is archived")
+        health.seconds = time.perf_counter() - t0
+        return None
+    health.pages = fetched.pages
+    health.records = len(fetched.records) + len(fetched.malformed)
+    health.counts["filtered"] += fetched.skipped
+    for where, fr, en, _ in fetched.malformed:
+        health.counts["failed"] += 1
+        problem("harvest-record-malformed", f"fiche ignorée : {fr}", f"record skipped: {en}", where)
+    return fetched
+
+
+
 def harvest_source(src: Source, client: CkanClient, *, dry_run: bool = False,
                    now: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
                    fetch: Callable[..., Fetched] | None = None) -> SourceHealth:
@@ -663,21 +686,9 @@ def harvest_source(src: Source, client: CkanClient, *, dry_run: bool = False,
     def problem(code, fr, en, where=None, severity="error"):
         health.problems.append(Problem(code, fr, en, file=src.name, field=where, severity=severity))
 
-    try:
-        fetched = (fetch or FETCHERS[src.kind])(src, sleep=sleep)
-    except Exception as exc:  # noqa: BLE001 - any failure to read the source fails this source only
-        health.status = "failed"
-        reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-        problem("harvest-source-unreadable", f"source illisible ({reason[:300]}) : rien n'est archivé",
-                f"source unreadable ({reason[:300]}): nothing is archived")
-        health.seconds = time.perf_counter() - t0
+    fetched = read_source(src, health, problem, fetch=fetch, sleep=sleep, t0=t0)
+    if fetched is None:
         return health
-    health.pages = fetched.pages
-    health.records = len(fetched.records) + len(fetched.malformed)
-    health.counts["filtered"] += fetched.skipped
-    for where, fr, en, _ in fetched.malformed:
-        health.counts["failed"] += 1
-        problem("harvest-record-malformed", f"fiche ignorée : {fr}", f"record skipped: {en}", where)
 
     try:
         org = client.get("organization_show", {"id": src.organization})

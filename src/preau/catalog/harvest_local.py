@@ -37,8 +37,8 @@ from urllib.parse import urljoin
 
 import requests
 
-from preau.catalog.harvest import (FETCHERS, Fetched, HarvestReport, Record, RecordError, Source, SourceHealth,
-                                   _http_get, _iso, _keep, _parse_iso, _slug, publisher_name)
+from preau.catalog.harvest import (Fetched, HarvestReport, Record, RecordError, Source, SourceHealth,
+                                   _http_get, _iso, _keep, _parse_iso, _slug, publisher_name, read_source)
 from preau.catalog.local import DESCRIPTOR, HARVESTED_DIR, PUBLIC_DIR, harvested_packages, refresh_index
 from preau.errors import Problem, rel
 from preau.package.files import dumps_json, sha256_bytes, sha256_file, write_if_changed
@@ -249,21 +249,9 @@ def harvest_source_local(src: Source, catalog_dir: str | Path, *, dry_run: bool 
                 "the source is the target catalog itself: nothing is copied", "path")
         health.seconds = time.perf_counter() - t0
         return health
-    try:
-        fetched = (fetch or FETCHERS[src.kind])(src, sleep=sleep)
-    except Exception as exc:  # noqa: BLE001 - any failure to read the source fails this source only
-        health.status = "failed"
-        reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-        problem("harvest-source-unreadable", f"source illisible ({reason[:300]}) : rien n'est archivé",
-                f"source unreadable ({reason[:300]}): nothing is archived")
-        health.seconds = time.perf_counter() - t0
+    fetched = read_source(src, health, problem, fetch=fetch, sleep=sleep, t0=t0)
+    if fetched is None:
         return health
-    health.pages = fetched.pages
-    health.records = len(fetched.records) + len(fetched.malformed)
-    health.counts["filtered"] += fetched.skipped
-    for where, fr, en, _ in fetched.malformed:
-        health.counts["failed"] += 1
-        problem("harvest-record-malformed", f"fiche ignorée : {fr}", f"record skipped: {en}", where)
 
     root = catalog_dir / HARVESTED_DIR
     existing: dict[str, tuple[Path, dict]] = {}
