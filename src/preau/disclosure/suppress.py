@@ -352,6 +352,16 @@ REPAIR_TIERS = ((6, 600, "hidden"), (10, 2000, "hidden"), (3, 400, 20), (4, 3000
 GOOD_ENOUGH = 8
 
 
+def _cheaper(best: tuple | None, y: np.ndarray, N: np.ndarray, st: "_State") -> tuple | None:
+    """The cheaper of ``best`` and the deviation ``y`` on ``N`` (cost: cells newly hidden, each its
+    count + 1). Returns ``(cost, new cells, support, y on the support)``."""
+    nz = np.abs(y) > 1e-7
+    support = N[nz]
+    new = support[~st.sup[support] & st.decidable[support]]
+    cost = float((st.x[new] + 1).sum())
+    return (cost, new, support, y[nz]) if best is None or cost < best[0] else best
+
+
 def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, known_short: bool = False) -> tuple[int, int]:
     """Protection LP for one cell (see module doc). Returns (cells added, LPs solved).
 
@@ -374,13 +384,7 @@ def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, known_short
             res = _protection_lp(c, N, st, A, w, direction)
             lps += 1
             if res is not None:
-                y, obj = res
-                nz = np.abs(y) > 1e-7
-                support = N[nz]
-                new = support[~st.sup[support] & st.decidable[support]]
-                cost = float((st.x[new] + 1).sum())
-                if best is None or cost < best[0]:
-                    best = (cost, new, support, y[nz])
+                best = _cheaper(best, res[0], N, st)
         if best is not None and best[0] <= GOOD_ENOUGH * w:
             break
     if best is None:
@@ -485,13 +489,7 @@ class _ComponentLPs:
             lps += 1
             if optimal(h):
                 sol = np.asarray(h.getSolution().col_value)
-                y = sol[:n] - sol[n:]
-                nz = np.abs(y) > 1e-7
-                support = N[nz]
-                new = support[~st.sup[support] & st.decidable[support]]
-                cost = float((st.x[new] + 1).sum())
-                if best is None or cost < best[0]:
-                    best = (cost, new, support, y[nz])
+                best = _cheaper(best, sol[:n] - sol[n:], N, st)
             h.changeColsBounds(2, np.array([ci, n + ci], dtype=np.int32), np.array([0.0, 0.0]),
                                np.array([BIG, st.x[c]]))
         if best is None:
