@@ -28,8 +28,10 @@ PY = sys.executable
 
 # name → (script, full-size arguments, quick arguments, services needed)
 SCENARIOS: dict[str, tuple[str, list[str], list[str], str]] = {
-    "synth": ("bench_synth.py", ["--departements", "all", "--years", "1", "--pupils", "12000000"], ["--departements", "65", "--years", "1"], ""),
-    "national": ("bench_national.py", [], ["--quick"], ""),
+    "synth": ("bench_synth.py", ["--departements", "all", "--years", "1", "--pupils", "12000000",
+                                 "--synth-out", "bench/_work/national-synth", "--keep"], ["--departements", "65", "--years", "1"], ""),
+    # the national build reuses the synth scenario's France (generated if missing); stopped after 15 min
+    "national": ("bench_national.py", ["--synth", "bench/_work/national-synth", "--budget", "900"], ["--quick"], ""),
     "validation": ("bench_validate.py", ["--rows", "1000000"], ["--rows", "100000"], ""),
     "geo": ("bench_geo.py", ["--n", "1000000", "--addok-n", "20000", "--points", "2000000"],
             ["--n", "20000", "--addok-n", "2000", "--points", "200000"], "addok"),
