@@ -117,6 +117,8 @@ def figure(side: dict | None) -> str:
         parts.append(f"{fmt_num(float(side['rate']))} {side.get('unit', '/s')}")
     if side.get("peak_rss_mb") is not None:
         parts.append(f"pic {fmt_num(float(side['peak_rss_mb']))} Mo")
+    if side.get("stopped_in"):
+        parts.append(f"**arrêté pendant « {side['stopped_in']} »** (budget du banc)")
     for key, label in (("bytes_uploaded", "octets envoyés"), ("write_calls", "écritures"),
                        ("cells_hidden", "cellules masquées"), ("pupils_hidden", "élèves masqués")):
         if side.get(key) is not None:
@@ -162,7 +164,8 @@ def render_md(doc: dict) -> str:
         lines += ["", "## Scénario `national` : temps et mémoire par étape", "",
                   "| Étape | Temps (s) | Pic RSS (Mo) |", "|---|---|---|"]
         for st in stages["details"]["stages"]:
-            lines.append(f"| {st['stage']} | {fmt_num(float(st['seconds']))} | {fmt_num(float(st.get('peak_rss_mb') or 0))} |")
+            name = st["stage"] + (" — arrêtée (budget), non terminée" if st.get("stopped") else "")
+            lines.append(f"| {name} | {fmt_num(float(st['seconds']))} | {fmt_num(float(st.get('peak_rss_mb') or 0))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
     ap.add_argument("--out-dir", type=Path, help="where results.json / results.md go")
     ap.add_argument("--timeout", type=int, default=None, help="per-scenario time limit, seconds")
+    ap.add_argument("--render", action="store_true", help="only re-render results.md from results.json")
     args = ap.parse_args(argv)
+    if args.render:
+        out_dir = args.out_dir or (ROOT / "_build" / "bench-quick" if args.quick else ROOT / "bench")
+        doc = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+        (out_dir / "results.md").write_text(render_md(doc), encoding="utf-8")
+        return 0
     names = [n for n in (args.only.split(",") if args.only else SCENARIOS) if n]
     unknown = [n for n in names + [s for s in args.skip.split(",") if s] if n not in SCENARIOS]
     if unknown:
