@@ -601,25 +601,27 @@ def _still_protected(h, idx: np.ndarray, x: np.ndarray, width: np.ndarray, n: in
     lo, hi = x.astype(np.float64).copy(), x.astype(np.float64).copy()
     cost = np.zeros(n)
     cost[idx] = 1.0
+    if not _widen(h, cost, idx, lo, hi):
+        return False
+    for k in np.nonzero(hi - lo < width - 1e-6)[0].tolist():
+        if hi[k] - lo[k] >= width[k] - 1e-6:
+            continue
+        cost[:] = 0.0
+        cost[idx[k]] = 1.0
+        if not _widen(h, cost, idx, lo, hi) or hi[k] - lo[k] < width[k] - 1e-6:
+            return False
+    return True
+
+
+def _widen(h, cost: np.ndarray, idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Max then min of ``cost`` · x; every solution widens ``lo``/``hi`` of the cells ``idx``.
+    False when an LP has no optimum."""
     for sense_max in (True, False):
         y = _lp_solve(h, cost, sense_max)
         if y is None:
             return False
         np.minimum(lo, y[idx], out=lo)
         np.maximum(hi, y[idx], out=hi)
-    for k in np.nonzero(hi - lo < width - 1e-6)[0].tolist():
-        if hi[k] - lo[k] >= width[k] - 1e-6:
-            continue
-        cost[:] = 0.0
-        cost[idx[k]] = 1.0
-        for sense_max in (True, False):
-            y = _lp_solve(h, cost, sense_max)
-            if y is None:
-                return False
-            np.minimum(lo, y[idx], out=lo)
-            np.maximum(hi, y[idx], out=hi)
-        if hi[k] - lo[k] < width[k] - 1e-6:
-            return False
     return True
 
 
