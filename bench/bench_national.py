@@ -95,19 +95,23 @@ class Stages:
                 return
 
 
+def synth_pupils(info: dict) -> int:
+    """Pupil rows of every school year in a synth.json."""
+    return sum(v for k, v in info.get("counts", {}).items() if k.startswith("eleves"))
+
+
 def ensure_synth(synth: Path, departements: str, pupils: int | None, seed: int, given: bool = False) -> dict:
     meta = synth / "synth.json"
     if given and meta.is_file():  # a folder named by the user is taken as it is
         info = json.loads(meta.read_text(encoding="utf-8"))
-        return {"reused": True, "given": str(synth), "seconds": info.get("bench_seconds"),
-                "pupils": sum(v for k, v in info.get("counts", {}).items() if k.startswith("eleves"))}
+        return {"reused": True, "given": str(synth), "seconds": info.get("bench_seconds"), "pupils": synth_pupils(info)}
     want = None if departements == "all" else [d.strip() for d in departements.split(",")]
     if meta.is_file():
         info = json.loads(meta.read_text(encoding="utf-8"))
         same = (want is None or info.get("departements") == want) and len(info.get("school_years", [])) == 1
         if same and (pupils is None or info.get("requested_pupils", info.get("pupils")) in (pupils, None)) \
                 and info.get("seed") == seed and info.get("bench_departements") == departements:
-            return {"reused": True, "seconds": info.get("bench_seconds")}
+            return {"reused": True, "seconds": info.get("bench_seconds"), "pupils": synth_pupils(info)}
     cmd = [str(Path(sys.executable).with_name("preau")), "synth", "--departements", departements, "--years", "1",
            "--seed", str(seed), "--out", str(synth)]
     if pupils:
@@ -119,7 +123,7 @@ def ensure_synth(synth: Path, departements: str, pupils: int | None, seed: int, 
     info = json.loads(meta.read_text(encoding="utf-8"))
     info.update(bench_seconds=secs, bench_departements=departements, requested_pupils=pupils)
     meta.write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
-    return {"reused": False, "seconds": secs}
+    return {"reused": False, "seconds": secs, "pupils": synth_pupils(info)}
 
 
 def make_workspace(ws: Path, synth: Path, sectors_from: str) -> None:
@@ -194,17 +198,10 @@ def main() -> int:
         stages.stop()
         stages.rows[-1]["stopped"] = True
         wall = time.perf_counter() - t0
-        write_result(args.out, result(
-            "national", "Chaîne complète « preau build » + paquets / whole pipeline",
-            size={"pupils": sum(v for k, v in json.loads((synth / "synth.json").read_text(encoding="utf-8"))
-                                .get("counts", {}).items() if k.startswith("eleves")),
-                  "departements": deps, "school_years": 1},
-            preau={"seconds": round(wall, 1), "peak_rss_mb": max(r["peak_rss_mb"] for r in stages.rows),
-                   "stopped_in": stopped},
-            anchor=None, goal="≤ 120 s et ≤ 6 Go", goal_met=False,
-            details={"stages": stages.rows, "stopped": f"arrêté dans l'étape {stopped} après {wall:.0f} s "
-                                                       f"(budget {args.budget:.0f} s)",
-                     "synth": synth_info, "sectors_from": sectors_from, "load_average": round(os.getloadavg()[0], 2)}))
+        write_result(args.out, national_record(
+            deps, synth_info, sectors_from, stages, wall, pupils=synth_info["pupils"],
+            peak=max(r["peak_rss_mb"] for r in stages.rows), goal_met=False, preau={"stopped_in": stopped},
+            details={"stopped": f"arrêté dans l'étape {stopped} après {wall:.0f} s (budget {args.budget:.0f} s)"}))
         print(f"[national] stopped in {stopped} after {wall:.0f} s (budget)", file=sys.stderr)
         return 0
     stages.stop()
@@ -215,20 +212,30 @@ def main() -> int:
     size_mb = round(sum(f.stat().st_size for f in (out / "data").rglob("*") if f.is_file()) / 1e6, 1)
     print(json.dumps({"pupils": res.pupils, "wall": round(wall, 1), "peak_rss_mb": stage_peak,
                       "stages": stages.rows}, indent=2), flush=True)
-    goal_met = wall <= 120 and stage_peak <= 6144
-    write_result(args.out, result(
-        "national", "Chaîne complète « preau build » + paquets / whole pipeline",
-        size={"pupils": res.pupils, "departements": deps, "school_years": 1,
-              "schools": sum(1 for _ in open(synth / "ecoles.csv", encoding="utf-8")) - 1},
-        preau={"seconds": round(wall, 1), "rate": round(res.pupils / wall), "unit": "élèves/s",
-               "peak_rss_mb": stage_peak},
-        anchor=None, goal="≤ 120 s et ≤ 6 Go", goal_met=goal_met,
-        details={"stages": stages.rows, "timings_build": {k: round(v, 2) for k, v in res.timings.items()},
-                 "synth": synth_info, "sectors_from": sectors_from, "output_mb": size_mb, "geocoding": res.geocoding,
+    write_result(args.out, national_record(
+        deps, synth_info, sectors_from, stages, wall, pupils=res.pupils, peak=stage_peak,
+        goal_met=wall <= 120 and stage_peak <= 6144,
+        size={"schools": sum(1 for _ in open(synth / "ecoles.csv", encoding="utf-8")) - 1},
+        preau={"rate": round(res.pupils / wall), "unit": "élèves/s"},
+        details={"timings_build": {k: round(v, 2) for k, v in res.timings.items()}, "output_mb": size_mb,
+                 "geocoding": res.geocoding,
                  "disclosure": {k: {x: v.get(x) for x in ("cells", "cells_hidden", "pupils_hidden")}
                                 for k, v in hidden.items()},
-                 "process_peak_rss_mb": peak, "load_average": round(os.getloadavg()[0], 2)}))
+                 "process_peak_rss_mb": peak}))
     return 0
+
+
+def national_record(deps: str, synth_info: dict, sectors_from: str, stages: Stages, wall: float, *, pupils: int,
+                    peak: float, goal_met: bool, size: dict | None = None, preau: dict | None = None,
+                    details: dict | None = None) -> dict:
+    """The scenario's record, for a finished build or one stopped by the budget."""
+    return result(
+        "national", "Chaîne complète « preau build » + paquets / whole pipeline",
+        size={"pupils": pupils, "departements": deps, "school_years": 1, **(size or {})},
+        preau={"seconds": round(wall, 1), **(preau or {}), "peak_rss_mb": peak},
+        anchor=None, goal="≤ 120 s et ≤ 6 Go", goal_met=goal_met,
+        details={"stages": stages.rows, "synth": synth_info, "sectors_from": sectors_from,
+                 "load_average": round(os.getloadavg()[0], 2), **(details or {})})
 
 
 if __name__ == "__main__":

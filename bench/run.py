@@ -26,20 +26,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-# name → (script, full-size arguments, quick arguments, services needed)
-SCENARIOS: dict[str, tuple[str, list[str], list[str], str]] = {
+# name → (script, full-size arguments, quick arguments); services (CKAN, addok) come from make test-deps
+SCENARIOS: dict[str, tuple[str, list[str], list[str]]] = {
     "synth": ("bench_synth.py", ["--departements", "all", "--years", "1", "--pupils", "12000000",
-                                 "--synth-out", "bench/_work/national-synth", "--keep"], ["--departements", "65", "--years", "1"], ""),
+                                 "--synth-out", "bench/_work/national-synth", "--keep"], ["--departements", "65", "--years", "1"]),
     # the national build reuses the synth scenario's France (generated if missing); stopped after 15 min
-    "national": ("bench_national.py", ["--synth", "bench/_work/national-synth", "--budget", "900"], ["--quick"], ""),
-    "validation": ("bench_validate.py", ["--rows", "1000000"], ["--rows", "100000"], ""),
+    "national": ("bench_national.py", ["--synth", "bench/_work/national-synth", "--budget", "900"], ["--quick"]),
+    "validation": ("bench_validate.py", ["--rows", "1000000"], ["--rows", "100000"]),
     "geo": ("bench_geo.py", ["--n", "1000000", "--addok-n", "20000", "--points", "2000000"],
-            ["--n", "20000", "--addok-n", "2000", "--points", "200000"], "addok"),
-    "disclosure": ("bench_disclosure.py", ["--scale", "1"], ["--scale", "0.02"], ""),
-    "publish": ("bench_publish.py", ["--scale", "20", "--repeat", "3"], ["--scale", "4", "--repeat", "1"], "ckan"),
-    "harvest": ("bench_harvest.py", ["--n", "1000"], ["--n", "100"], "ckan"),
-    "harvest-local": ("bench_harvest_local.py", ["--n", "1000"], ["--n", "200"], ""),
-    "site": ("bench_site.py", ["--schools", "48000"], ["--schools", "2000"], ""),
+            ["--n", "20000", "--addok-n", "2000", "--points", "200000"]),
+    "disclosure": ("bench_disclosure.py", ["--scale", "1"], ["--scale", "0.02"]),
+    "publish": ("bench_publish.py", ["--scale", "20", "--repeat", "3"], ["--scale", "4", "--repeat", "1"]),
+    "harvest": ("bench_harvest.py", ["--n", "1000"], ["--n", "100"]),
+    "harvest-local": ("bench_harvest_local.py", ["--n", "1000"], ["--n", "200"]),
+    "site": ("bench_site.py", ["--schools", "48000"], ["--schools", "2000"]),
 }
 
 
@@ -68,7 +68,7 @@ def machine() -> dict:
 
 
 def run_scenario(name: str, quick: bool, out_dir: Path, timeout: int) -> list[dict]:
-    script, full, small, _ = SCENARIOS[name]
+    script, full, small = SCENARIOS[name]
     out = out_dir / "records" / f"{name}.json"
     out.unlink(missing_ok=True)
     log = out_dir / "logs" / f"{name}.log"
@@ -178,17 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=None, help="per-scenario time limit, seconds")
     ap.add_argument("--render", action="store_true", help="only re-render results.md from results.json")
     args = ap.parse_args(argv)
+    out_dir = args.out_dir or (ROOT / "_build" / "bench-quick" if args.quick else ROOT / "bench")
     if args.render:
-        out_dir = args.out_dir or (ROOT / "_build" / "bench-quick" if args.quick else ROOT / "bench")
         doc = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
         (out_dir / "results.md").write_text(render_md(doc), encoding="utf-8")
         return 0
     names = [n for n in (args.only.split(",") if args.only else SCENARIOS) if n]
-    unknown = [n for n in names + [s for s in args.skip.split(",") if s] if n not in SCENARIOS]
+    skip = [n for n in args.skip.split(",") if n]
+    unknown = [n for n in names + skip if n not in SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    names = [n for n in names if n not in args.skip.split(",")]
-    out_dir = args.out_dir or (ROOT / "_build" / "bench-quick" if args.quick else ROOT / "bench")
+    names = [n for n in names if n not in skip]
     work = out_dir if args.quick or args.out_dir else ROOT / "bench" / "_work" / "run"
     timeout = args.timeout or (600 if args.quick else 3600)
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "quick": args.quick,
