@@ -162,20 +162,19 @@ def _line_of_offset(path: Path, offset: int) -> int:
 def _detect_encoding(path: Path, head: bytes, wanted: str, report: Report) -> str:
     """UTF-8 if the whole file decodes as UTF-8, else Windows-1252.
 
-    A Windows-1252 export fails UTF-8 at its first accented letter (near the top): it is not read
-    in full here — undefined Windows-1252 bytes are reported by :func:`_csv_chunks` while reading."""
+    A Windows-1252 export fails UTF-8 at its first accented letter (near the top). Windows-1252 is
+    one byte per character: only the head is checked here, undefined bytes further on are reported
+    by :func:`_csv_chunks` while reading (the file is not decoded twice)."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     candidates = ["utf-8", "cp1252"] if wanted == "auto" else [wanted]
     for enc in candidates:
-        if enc == "cp1252" and wanted == "auto":
-            try:  # the rest is checked chunk by chunk while reading (undefined bytes → ingest-encoding)
+        if enc == "cp1252":
+            try:
                 head.decode(enc)
-                return enc
             except UnicodeDecodeError as exc:
-                if exc.start < len(head) - 1:
-                    _encoding_error(report, path, enc, head.count(b"\n", 0, exc.start) + 1)
-                return enc
+                _encoding_error(report, path, enc, head.count(b"\n", 0, exc.start) + 1)
+            return enc
         dec = codecs.getincrementaldecoder(enc)()
         offset = 0
         try:
