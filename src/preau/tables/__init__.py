@@ -157,14 +157,13 @@ def build_table(dataset, pupils: pl.DataFrame) -> BuiltTable:
         frame = pl.concat(parts).select(dims + ["effectif"])
     else:
         frame = aggregate(src, dims, parents, margins, complete)
+    policy = policy_of(dataset)
     extra = {}
     zeros = dataset.disclosure.get("hideable_zeros")
-    if zeros and policy_of(dataset).rule != "none":
-        frame, added = add_hideable_zeros(frame, zeros["rows"], zeros["columns"], policy_of(dataset).k)
-        extra["zero_cells_added"] = added
+    if zeros and policy.rule != "none":
+        frame, extra["zero_cells_added"] = add_hideable_zeros(frame, zeros["rows"], zeros["columns"], policy.k)
     frame = sort_table(frame, dims)
-    return BuiltTable(dataset.id, dims, frame, to_pieces(dataset.id, dims, frame, policy_of(dataset)),
-                      policy_of(dataset), extra)
+    return BuiltTable(dataset.id, dims, frame, to_pieces(dataset.id, dims, frame, policy), policy, extra)
 
 
 def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_column: int = 3) -> tuple[pl.DataFrame, int]:
