@@ -75,6 +75,13 @@ def _sync_package(pkg: Package, dest: Path, report: PublishReport, dry_run: bool
                detail="restricted" if not pkg.public else "")
 
 
+def _described(m: dict[str, Any]) -> dict[str, Any]:
+    """The descriptive fields an index entry copies from a package's ``preau`` metadata (own or harvested)."""
+    return {"frequency": m.get("frequency"), "school_years": m.get("school_years", []), "temporal": m.get("temporal"),
+            "spatial": m.get("spatial"), "schema": m.get("schema"), "disclosure": m.get("disclosure"),
+            "validation": m.get("validation")}
+
+
 def _entry(pkg: Package) -> dict[str, Any]:
     m = pkg.meta
     folder = f"{PUBLIC_DIR}/{pkg.name}"
@@ -87,13 +94,7 @@ def _entry(pkg: Package) -> dict[str, Any]:
         "description": m["description"],
         "keywords": pkg.descriptor.get("keywords", []),
         "licence": m["licence"],
-        "frequency": m.get("frequency"),
-        "school_years": m.get("school_years", []),
-        "temporal": m.get("temporal"),
-        "spatial": m.get("spatial"),
-        "schema": m.get("schema"),
-        "disclosure": m.get("disclosure"),
-        "validation": m.get("validation"),
+        **_described(m),
         "path": f"{folder}/{DESCRIPTOR}",
         "dcat": f"{folder}/{DCAT_FILE}",
         "preview": f"{folder}/{m['preview']}" if m.get("preview") else None,
@@ -166,13 +167,7 @@ def _harvested_entry(folder: Path, desc: dict[str, Any]) -> dict[str, Any]:
         "description": m.get("description") or {"fr": desc.get("description") or "", "en": desc.get("description") or ""},
         "keywords": desc.get("keywords", []),
         "licence": m.get("licence"),
-        "frequency": m.get("frequency"),
-        "school_years": m.get("school_years", []),
-        "temporal": m.get("temporal"),
-        "spatial": m.get("spatial"),
-        "schema": m.get("schema"),
-        "disclosure": m.get("disclosure"),
-        "validation": m.get("validation"),
+        **_described(m),
         "path": f"{base}/{DESCRIPTOR}",
         "dcat": None,
         "preview": f"{base}/{m['preview']}" if m.get("preview") and not str(m["preview"]).startswith("http") else None,
