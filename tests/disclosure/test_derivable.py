@@ -43,3 +43,21 @@ def test_exactly_derivable_secondary_cells_are_published_and_primaries_protected
     assert not secret[("S", "X")] and not secret[("V", "X2")]
     # independent audit from the published form (with the public totals) passes
     assert audit([anchor, out[1].table]).ok
+
+
+def test_exact_intervals_are_the_attackers_lp_range_of_the_cells_asked_only():
+    """x0 + x1 = 10 (published) with x0, x1 hidden: each in [0, 10]; x2 = 4 alone in x2 + x3 = 4
+    with x3 published at 0: x2 is derived exactly. A third block is never touched."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from preau.disclosure.attack import exact_intervals
+
+    # variables: x0 x1 T01 | x2 x3 T23 | x4 x5 T45   (rows: T = sum of its two children)
+    rows = [[1, 1, -1, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, -1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1, 1, -1]]
+    A = sp.csr_matrix(np.array(rows, dtype=float))
+    value = np.array([3, 7, 10, 4, 0, 4, 1, 1, 2], dtype=float)
+    unknown = np.array([1, 1, 0, 1, 0, 0, 1, 1, 0], dtype=bool)
+    low, high = exact_intervals(A, unknown, value, np.array([0, 3]), value)
+    assert low.tolist() == [0.0, 4.0]
+    assert high.tolist() == [10.0, 4.0]

@@ -242,7 +242,11 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
     sizes = np.bincount(vlab, minlength=ncomp)
     wU = width[U].astype(np.float64)
     rng = np.random.default_rng(seed_rng)
+    T0 = time.perf_counter()
     x0 = seed[U].copy() if seed is not None else _feasible_point(AU, rhs, vlab, rlab)
+    if DEBUG:
+        print(f"attack: {nU} unknowns, {ncomp} blocks, largest {sizes.max()}, feasible point "
+              f"{time.perf_counter() - T0:.1f}s", file=sys.stderr)
     lo = x0.copy()
     hi = x0.copy()
     if prior is not None:
@@ -280,7 +284,7 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
             hi[vsel[cols]] = h2
         pending = hi - lo < wU - EPS
         if DEBUG:
-            print(f"level {level}: pending {pending.sum()} / {nU}", file=sys.stderr)
+            print(f"level {level}: pending {pending.sum()} / {nU} t={time.perf_counter() - T0:.1f}s", file=sys.stderr)
     # small blocks (the usual case for linked tables of one territory): the cells the certificates
     # left get exact min / max LPs on their whole block, warm-started, one pending cell per block
     # per LP until none is left. Exact answers are both the proof and what the repair needs (no
@@ -306,20 +310,54 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
         # neighbourhood in the equation graph, the rest fixed at x0)
         for max_vars, depth, wide in ((800, 8, 40), (4000, 12, 120), (15000, 16, 300)):
             if pending.any():
+                T2, n2 = time.perf_counter(), int(pending.sum())
                 lps += _cell_witnesses(AU, x0, np.nonzero(pending)[0], lo, hi, wU, max_vars, depth, wide)
                 pending = hi - lo < wU - EPS
+                if DEBUG:
+                    print(f"  level 2.5 ({max_vars} vars): {n2} -> {int(pending.sum())} pending, "
+                          f"{time.perf_counter() - T2:.1f}s", file=sys.stderr)
         if DEBUG:
-            print(f"level 2.5: pending {pending.sum()} / {nU}", file=sys.stderr)
+            print(f"level 2.5: pending {pending.sum()} / {nU} t={time.perf_counter() - T0:.1f}s", file=sys.stderr)
     if exact and pending.any():
         # level 3: exact LPs on the full blocks of the cells still pending
         l2, h2, d2, n_lp = _exact_blocks(AU, rhs, vlab, rlab, ncomp, pending, wU, lo, hi, rng, MAX_EXACT_ROUNDS)
         lps += n_lp
         lo, hi, done = l2, h2, done | d2
         if DEBUG:
-            print(f"level 3 (exact): {int(done.sum())} cells solved exactly", file=sys.stderr)
+            print(f"level 3 (exact): {int(done.sum())} cells solved exactly t={time.perf_counter() - T0:.1f}s",
+                  file=sys.stderr)
     protected = hi - lo >= wU - EPS
     return Attack(U, lo, hi, done, protected, blocks=int(ncomp), largest_block=int(sizes.max()) if len(sizes) else 0,
                   lps=lps)
+
+
+def exact_intervals(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, cells: np.ndarray,
+                    seed: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None = None,
+                    seed_rng: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The attacker's exact interval (LP min and max) of each of ``cells`` (model ids, all
+    unknown), from exact LPs on their blocks only (every other block is left alone). ``seed`` is
+    a feasible point (the true values); ``prior`` intervals already seen make the pushes start wider."""
+    U = np.nonzero(unknown)[0]
+    K = np.nonzero(~unknown)[0]
+    Ac = A.tocsc()
+    rhs = -(Ac[:, K] @ np.nan_to_num(value[K])) if len(K) else np.zeros(A.shape[0])
+    AUr = Ac[:, U].tocsr()
+    rows = np.nonzero(np.diff(AUr.indptr) > 0)[0]
+    AU, rhs = AUr[rows], rhs[rows]
+    ncomp, vlab, rlab = _components(AU)
+    lo = seed[U].astype(np.float64).copy()
+    hi = lo.copy()
+    if prior is not None:
+        np.minimum(lo, prior[0][U], out=lo)
+        np.maximum(hi, prior[1][U], out=hi)
+    local = np.searchsorted(U, cells)
+    pending = np.zeros(len(U), bool)
+    pending[local] = True
+    # width ∞ on the cells asked: the pushes never certify them, each gets its own min / max LP
+    width = np.where(pending, np.inf, 0.0)
+    lo, hi, _, _ = _exact_blocks(AU, rhs, vlab, rlab, ncomp, pending, width, lo, hi,
+                                 np.random.default_rng(seed_rng), None)
+    return lo[local], hi[local]
 
 
 def _exact_blocks(AU: sp.csr_matrix, rhs: np.ndarray, vlab: np.ndarray, rlab: np.ndarray, ncomp: int,

@@ -11,6 +11,12 @@ import scipy.sparse as sp
 
 BIG = 1e9  # upper bound standing for "unbounded"
 PRESOLVE = os.environ.get("PREAU_PRESOLVE", "on")
+# HiGHS presolve rule "dependent equations" (bit 10 of ``presolve_rule_off`` in HiGHS 1.16). Our
+# systems are sums along hierarchies: many equations are dependent, and that rule's search (a
+# factorisation of the equations) is what dominates big blocks — on the national school × level
+# block (113k equations, 118k unknowns) presolve took 18 of 19.5 s with it, 1 s without, for the
+# same optimum. The simplex copes with the redundant rows.
+NO_DEPENDENT_EQUATIONS = 1 << 10
 
 _BANNER_DONE = False
 
@@ -45,6 +51,7 @@ def build_lp(M: sp.spmatrix, *, cost: np.ndarray | None = None, lower: np.ndarra
     nrow, ncol = M.shape
     h = new_highs()
     h.setOptionValue("presolve", presolve or PRESOLVE)
+    h.setOptionValue("presolve_rule_off", NO_DEPENDENT_EQUATIONS)
     lp = highspy.HighsLp()
     lp.num_col_ = ncol
     lp.num_row_ = nrow

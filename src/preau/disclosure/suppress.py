@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from preau.disclosure.attack import DEBUG, SMALL_BLOCK, _components, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model
+from preau.disclosure.attack import DEBUG, SMALL_BLOCK, _components, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model, exact_intervals
 from preau.disclosure.hierarchy import CountTable
 from preau.disclosure.lp import BIG, build_lp, optimal
 from preau.disclosure.model import Model, build_model
@@ -508,26 +508,27 @@ def _apply_deviation(st: _State, best: tuple) -> int:
     return len(new)
 
 
-def _publish_derivable(st: _State, bad: np.ndarray) -> int:
+def _publish_derivable(st: _State, bad: np.ndarray) -> np.ndarray:
     """Publish the secondary cells the attacker can compute exactly anyway.
 
     A non-primary hidden cell whose exact attacker interval has zero width (e.g. a flow that is
     the only one into a school whose total the ministry publishes) protects nothing and reveals
     nothing once published: publishing it leaves the attacker's feasible set unchanged, so every
     other cell keeps its interval. Such cells can never meet a protection width, so without this
-    the audit would fail on them. Returns how many were published.
+    the audit would fail on them. Exact LPs run for the candidates only, on their own blocks.
+    Returns the cells published.
     """
     prim = _primary(st)
     cand = np.array([c for c in np.asarray(bad).tolist() if st.sup[c] and not prim[c]], dtype=np.int64)
     if not len(cand):
-        return 0
+        return cand
     hid = st.hidden()
-    att, _ = audit_model(st.model, hid, ~hid, st.width, seed=st.x, prior=(st.lo, st.hi), exact=True)
-    pos = {int(v): i for i, v in enumerate(att.var)}
-    fixed = [c for c in cand.tolist() if c in pos and att.high[pos[c]] - att.low[pos[c]] < 1e-6]
-    if fixed:
-        st.sup[np.asarray(fixed, dtype=np.int64)] = False
-    return len(fixed)
+    low, high = exact_intervals(st.model.A, hid, st.x, cand, st.x, prior=(st.lo, st.hi))
+    np.minimum.at(st.lo, cand, low)  # exact bounds: the repair skips cells now shown wide enough
+    np.maximum.at(st.hi, cand, high)
+    fixed = cand[high - low < 1e-6]
+    st.sup[fixed] = False
+    return fixed
 
 
 # The un-hide pass (less information lost) may spend this share of the protection time already
@@ -644,12 +645,11 @@ def _attack_state(st: _State, exact: bool = False):
             bad = np.setdiff1d(bad, np.asarray(derived, dtype=np.int64))
         # secondary cells no witness could move at all are likely derivable exactly: confirm with
         # exact LPs and publish them now, before any repair LP is spent on them
+        # (exact LPs for those cells only; publishing them leaves every other interval as it is)
         flat = [int(c) for c in np.asarray(bad).tolist()
                 if int(c) in pos and not att.exact[pos[int(c)]] and att.high[pos[int(c)]] - att.low[pos[int(c)]] < 0.5]
-        if flat and _publish_derivable(st, np.asarray(flat, dtype=np.int64)):
-            hid = st.hidden()
-            att, bad = audit_model(st.model, hid, ~hid, st.width, seed=st.x, prior=(st.lo, st.hi),
-                                   exact=exact)
+        if flat:
+            bad = np.setdiff1d(bad, _publish_derivable(st, np.asarray(flat, dtype=np.int64)))
     with np.errstate(invalid="ignore"):  # NaN bounds (no witness yet) simply don't update
         np.minimum.at(st.lo, att.var, att.low)
         np.maximum.at(st.hi, att.var, att.high)
@@ -719,7 +719,7 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
         if unrepairable:
             # cells no deviation can move: if the attacker derives them exactly, publish them
             # (only secondary ones; see _publish_derivable) — checked only here, it needs exact LPs
-            repaired += _publish_derivable(st, np.asarray(unrepairable, dtype=np.int64))
+            repaired += len(_publish_derivable(st, np.asarray(unrepairable, dtype=np.int64)))
         stats.repair_added += round_added
         stats.timings["repair"] = stats.timings.get("repair", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
