@@ -23,6 +23,7 @@ from preau.geo.reference import Reference
 
 DEFAULT_MAX_DISTANCE = 50.0  # metres
 GRID_MIN_POINTS = 50_000
+UNDECIDED = -3  # grid cell whose centre has not been tested yet
 
 
 def _subdivide(geom, max_vertices: int, out: list, depth: int = 0) -> None:
@@ -48,13 +49,14 @@ def _subdivide(geom, max_vertices: int, out: list, depth: int = 0) -> None:
             _subdivide(part, max_vertices, out, depth + 1)
 
 
-def _grid(geoms: np.ndarray, exact, max_cells: int) -> tuple | None:
+def _grid(geoms: np.ndarray, max_cells: int) -> tuple | None:
     """A regular grid over the sectors: each cell is a sector index (wholly inside it), -1 (touches no
-    sector) or -2 (a border crosses it: points there get an exact test).
+    sector), -2 (a border crosses it: points there get an exact test) or -3 (not decided yet).
 
     Border cells are found without any polygon test: boundaries are densified to half a cell and every
-    cell holding a vertex, plus its 8 neighbours, is a border cell; any other cell lies wholly inside one
-    sector or outside all, so its centre decides (one vectorised exact lookup)."""
+    cell holding a vertex, plus its 4 neighbours, is a border cell; any other cell lies wholly inside one
+    sector or outside all, so its centre decides. That test is run lazily, for the cells points fall
+    in (:meth:`SectorIndex.lookup`): a département's pupils fill a few thousand cells, not the grid."""
     if len(geoms) == 0 or max_cells <= 0:
         return None
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
@@ -72,10 +74,7 @@ def _grid(geoms: np.ndarray, exact, max_cells: int) -> tuple | None:
     for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
         border[1 + dy:ny + 1 + dy, 1 + dx:nx + 1 + dx] |= hit[1:ny + 1, 1:nx + 1]
     border = border[1:ny + 1, 1:nx + 1].ravel()
-    state = np.full(nx * ny, -2, dtype=np.int64)
-    inner = np.flatnonzero(~border)
-    jj, ii = np.divmod(inner, nx)
-    state[inner] = exact(minx + (ii + 0.5) * cell, miny + (jj + 0.5) * cell)
+    state = np.where(border, -2, UNDECIDED).astype(np.int64)
     return (minx, miny, cell, nx, ny, state)
 
 
@@ -142,7 +141,12 @@ class SectorIndex:
             iy = np.floor((y[idx] - y0) / cell).astype(np.int64)
             inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
             st = np.full(len(idx), -1, dtype=np.int64)
-            st[inside] = state[iy[inside] * nx + ix[inside]]
+            cells = iy[inside] * nx + ix[inside]
+            todo = np.unique(cells[state[cells] == UNDECIDED])
+            if len(todo):  # the centre of a cell no border crosses decides for the whole cell
+                jj, ii = np.divmod(todo, nx)
+                state[todo] = self._exact(x0 + (ii + 0.5) * cell, y0 + (jj + 0.5) * cell)
+            st[inside] = state[cells]
             direct = st >= 0
             result[idx[direct]] = st[direct]
             exact = idx[st == -2]
@@ -160,7 +164,7 @@ class SectorIndex:
     def _with_grid(self) -> "SectorIndex":
         geoms, max_cells = self._grid_args
         self._grid_args = None
-        self.grid = _grid(geoms, self._exact, max_cells)
+        self.grid = _grid(geoms, max_cells)
         return self
 
     def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
