@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,7 @@ class Stages:
         self.current: str | None = None
         self.t0 = 0.0
         self.can_reset = _reset_peak()
+        self.child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     def start(self, name: str) -> None:
         self.stop()
@@ -84,6 +86,17 @@ class Stages:
         self.rows.append({"stage": self.current, "seconds": round(secs, 2),
                           "peak_rss_mb": round(_status_kb("VmHWM") / 1024, 1),
                           "rss_end_mb": round(_status_kb("VmRSS") / 1024, 1)})
+        # worker processes (geocoding of many départements, preau.pipeline._geo_workers): the
+        # largest one's peak, counted in peak_rss_mb as running beside the main process (upper
+        # bound: main peak + workers × it). A synth run by this process beforehand would mask a
+        # smaller worker peak (the national scenario reuses the synth scenario's territory).
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if child > self.child_peak + 1:
+            workers = min(2, os.cpu_count() or 1)
+            self.rows[-1]["worker_peak_rss_mb"] = round(child, 1)
+            self.rows[-1]["main_peak_rss_mb"] = self.rows[-1]["peak_rss_mb"]
+            self.rows[-1]["peak_rss_mb"] = round(self.rows[-1]["peak_rss_mb"] + workers * child, 1)
+            self.child_peak = child
         print(f"[national] {self.current}: {secs:.1f} s, peak {self.rows[-1]['peak_rss_mb']} MB",
               file=sys.stderr, flush=True)
         self.current = None

@@ -749,6 +749,8 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
                 stats.unhidden -= len(back)
                 att, bad = _attack_state(st, exact=True)
         stats.timings["unhide"] = time.perf_counter() - t
+    if DEBUG:
+        print(f"protect timings: {stats.timings}, repair rounds {stats.repair_rounds}, lps {stats.repair_lps}", file=sys.stderr)
     hid = st.hidden()
     stats.audit = _report(model, att, bad, hid, st.width, stats.timings["audit"])
     stats.hidden = int(st.sup.sum())
