@@ -22,7 +22,6 @@ import polars as pl
 from preau.errors import PreauError, Problem, Report, rel
 from preau.workspace import Dataset, Publisher, Workspace, load_workspace
 
-UNLOCATED_SECTOR = "00000-00"  # pupils whose address could not be placed in any sector
 Progress = Callable[[str], None]
 
 
@@ -127,7 +126,9 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     from preau.disclosure import Policy, protect
     from preau.disclosure.files import write_folder
     from preau.ingest import read_exports
-    from preau.tables import build_table, derive, from_pieces, ministry_table, school_level_counts, to_pieces
+    from preau.codes import uai_departement
+    from preau.tables import (build_table, departement_levels, derive, from_pieces, ministry_table,
+                              school_level_counts, to_pieces, unlocated_sector, unlocated_sector_expr)
     from preau.validate import validate_table
 
     t = time.perf_counter()
@@ -149,8 +150,13 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         sectors=sectors_path[0] if sectors_path else None,
         sector_rules=None if sectors_path else _need_ref(pub, ws, "sector_rules", "carte scolaire", "school map rules")[0],
         workers=_geo_workers(len(addresses)))
-    pupils = pupils.with_columns(codes.fill_null(UNLOCATED_SECTOR).alias("code_secteur_residence")
-                                 ).drop(["adresse", "code_postal", "commune_residence"])
+    # pupils whose address was not placed: one code per département of residence when the publisher
+    # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
+    several = len({uai_departement(u) for u in pupils.get_column("uai").unique().to_list()}) > 1
+    unlocated = unlocated_sector_expr(pl.col("code_insee_residence")) if several else pl.lit(unlocated_sector(None))
+    pupils = (pupils.with_columns(codes.alias("code_secteur_residence"))
+              .with_columns(pl.col("code_secteur_residence").fill_null(unlocated))
+              .drop(["adresse", "code_postal", "commune_residence"]))
     del codes
     pupils = derive(pupils)
     t = _timed(result, "geo", t)
@@ -159,14 +165,15 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     schools = pl.read_csv(_need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0], separator=";",
                           infer_schema=False)
     years = sorted(pupils["annee_scolaire"].unique().to_list())
-    anchor = school_level_counts(pupils)
+    geo_levels = departement_levels(pupils)  # {} for a one-département publisher
+    anchor = school_level_counts(pupils, geo_levels)
     datasets = [d for d in ws.datasets.values() if d.get("kind", "table") == "table"]
     built = {}
     for ds in datasets:
         if ds.get("shape") == "ministere":
             built[ds.id] = ("ministere", ministry_table(pupils, schools))
         else:
-            built[ds.id] = ("long", build_table(ds, pupils))
+            built[ds.id] = ("long", build_table(ds, pupils, geo_levels))
     del pupils
     t = _timed(result, "tables", t)
     # --- disclosure: public tables together (the exact school table is known), then restricted ---
@@ -183,13 +190,13 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
                 owners.append(b.dataset)
             old = _published_versions(catalog_dir, pub, b, access == "restricted")
             if old is not None:
-                published += to_pieces(b.dataset + "@publie", b.dims, old, b.policy)
+                published += to_pieces(b.dataset + "@publie", b.dims, old, b.policy, b.geo)
         known = [anchor]
         if access == "restricted":  # the restricted reader also sees every public table
             for ds in datasets:
                 if ds.access == "public" and ds.id in protected and built[ds.id][0] == "long":
                     b = built[ds.id][1]
-                    known += to_pieces(ds.id + "@public", b.dims, protected[ds.id][0], Policy(rule="none", k=1))
+                    known += to_pieces(ds.id + "@public", b.dims, protected[ds.id][0], Policy(rule="none", k=1), b.geo)
         out = protect(known[:1] + pieces, published=known[1:] + published)
         # the audit group as the attacker sees it, for `preau audit` (re-proved from files alone)
         write_folder([o.table for o in out], out_dir / pub.id / "_audit" / access, published=known[1:] + published)
@@ -201,8 +208,10 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
                 names = pl.DataFrame({"code_insee": communes["code_insee"].astype(str).tolist(),
                                       "nom_commune": communes["nom"].astype(str).tolist()})
                 frame = frame.join(names, on="code_insee", how="left", maintain_order="left").with_columns(
-                    pl.when(pl.col("code_insee") == "TOTAL").then(pl.lit("TOTAL")).otherwise(pl.col("nom_commune"))
-                    .alias("nom_commune"))
+                    pl.when(pl.col("code_insee") == "TOTAL").then(pl.lit("TOTAL"))
+                    .when(pl.col("code_insee").is_in(list(set(b.geo.get("code_insee", {}).values()))))
+                    .then(pl.lit("Département ") + pl.col("code_insee"))
+                    .otherwise(pl.col("nom_commune")).alias("nom_commune"))
                 order = b.dims[:b.dims.index("code_insee") + 1] + ["nom_commune"] + b.dims[b.dims.index("code_insee") + 1:]
                 frame = frame.select(order + ["effectif", "secret"])
             cells = frame.height
@@ -210,7 +219,8 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
             true = b.frame.join(frame.select(b.dims + ["secret"]), on=b.dims)
             info = {"rule": b.policy.rule, "k": b.policy.k, "protection_width": b.policy.width, "cells": cells,
                     "cells_hidden": hidden, "pupils_hidden": int(true.filter(pl.col("secret"))["effectif"].sum()),
-                    "primary": int(sum(o.primary for o in mine)), "audit": "passed",
+                    "primary": int(true.filter(pl.col("secret") & (pl.col("effectif") >= 1)
+                                               & (pl.col("effectif") < b.policy.k)).height), "audit": "passed",
                     "linked_with": sorted({o for o in owners if o != b.dataset}) + ["effectifs-ecole-niveau"],
                     "earlier_versions": any(p.name.startswith(b.dataset + "@") for p in published)}
             if b.extra.get("zero_cells_added"):  # zero cells listed so that the protection may hide them

@@ -64,3 +64,26 @@ def test_lone_small_flow_fails_the_audit_without_zeros_and_passes_with_them():
     assert lone["secret"].to_list() == [True]
     zero = flows.filter((pl.col("code_secteur") == "65002-01") & (pl.col("uai") == "0650001A"))
     assert zero["secret"].to_list() == [True]
+
+
+# sector A sends all its 4 pupils to school X (X has no other pupil); B → W: 12, B → V: 9, C → V: 7
+LONE_ROW = [("65001-01", "0650001A", 4), ("65002-01", "0650002B", 12), ("65002-01", "0650003C", 9),
+            ("65003-01", "0650003C", 7)]
+
+
+def lone_row_pupils() -> pl.DataFrame:
+    rows = [(YEAR, sector, uai, "CP") for sector, uai, n in LONE_ROW for _ in range(n)]
+    return pl.DataFrame(rows, schema=["annee_scolaire", "code_secteur_residence", "uai", "niveau"], orient="row")
+
+
+def test_lone_row_gets_a_rectangle_of_zeros():
+    """A sector whose pupils all attend one school that has no other pupil: its one flow equals both
+    public-side totals. Zeros (Z, X) and (Y, W) around a large nearby flow (Z, W) close a rectangle."""
+    t = build_table(flows_dataset(True), lone_row_pupils())
+    zeros = t.frame.filter((pl.col("effectif") == 0) & (pl.col("code_secteur") != "TOTAL") & (pl.col("uai") != "TOTAL"))
+    pairs = set(zip(zeros["code_secteur"], zeros["uai"]))
+    assert ("65002-01", "0650001A") in pairs and ("65001-01", "0650002B") in pairs  # around B → W (12)
+    out = protect([school_level_counts(lone_row_pupils())] + t.pieces)
+    flows = out[1].frame
+    lone = flows.filter((pl.col("code_secteur") == "65001-01") & (pl.col("uai") == "0650001A"))
+    assert lone["secret"].to_list() == [True]

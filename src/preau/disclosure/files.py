@@ -38,9 +38,12 @@ def table_spec(table: CountTable, path: str) -> dict:
     for d, h in table.dimensions.items():
         dims[d] = {"levels": "niveau"} if h == Hierarchy.niveau() else h.to_dict()
     pol = table.policy
-    return {"name": table.name, "path": path, "measure": table.measure,
+    spec = {"name": table.name, "path": path, "measure": table.measure,
             "policy": {"rule": pol.rule, "k": pol.k, "protection_width": pol.width},
             "dimensions": dims}
+    if table.cut:
+        spec["cut"] = list(table.cut)
+    return spec
 
 
 def write_folder(tables: list[CountTable], folder: str | Path, published: list[CountTable] = ()) -> Path:
@@ -80,7 +83,8 @@ def _load_table(entry: dict, base: Path, spec_file: Path) -> CountTable:
     except Exception:  # noqa: BLE001 - any parse failure is a user-facing problem
         raise PreauError(Problem("audit-csv", "CSV illisible ou colonnes attendues absentes",
                                  "unreadable CSV or expected columns missing", file=rel(path), field=measure))
-    return CountTable(name, frame, dims, measure, policy)
+    cut = tuple(str(d) for d in entry.get("cut", []) if d in dims)
+    return CountTable(name, frame, dims, measure, policy, cut=cut)
 
 
 def _specs(path: Path) -> list[Path]:

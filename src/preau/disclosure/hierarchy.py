@@ -115,3 +115,9 @@ class CountTable:
     measure: str = "effectif"
     policy: Policy = field(default_factory=Policy)
     secret: str = "secret"
+    # Dimensions whose all-root cell this table does not sum into: along one of them, a row whose
+    # parent would be the cell where every ``cut`` dimension is at its root states no equation.
+    # For a table crossing two geographic dimensions with département levels (``preau.tables``):
+    # its inner piece gives the school and sector equations, its margin pieces give the national
+    # total through the départements (so no equation holds every hidden cell of the country).
+    cut: tuple[str, ...] = ()

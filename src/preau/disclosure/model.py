@@ -161,6 +161,9 @@ def _parent_keys(table: CountTable) -> pl.DataFrame:
         none = col == h.root
         if not has_root:
             none = none | items[d][1].is_null()
+        if d in table.cut:  # no equation into the cell where every cut dimension is at its root
+            others = [pl.col(e).cast(pl.Utf8) == table.dimensions[e].root for e in table.cut if e != d]
+            none = none | (items[d][1].is_null() & pl.all_horizontal(others or [pl.lit(True)]))
         exprs.append(pl.when(none).then(None).otherwise(_join_key(parts)).alias(d))
     return table.frame.select(exprs)
 

@@ -773,7 +773,7 @@ def _outputs(st: _State, tables: list[CountTable], verdict: str) -> list[Protect
             pl.when(pl.Series(hid)).then(None).otherwise(vals).cast(vals.dtype).alias(t.measure),
             pl.Series(t.secret, hid, dtype=pl.Boolean),
         )
-        pub = CountTable(t.name, frame, t.dimensions, t.measure, t.policy, t.secret)
+        pub = CountTable(t.name, frame, t.dimensions, t.measure, t.policy, t.secret, t.cut)
         v = vals.to_numpy()
         rule = t.policy.rule
         out.append(ProtectedTable(

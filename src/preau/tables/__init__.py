@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from preau.codes import CYCLE, ELEMENTARY, LEVELS, NORMAL_AGE, PRE_ELEMENTARY
+from preau.codes import CYCLE, ELEMENTARY, LEVELS, NORMAL_AGE, PRE_ELEMENTARY, insee_departement, uai_departement
 from preau.disclosure import CountTable, Hierarchy, Policy
 from preau.errors import PreauError, Problem
 
@@ -29,6 +29,52 @@ KNOWN_DIMENSIONS = ("annee_scolaire", "uai", "niveau", "code_insee", "code_secte
                     "service", "inscrit")
 # Levels without ULIS: the population of the age-gap table (a ULIS pupil has no normal level).
 HORS_ULIS = "HORS_ULIS"
+# Geographic dimensions that get département subtotal rows when a publisher's schools span several
+# départements, and the concept of those rows (school side vs residence side: the pupils schooled in
+# a département are not the pupils living in it). Residence communes and residence sectors share
+# theirs: a sector lies in one département, so both count the pupils living there.
+DEPARTEMENT_CONCEPTS = {"uai": "departement_ecole", "code_insee": "departement_residence",
+                        "code_secteur": "departement_residence"}
+DEPARTEMENT_PATTERN = r"\d{2}|2[AB]|97\d"  # a subtotal row's value in those columns: the département code
+UNLOCATED_SECTOR = "00000-00"  # pupils whose address could not be placed in any sector
+
+
+def unlocated_sector(departement: str | None) -> str:
+    """Sector code of the pupils of a département whose address could not be placed (``65`` →
+    ``65000-00``, ``971`` → ``97100-00``: no commune number is 000 or 00); ``00000-00`` without one."""
+    return f"{(departement + '000')[:5]}-00" if departement else UNLOCATED_SECTOR
+
+
+def unlocated_sector_expr(insee: pl.Expr) -> pl.Expr:
+    """:func:`unlocated_sector` of each residence INSEE code, as a polars expression."""
+    dept = pl.when(insee.str.starts_with("97")).then(insee.str.slice(0, 3)).otherwise(insee.str.slice(0, 2))
+    return ((dept + pl.lit("000")).str.slice(0, 5) + pl.lit("-00")).fill_null(pl.lit(UNLOCATED_SECTOR))
+
+
+def sector_departement(code: str) -> str | None:
+    return None if code == UNLOCATED_SECTOR else insee_departement(code[:5])
+
+
+def departement_levels(pupils: pl.DataFrame) -> dict[str, dict[str, str]]:
+    """Département subtotals of the geographic dimensions (value → département), for a publisher whose
+    schools lie in several départements; ``{}`` for one département.
+
+    Why: with communes, sectors and schools directly under the national ``TOTAL``, every hidden cell
+    of the country sits in one equation, so the attacker's LPs form one national block. The
+    département rows (large, published) cut it into one block per département (``preau.disclosure``)
+    and are useful numbers of their own. ``pupils`` needs ``uai`` (and, when present,
+    ``code_insee_residence`` / ``code_secteur_residence``).
+    """
+    schools = pupils.get_column("uai").unique().to_list()
+    if len({uai_departement(u) for u in schools}) < 2:
+        return {}
+    out = {"uai": {u: uai_departement(u) for u in schools}}
+    for dim, col, dept in (("code_insee", "code_insee_residence", insee_departement),
+                           ("code_secteur", "code_secteur_residence", sector_departement)):
+        if col in pupils.columns:
+            values = pupils.get_column(col).drop_nulls().unique().to_list()
+            out[dim] = {v: d for v in values if (d := dept(v)) is not None}
+    return out
 
 
 def niveau_parents(with_hors_ulis: bool = False) -> dict[str, str]:
@@ -109,6 +155,7 @@ class BuiltTable:
     pieces: list[CountTable] = field(default_factory=list)  # what disclosure protects / knows
     policy: Policy = field(default_factory=Policy)
     extra: dict = field(default_factory=dict)
+    geo: dict[str, dict[str, str]] = field(default_factory=dict)  # département subtotals, if any
 
 
 def _hierarchies(dims: list[str], parents: dict[str, dict[str, str]]) -> dict[str, Hierarchy]:
@@ -118,6 +165,9 @@ def _hierarchies(dims: list[str], parents: dict[str, dict[str, str]]) -> dict[st
             out[d] = Hierarchy()  # no year totals are published: years are separate blocks
         elif d == "niveau":
             out[d] = Hierarchy(dict(parents.get("niveau", niveau_parents())))
+        elif d in DEPARTEMENT_CONCEPTS and parents.get(d):
+            par = parents[d]
+            out[d] = Hierarchy(dict(par), concepts={dep: DEPARTEMENT_CONCEPTS[d] for dep in set(par.values())})
         else:
             out[d] = Hierarchy(dict(parents.get(d, {})))
     return out
@@ -130,8 +180,10 @@ def policy_of(dataset) -> Policy:
     return Policy(rule="threshold", k=int(d.get("k", 5)), protection_width=d.get("protection_width"))
 
 
-def build_table(dataset, pupils: pl.DataFrame) -> BuiltTable:
-    """The long table of one dataset definition (not the ministry-shaped one)."""
+def build_table(dataset, pupils: pl.DataFrame, geo: dict[str, dict[str, str]] | None = None) -> BuiltTable:
+    """The long table of one dataset definition (not the ministry-shaped one).
+
+    ``geo``: département subtotals of the geographic dimensions (:func:`departement_levels`)."""
     dims = list(dataset["dimensions"])
     unknown = [d for d in dims if d not in KNOWN_DIMENSIONS]
     if unknown:
@@ -139,7 +191,8 @@ def build_table(dataset, pupils: pl.DataFrame) -> BuiltTable:
                                  f"{', '.join(KNOWN_DIMENSIONS)}", f"unknown dimension: {', '.join(unknown)}; known: "
                                  f"{', '.join(KNOWN_DIMENSIONS)}", file=str(dataset.file), field="dimensions"))
     margins = margins_of(dataset)
-    parents = {"niveau": niveau_parents()}
+    geo = geo or {}
+    parents = {"niveau": niveau_parents()} | {d: geo[d] for d in dims if d in geo}
     src = pupils
     if "code_insee" in dims:
         src = src.with_columns(pl.col("code_insee_residence").alias("code_insee"))
@@ -157,13 +210,22 @@ def build_table(dataset, pupils: pl.DataFrame) -> BuiltTable:
         frame = pl.concat(parts).select(dims + ["effectif"])
     else:
         frame = aggregate(src, dims, parents, margins, complete)
+    frame = _drop_crossed_subtotals(frame, dims, geo)
     policy = policy_of(dataset)
     extra = {}
     zeros = dataset.disclosure.get("hideable_zeros")
     if zeros and policy.rule != "none":
         frame, extra["zero_cells_added"] = add_hideable_zeros(frame, zeros["rows"], zeros["columns"], policy.k)
     frame = sort_table(frame, dims)
-    return BuiltTable(dataset.id, dims, frame, to_pieces(dataset.id, dims, frame, policy), policy, extra)
+    return BuiltTable(dataset.id, dims, frame, to_pieces(dataset.id, dims, frame, policy, geo), policy, extra, geo)
+
+
+def is_margin(dim: str) -> pl.Expr:
+    """True on a margin row of ``dim``: ``TOTAL`` or a département subtotal (no leaf value of the
+    geographic dimensions looks like a département code)."""
+    if dim in DEPARTEMENT_CONCEPTS:
+        return (pl.col(dim) == ROOT) | pl.col(dim).str.contains(f"^(?:{DEPARTEMENT_PATTERN})$")
+    return pl.col(dim) == ROOT
 
 
 def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_column: int = 3) -> tuple[pl.DataFrame, int]:
@@ -178,8 +240,8 @@ def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_colu
     (published as 0 unless the protection hides them). Returns the table and the cells added.
     """
     other = [d for d in frame.columns if d not in (row, col, "effectif")]
-    leaf = frame.filter((pl.col(row) != ROOT) & (pl.col(col) != ROOT)
-                        & pl.all_horizontal([pl.col(d) != ROOT for d in other] or [pl.lit(True)]))
+    leaf = frame.filter(~is_margin(row) & ~is_margin(col)
+                        & pl.all_horizontal([~is_margin(d) for d in other] or [pl.lit(True)]))
     lone = (leaf.group_by(other + [col]).agg(pl.len().alias("_n"), pl.col(row).first().alias("_y"),
                                               pl.col("effectif").first().alias("_v"))
             .filter((pl.col("_n") == 1) & (pl.col("_v") > 0) & (pl.col("_v") < k))
@@ -195,6 +257,20 @@ def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_colu
              .sort(other + ["_x", "_zw", row], descending=[False] * len(other) + [False, True, False])
              .group_by(other + ["_x"], maintain_order=True).head(per_column)
              .select(other + [pl.col(row), pl.col("_x").alias(col)]))
+    # A lone cell whose row sends nowhere else (a sector whose few pupils all attend one school)
+    # has no W: close a rectangle with a large flow (Z, W) of a nearby row (same first two
+    # characters: the département of a sector code), listing the zeros (Z, X) and (Y, W).
+    alone = lone.join(partners.select(other + [row]).unique(), on=other + [row], how="anti")
+    if alone.height:
+        near = pl.col(row).str.slice(0, 2)
+        top = (leaf.select(other + [row, col, "effectif"]).with_columns(near.alias("_g"))
+               .sort("effectif", descending=True).group_by(other + ["_g"], maintain_order=True).head(4 * per_column)
+               .rename({row: "_z", col: "_w"}))
+        rect = (alone.with_columns(near.alias("_g")).join(top, on=other + ["_g"])
+                .filter((pl.col("_z") != pl.col(row)) & (pl.col("_w") != pl.col("_x")))
+                .group_by(other + [row, "_x"], maintain_order=True).head(per_column))
+        cands = pl.concat([cands, rect.select(other + [pl.col("_z").alias(row), pl.col("_x").alias(col)]),
+                           rect.select(other + [pl.col(row), pl.col("_w").alias(col)])]).unique()
     new = cands.join(leaf.select(other + [row, col]), on=other + [row, col], how="anti").with_columns(
         pl.lit(0, dtype=frame["effectif"].dtype).alias("effectif")).select(frame.columns)
     return pl.concat([frame, new]), new.height
@@ -205,14 +281,17 @@ def margins_of(dataset) -> list[str]:
     return list(dataset.disclosure.get("margins", [d for d in dims if d != "annee_scolaire"]))
 
 
-def to_pieces(name: str, dims: list[str], frame: pl.DataFrame, policy: Policy) -> list[CountTable]:
+def to_pieces(name: str, dims: list[str], frame: pl.DataFrame, policy: Policy,
+              geo: dict[str, dict[str, str]] | None = None) -> list[CountTable]:
     """The CountTables disclosure control sees for one long table (true or published form).
+
+    ``geo``: the département subtotals the table was built with (:func:`departement_levels`).
 
     A ``service`` table is three partitions of the same pupils (one per service), each linked to
     the school totals; an age-gap table counts the pupils hors ULIS, which it says with a constant
     ``niveau = HORS_ULIS`` so its totals are linked to the exact school table.
     """
-    parents = {"niveau": niveau_parents()}
+    parents = {"niveau": niveau_parents()} | {d: v for d, v in (geo or {}).items() if d in dims}
     if "service" in dims:
         pieces = []
         sub_dims = [d for d in dims if d != "service"]
@@ -221,11 +300,45 @@ def to_pieces(name: str, dims: list[str], frame: pl.DataFrame, policy: Policy) -
             pdims = [f"inscrit_{service}" if d == "inscrit" else d for d in sub_dims]
             pieces.append(CountTable(f"{name}.{service}", part, _hierarchies(pdims, parents), policy=policy))
         return pieces
+    cross = _crossed_geo(dims, geo)
+    if cross:
+        # Two geographic dimensions (flows sector → school): the inner cells with flat geographic
+        # hierarchies (no equation reaches the all-TOTAL rows from there), and one margin piece per
+        # dimension — that dimension down to its leaves, through its départements, every other
+        # geographic dimension at TOTAL. Together they state every equation of the table.
+        flat = {d: p for d, p in parents.items() if d not in cross}
+        subtotal = pl.any_horizontal([pl.col(d).is_in(sorted(set(parents[d].values()))) for d in cross])
+        pieces = [CountTable(name, frame.filter(~subtotal), _hierarchies(dims, flat), policy=policy,
+                             cut=tuple(cross))]
+        for g in cross:
+            others = [pl.col(d) == ROOT for d in cross if d != g]
+            pieces.append(CountTable(f"{name}.{g}", frame.filter(pl.all_horizontal(others)),
+                                     _hierarchies(dims, flat | {g: parents[g]}), policy=policy))
+        return pieces
     hier = _hierarchies(dims, parents)
     if "ecart_age" in dims:
         frame = frame.with_columns(pl.lit(HORS_ULIS).alias("niveau"))
         hier["niveau"] = Hierarchy(niveau_parents(with_hors_ulis=True))
     return [CountTable(name, frame, hier, policy=policy)]
+
+
+def _crossed_geo(dims: list[str], geo: dict[str, dict[str, str]] | None) -> list[str]:
+    """The geographic dimensions with département subtotals, when a table crosses two or more."""
+    g = [d for d in dims if d in DEPARTEMENT_CONCEPTS and (geo or {}).get(d)]
+    return g if len(g) > 1 else []
+
+
+def _drop_crossed_subtotals(frame: pl.DataFrame, dims: list[str], geo: dict[str, dict[str, str]]) -> pl.DataFrame:
+    """Where a table crosses two geographic dimensions, a département subtotal of one is kept only
+    with the other at TOTAL (no « sector → département of schools » cells: small, and pinned by the
+    schools' public totals — see :func:`to_pieces`)."""
+    cross = _crossed_geo(dims, geo)
+    if not cross:
+        return frame
+    dept = {d: pl.col(d).is_in(sorted(set(geo[d].values()))) for d in cross}
+    bad = pl.any_horizontal([dept[g] & pl.any_horizontal([pl.col(d) != ROOT for d in cross if d != g])
+                             for g in cross])
+    return frame.filter(~bad)
 
 
 def from_pieces(dims: list[str], frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -235,15 +348,16 @@ def from_pieces(dims: list[str], frames: list[pl.DataFrame]) -> pl.DataFrame:
         for service, f in zip(SERVICES, frames):
             parts.append(f.rename({f"inscrit_{service}": "inscrit"}).with_columns(pl.lit(service).alias("service")))
         out = pl.concat([p.select(dims + ["effectif", "secret"]) for p in parts])
-    else:
-        out = frames[0].select(dims + ["effectif", "secret"])
+    else:  # one piece, or the inner and margin pieces of a table crossing two geographic dimensions
+        out = pl.concat([f.select(dims + ["effectif", "secret"]) for f in frames]).unique(dims, maintain_order=True)
     return sort_table(out, dims)
 
 
-def school_level_counts(pupils: pl.DataFrame) -> CountTable:
+def school_level_counts(pupils: pl.DataFrame, geo: dict[str, dict[str, str]] | None = None) -> CountTable:
     """Exact counts per school and level (with cycles, hors-ULIS and totals): published by the
-    ministry, hence known to any attacker — the anchor every other table is linked to."""
-    parents = {"niveau": niveau_parents(with_hors_ulis=True)}
+    ministry, hence known to any attacker — the anchor every other table is linked to. With
+    ``geo``, its département sums too (the ministry file gives each school's département)."""
+    parents = {"niveau": niveau_parents(with_hors_ulis=True)} | ({"uai": geo["uai"]} if geo and "uai" in geo else {})
     dims = ["annee_scolaire", "uai", "niveau"]
     frame = aggregate(pupils, dims, parents, ["uai", "niveau"], [])
     return CountTable("effectifs-ecole-niveau", frame, _hierarchies(dims, parents), policy=Policy(rule="none", k=1))

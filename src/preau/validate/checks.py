@@ -83,19 +83,23 @@ DESCRIPTIONS = {
 
 
 def check_expr(spec: str | dict, e: pl.Expr) -> pl.Expr:
-    """A ``preau:check`` spec as an expression over a Utf8 expression (values in ``except`` always pass)."""
+    """A ``preau:check`` spec as an expression over a Utf8 expression (values in ``except``, and values
+    matching the regular expression ``except_pattern`` — e.g. département subtotal rows — always pass)."""
     name = spec.get("name") if isinstance(spec, dict) else spec
     ok = EXPRS[name](e)
     allowed = spec.get("except") if isinstance(spec, dict) else None
     if allowed:
         ok = ok | e.is_in([str(v) for v in allowed]).fill_null(False)
+    pattern = spec.get("except_pattern") if isinstance(spec, dict) else None
+    if pattern:
+        ok = ok | e.str.contains(f"^(?:{pattern})$").fill_null(False)
     return ok
 
 
 def same_as_pattern(spec: str | dict, pattern: str) -> bool:
     """True when a check accepts exactly the cells a Table Schema ``pattern`` accepts (the INSEE check
     is a regular expression: with the same ``pattern`` beside it, one regex pass gives both)."""
-    if isinstance(spec, dict) and spec.get("except"):
+    if isinstance(spec, dict) and (spec.get("except") or spec.get("except_pattern")):
         return False
     return check_label(spec) == "insee" and pattern.removeprefix("^").removesuffix("$") == \
         codes.INSEE_PATTERN.removeprefix("^").removesuffix("$")

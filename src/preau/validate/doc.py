@@ -44,8 +44,9 @@ def _constraints(field: dict) -> str:
     if check:
         name = check.get("name") if isinstance(check, dict) else check
         text = "contrôle " + CHECK_FR.get(name, str(name))
-        if isinstance(check, dict) and check.get("except"):
-            text += " (sauf " + ", ".join(f"`{v}`" for v in check["except"]) + ")"
+        if isinstance(check, dict) and (check.get("except") or check.get("except_pattern")):
+            text += " (sauf " + ", ".join([f"`{v}`" for v in check.get("except", [])]
+                                          + ([f"motif `{check['except_pattern']}`"] if check.get("except_pattern") else [])) + ")"
         parts.append(text)
     if field.get("format") not in (None, "default"):
         parts.append(f"format {field['format']}")
