@@ -121,6 +121,9 @@ class PreauError(Exception):
     def render(self, lang: str | None = None) -> str:
         return self.report.render(lang)
 
+    def __reduce__(self):  # picklable with its report (raised in a worker process, shown by the parent)
+        return (PreauError, (self.report,))
+
 
 def rel(path: str | Path) -> str:
     """A path as shown to users: relative to the working directory when possible."""

@@ -291,6 +291,7 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
     # repair is spent on a cell that was protected already); the per-cell restricted LPs below
     # (level 2.5) cost far more there.
     small = (sizes <= SMALL_BLOCK)[vlab]
+    settled = np.zeros(nU, bool)  # cells of small blocks: solved exactly there, not retried below
     if (small & pending).any():
         T1 = time.perf_counter()
         if DEBUG:
@@ -304,7 +305,8 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
         if DEBUG:
             print(f"small blocks (exact): pending {(pending & small).sum()}, {n_lp} LPs, "
                   f"{time.perf_counter() - T1:.1f}s", file=sys.stderr)
-        pending &= ~small
+        settled = small
+        pending &= ~settled
     if pending.any() and pending.sum() <= MAX_CELL_LPS:
         # level 2.5: one restricted LP around each cell still pending (a breadth-first
         # neighbourhood in the equation graph, the rest fixed at x0)
@@ -312,7 +314,7 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
             if pending.any():
                 T2, n2 = time.perf_counter(), int(pending.sum())
                 lps += _cell_witnesses(AU, x0, np.nonzero(pending)[0], lo, hi, wU, max_vars, depth, wide)
-                pending = hi - lo < wU - EPS
+                pending = (hi - lo < wU - EPS) & ~settled
                 if DEBUG:
                     print(f"  level 2.5 ({max_vars} vars): {n2} -> {int(pending.sum())} pending, "
                           f"{time.perf_counter() - T2:.1f}s", file=sys.stderr)
@@ -369,18 +371,45 @@ def _exact_blocks(AU: sp.csr_matrix, rhs: np.ndarray, vlab: np.ndarray, rlab: np
     done = np.zeros(len(lo), bool)
     lps = 0
     active = np.isin(vlab, np.unique(vlab[pending]))
-    for batch in _batches(vlab[active]):
+    base = int(rng.integers(2**31))  # one generator per batch: results do not depend on the workers
+    jobs = []
+    for i, batch in enumerate(_batches(vlab[active])):
         inb = np.zeros(ncomp, bool)
         inb[batch] = True
         vsel = np.nonzero(inb[vlab])[0]
         rsel = np.nonzero(inb[rlab])[0]
         sub = AU[rsel][:, vsel].tocsc()
         wv = np.where(pending[vsel], wU[vsel], 0.0)
-        l2, h2, d2, n_lp = _attack_batch(sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], exact=True, rng=rng,
-                                         targeted_rounds=rounds)
+        jobs.append((vsel, (sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], (base, i), rounds)))
+    for vsel, (l2, h2, d2, n_lp) in zip((j[0] for j in jobs), _map_batches([j[1] for j in jobs])):
         lps += n_lp
         lo[vsel], hi[vsel], done[vsel] = l2, h2, d2
     return lo, hi, done, lps
+
+
+# Independent blocks are solved in worker processes when there are many of them (national builds:
+# hundreds of département blocks); below that, process start-up (≈ 1 s each: numpy, scipy, HiGHS)
+# costs more than it saves. Spawned, not forked: HiGHS' thread pool does not survive a fork.
+PARALLEL_FROM_VARS = 60_000
+WORKERS = int(os.environ.get("PREAU_WORKERS", "0")) or min(2, os.cpu_count() or 1)
+
+
+def _exact_batch(job) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    sub, rhs, comp, width, lo, hi, seed, rounds = job
+    return _attack_batch(sub, rhs, comp, width, lo, hi, exact=True, rng=np.random.default_rng(seed),
+                         targeted_rounds=rounds)
+
+
+def _map_batches(jobs: list):
+    """:func:`_exact_batch` of each job, in order; in ``WORKERS`` processes for large inputs."""
+    size = sum(j[0].shape[1] for j in jobs)
+    if WORKERS < 2 or len(jobs) < 2 * WORKERS or size < PARALLEL_FROM_VARS:
+        return [_exact_batch(j) for j in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_exact_batch, jobs, chunksize=max(1, len(jobs) // (8 * WORKERS))))
 
 
 def _cell_witnesses(AU: sp.csr_matrix, x0: np.ndarray, cells: np.ndarray, lo: np.ndarray, hi: np.ndarray,

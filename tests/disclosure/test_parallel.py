@@ -1,0 +1,74 @@
+"""The attacker's exact block LPs give the same intervals whether solved in this process or in
+worker processes (national builds: hundreds of independent département blocks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from preau.disclosure import attack as attack_mod
+from preau.disclosure import protect
+from preau.disclosure.generate import school_level_tables
+
+
+def _many_blocks(copies: int = 30):
+    """The attacker's system of a small protected school × level table, repeated as independent blocks."""
+    import scipy.sparse as sp
+
+    from preau.disclosure.attack import _widths
+    from preau.disclosure.model import build_model
+
+    out = protect(list(school_level_tables(n_schools=40, n_communes=25, seed=3)))
+    model = build_model([o.table for o in out], with_values=False)
+    hidden = np.zeros(model.n, bool)
+    for ti in model.tables:
+        hidden[ti.var[ti.hidden]] = True
+    true = build_model(list(school_level_tables(n_schools=40, n_communes=25, seed=3))).value
+    width = _widths(model, hidden)
+    A = sp.block_diag([model.A] * copies, format="csr")
+    tile = lambda a: np.tile(a, copies)  # noqa: E731
+    # a width no cell reaches: every hidden cell gets its exact min and max LPs
+    return A, tile(hidden), tile(np.where(hidden, np.nan, true)), tile(np.where(hidden, 1000.0, width)), tile(true)
+
+
+def test_exact_blocks_in_worker_processes_match_one_process(monkeypatch):
+    A, hidden, value, width, true = _many_blocks()
+    assert hidden.sum() > 200
+    monkeypatch.setattr(attack_mod, "LEVELS", ())  # straight to the exact block LPs
+    monkeypatch.setattr(attack_mod, "WORKERS", 1)
+    one = attack_mod.attack(A, hidden, value, width, seed=true)
+    calls = []
+    real = attack_mod._map_batches
+
+    def spy(jobs):
+        calls.append(len(jobs))
+        return real(jobs)
+
+    monkeypatch.setattr(attack_mod, "WORKERS", 2)
+    monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
+    monkeypatch.setattr(attack_mod, "BATCH_VARS", 40)  # a few blocks per batch: many batches
+    monkeypatch.setattr(attack_mod, "_map_batches", spy)
+    two = attack_mod.attack(A, hidden, value, width, seed=true)
+    assert calls and max(calls) >= 4  # the exact LPs went through the worker pool
+    assert one.exact.sum() > 100 and np.array_equal(one.exact, two.exact)
+    assert np.allclose(one.low[one.exact], two.low[two.exact]) and np.allclose(one.high[one.exact], two.high[two.exact])
+    assert np.array_equal(one.protected, two.protected) and not one.protected.any()
+
+
+def test_worker_error_reaches_the_caller(monkeypatch):
+    """An infeasible system (inconsistent published cells) raised in a worker is the same
+    user-facing error as in one process."""
+    import scipy.sparse as sp
+
+    from preau.errors import PreauError
+
+    A = sp.csc_matrix(np.array([[1.0, 1.0, 0, 0], [0, 0, 1.0, 1.0]]))
+    rhs = np.array([-1.0, 3.0])  # x0 + x1 = -1 with x >= 0: infeasible
+    job = (A, rhs, np.array([0, 0, 1, 1]), np.full(4, 5.0), np.zeros(4), np.zeros(4), (0, 0), None)
+    monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
+    monkeypatch.setattr(attack_mod, "WORKERS", 2)
+    try:
+        attack_mod._map_batches([job] * 4)
+    except PreauError as exc:
+        assert exc.report.problems[0].code == "audit-inconsistent"
+    else:
+        raise AssertionError("the infeasible LP was not reported")
