@@ -63,7 +63,7 @@ def test_worker_error_reaches_the_caller(monkeypatch):
 
     A = sp.csc_matrix(np.array([[1.0, 1.0, 0, 0], [0, 0, 1.0, 1.0]]))
     rhs = np.array([-1.0, 3.0])  # x0 + x1 = -1 with x >= 0: infeasible
-    job = (A, rhs, np.array([0, 0, 1, 1]), np.full(4, 5.0), np.zeros(4), np.zeros(4), (0, 0), None)
+    job = (A, rhs, np.array([0, 0, 1, 1]), np.full(4, 5.0), np.zeros(4), np.zeros(4), (0, 0), None, True)
     monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
     monkeypatch.setattr(attack_mod, "WORKERS", 2)
     try:

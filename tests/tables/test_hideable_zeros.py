@@ -87,3 +87,17 @@ def test_lone_row_gets_a_rectangle_of_zeros():
     flows = out[1].frame
     lone = flows.filter((pl.col("code_secteur") == "65001-01") & (pl.col("uai") == "0650001A"))
     assert lone["secret"].to_list() == [True]
+
+
+def test_lone_cell_of_a_row_no_other_row_meets_gets_a_rectangle():
+    """Every pupil of a département in one « not located » sector row: no other row sends to its
+    schools, so the rectangle goes through a nearby row (same département prefix)."""
+    flows = [("65000-00", "0650001A", 3), ("65000-00", "0650002B", 40), ("65001-01", "0650003C", 30),
+             ("65002-01", "0650003C", 20), ("65002-01", "0650004D", 25)]
+    rows = [(YEAR, sector, uai, "CP") for sector, uai, n in flows for _ in range(n)]
+    p = pl.DataFrame(rows, schema=["annee_scolaire", "code_secteur_residence", "uai", "niveau"], orient="row")
+    t = build_table(flows_dataset(True), p)
+    assert t.extra["zero_cells_added"] >= 2
+    out = protect([school_level_counts(p)] + t.pieces)
+    lone = out[1].frame.filter((pl.col("code_secteur") == "65000-00") & (pl.col("uai") == "0650001A"))
+    assert lone["secret"].to_list() == [True]

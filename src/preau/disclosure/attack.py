@@ -39,7 +39,7 @@ CLUSTER = 64  # level-1 blocks per level-2 cluster
 LOCAL_TARGETED = 12  # targeted rounds in local certification
 LEVELS = (2,)
 MAX_CELL_LPS = 5_000
-SMALL_BLOCK = 6_000  # blocks up to this many unknowns get exact LPs directly (warm-started simplex is fast there)
+SMALL_BLOCK = 15_000  # blocks up to this many unknowns get exact LPs directly (warm-started simplex is fast there; the largest neighbourhood tier below is as large: a block that small is better solved whole)
 MAX_EXACT_ROUNDS = 25  # exact min/max rounds per large block; beyond, cells stay "not proven" (still a failure)
 
 
@@ -270,18 +270,22 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
         vsel = np.nonzero(active)[0]
         M, r = _split_lp(AU, x0, group, vsel)
         _, lab_local = np.unique(group[vsel], return_inverse=True)
-        for batch in _batches(lab_local):
+        base = int(rng.integers(2**31))
+        jobs, where = [], []
+        for i, batch in enumerate(_batches(lab_local)):
             inb = np.isin(lab_local, batch)
             cols = np.nonzero(inb)[0]
             Mb = M[:, cols]
             keep = np.nonzero(np.diff(Mb.tocsr().indptr) > 0)[0]
             Mb = Mb.tocsr()[keep].tocsc()
             wv = np.where(pending[vsel[cols]], wU[vsel[cols]], 0.0)
-            l2, h2, _, n_lp = _attack_batch(Mb, r[keep], lab_local[cols], wv, lo[vsel[cols]], hi[vsel[cols]],
-                                            exact=False, rng=rng, targeted_rounds=LOCAL_TARGETED)
+            jobs.append((Mb, r[keep], lab_local[cols], wv, lo[vsel[cols]], hi[vsel[cols]], (base, i),
+                         LOCAL_TARGETED, False))
+            where.append(vsel[cols])
+        for idx, (l2, h2, _, n_lp) in zip(where, _map_batches(jobs)):
             lps += n_lp
-            lo[vsel[cols]] = l2
-            hi[vsel[cols]] = h2
+            lo[idx] = l2
+            hi[idx] = h2
         pending = hi - lo < wU - EPS
         if DEBUG:
             print(f"level {level}: pending {pending.sum()} / {nU} t={time.perf_counter() - T0:.1f}s", file=sys.stderr)
@@ -380,7 +384,7 @@ def _exact_blocks(AU: sp.csr_matrix, rhs: np.ndarray, vlab: np.ndarray, rlab: np
         rsel = np.nonzero(inb[rlab])[0]
         sub = AU[rsel][:, vsel].tocsc()
         wv = np.where(pending[vsel], wU[vsel], 0.0)
-        jobs.append((vsel, (sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], (base, i), rounds)))
+        jobs.append((vsel, (sub, rhs[rsel], vlab[vsel], wv, lo[vsel], hi[vsel], (base, i), rounds, True)))
     for vsel, (l2, h2, d2, n_lp) in zip((j[0] for j in jobs), _map_batches([j[1] for j in jobs])):
         lps += n_lp
         lo[vsel], hi[vsel], done[vsel] = l2, h2, d2
@@ -394,22 +398,23 @@ PARALLEL_FROM_VARS = 60_000
 WORKERS = int(os.environ.get("PREAU_WORKERS", "0")) or min(2, os.cpu_count() or 1)
 
 
-def _exact_batch(job) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    sub, rhs, comp, width, lo, hi, seed, rounds = job
-    return _attack_batch(sub, rhs, comp, width, lo, hi, exact=True, rng=np.random.default_rng(seed),
+def _solve_batch(job) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    sub, rhs, comp, width, lo, hi, seed, rounds, exact = job
+    return _attack_batch(sub, rhs, comp, width, lo, hi, exact=exact, rng=np.random.default_rng(seed),
                          targeted_rounds=rounds)
 
 
 def _map_batches(jobs: list):
-    """:func:`_exact_batch` of each job, in order; in ``WORKERS`` processes for large inputs."""
+    """:func:`_attack_batch` of each job (independent blocks), in order; in ``WORKERS`` processes
+    for large inputs."""
     size = sum(j[0].shape[1] for j in jobs)
     if WORKERS < 2 or len(jobs) < 2 * WORKERS or size < PARALLEL_FROM_VARS:
-        return [_exact_batch(j) for j in jobs]
+        return [_solve_batch(j) for j in jobs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_exact_batch, jobs, chunksize=max(1, len(jobs) // (8 * WORKERS))))
+        return list(pool.map(_solve_batch, jobs, chunksize=max(1, len(jobs) // (8 * WORKERS))))
 
 
 def _cell_witnesses(AU: sp.csr_matrix, x0: np.ndarray, cells: np.ndarray, lo: np.ndarray, hi: np.ndarray,

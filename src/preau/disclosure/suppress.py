@@ -433,15 +433,30 @@ def _protection_lp(c: int, N: np.ndarray, st: _State, A: sp.csr_matrix, w: float
 # warm across cells (only the repaired cell's bounds and the costs of newly hidden cells change).
 # Larger components (national tables) use the neighbourhood tiers of :func:`_repair`.
 REPAIR_COMPONENT = 20_000
+# Where a cell's whole component is larger (linked tables of several départements: département
+# rows and cross-border flows join them), the protection LP first runs on a *local* component: the
+# movable cells linked through equations of at most LOCAL_WIDE movable members (the wide ones — a
+# département's communes, the départements of the country — are not followed), up to
+# LOCAL_COMPONENT cells. Any deviation on a subset of the cells that keeps every equation
+# restricted to that subset balanced keeps the full equations balanced (cells outside stay as they
+# are): the repair is as sound as on the whole component, only possibly dearer or infeasible — then
+# the neighbourhood tiers of :func:`_repair` run as before.
+LOCAL_WIDE = 100
+LOCAL_COMPONENT = 40_000
 
 
 class _ComponentLPs:
-    """Protection LPs on whole components of the movable cells (see ``REPAIR_COMPONENT``)."""
+    """Protection LPs on whole components of the movable cells (see ``REPAIR_COMPONENT``); with
+    ``local``, on the local components (``LOCAL_WIDE``, ``LOCAL_COMPONENT``)."""
 
-    def __init__(self, st: _State, A: sp.csr_matrix):
+    def __init__(self, st: _State, A: sp.csr_matrix, local: bool = False):
         self.st = st
+        self.limit = LOCAL_COMPONENT if local else REPAIR_COMPONENT
         self.movable = np.nonzero(st.decidable | st.unknown_always)[0]
-        _, lab, _ = _components(A[:, self.movable].tocsr())
+        Am = A[:, self.movable].tocsr()
+        if local:
+            Am = Am[np.diff(Am.indptr) <= LOCAL_WIDE]
+        _, lab, _ = _components(Am)
         self.label = lab
         self.comp = np.full(st.model.n, -1, dtype=np.int64)
         self.comp[self.movable] = lab
@@ -450,7 +465,7 @@ class _ComponentLPs:
 
     def covers(self, c: int) -> bool:
         k = self.comp[c]
-        return k >= 0 and self.size[k] <= REPAIR_COMPONENT
+        return k >= 0 and self.size[k] <= self.limit
 
     def _model(self, k: int):
         st = self.st
@@ -692,7 +707,7 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
     att, bad = _attack_state(st, exact=method != "modular")
     exact_done = method != "modular"
     stats.timings["audit"] = time.perf_counter() - t
-    comps = None
+    comps = local = None
     while method == "modular" and len(bad) and stats.repair_rounds < max_rounds:
         if DEBUG:
             print(f"round {stats.repair_rounds}: {len(bad)} unprotected", file=sys.stderr)
@@ -710,7 +725,12 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
             if comps.covers(int(c)):
                 added, lps = comps.repair(int(c))
             else:
-                added, lps = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
+                if local is None:
+                    local = _ComponentLPs(st, A, local=True)
+                added, lps = local.repair(int(c)) if local.covers(int(c)) else (-1, 0)
+                if added < 0:
+                    added, more = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
+                    lps += more
             stats.repair_lps += lps
             round_added += max(added, 0)
             repaired += added >= 0
@@ -721,6 +741,8 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
             # (only secondary ones; see _publish_derivable) — checked only here, it needs exact LPs
             repaired += len(_publish_derivable(st, np.asarray(unrepairable, dtype=np.int64)))
         stats.repair_added += round_added
+        if DEBUG:
+            print(f"  repaired {repaired}, added {round_added} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         stats.timings["repair"] = stats.timings.get("repair", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
         exact_done = repaired == 0

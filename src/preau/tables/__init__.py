@@ -257,10 +257,11 @@ def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_colu
              .sort(other + ["_x", "_zw", row], descending=[False] * len(other) + [False, True, False])
              .group_by(other + ["_x"], maintain_order=True).head(per_column)
              .select(other + [pl.col(row), pl.col("_x").alias(col)]))
-    # A lone cell whose row sends nowhere else (a sector whose few pupils all attend one school)
-    # has no W: close a rectangle with a large flow (Z, W) of a nearby row (same first two
-    # characters: the département of a sector code), listing the zeros (Z, X) and (Y, W).
-    alone = lone.join(partners.select(other + [row]).unique(), on=other + [row], how="anti")
+    # A lone cell with no such Z — its row sends nowhere else (a sector whose few pupils all attend
+    # one school), or no other row sends to its row's schools (every pupil of a département in the
+    # « not located » sector) — closes a rectangle with a large flow (Z, W) of a nearby row (same
+    # first two characters: the département of a sector code), listing the zeros (Z, X) and (Y, W).
+    alone = lone.join(cands.select(other + [pl.col(col).alias("_x")]).unique(), on=other + ["_x"], how="anti")
     if alone.height:
         near = pl.col(row).str.slice(0, 2)
         top = (leaf.select(other + [row, col, "effectif"]).with_columns(near.alias("_g"))
