@@ -25,6 +25,9 @@ from preau.catalog.publish import publish  # noqa: E402
 from preau.package import load_packages  # noqa: E402
 from preau.package.files import sha256_file  # noqa: E402
 
+# the pinned schema's version, as schemas/ declares it today
+SCHEMA_VERSION = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "effectifs-commune-niveau" / "schema.json").read_text())["version"]
+
 pytestmark = pytest.mark.ckan
 PREAU = Path(sys.executable).parent / "preau"
 TABLE = "effectifs-commune-niveau"
@@ -184,7 +187,7 @@ def test_dcat_feed_of_ckan_carries_our_metadata(ckan_env, published):
     g = Graph()
     g.parse(data=requests.get(f"{ckan_env['url']}/dataset/{publisher}-{TABLE}.ttl", timeout=60).text, format="turtle")
     ds = next(g.subjects(None, dcat.Dataset))
-    assert str(g.value(ds, dct.conformsTo)).endswith("schema-effectifs-commune-niveau-1.0.0.json")
+    assert str(g.value(ds, dct.conformsTo)).endswith(f"schema-effectifs-commune-niveau-{SCHEMA_VERSION}.json")
     period = g.value(ds, dct.temporal)
     assert str(g.value(period, dcat.startDate)) == "2024-09-01"
     assert g.value(ds, dct.publisher) is not None and g.value(ds, dct.spatial) is not None

@@ -18,6 +18,9 @@ from preau.errors import PreauError  # noqa: E402
 from preau.package import build_packages  # noqa: E402
 from preau.package.files import sha256_file  # noqa: E402
 
+# the pinned schema's version, as schemas/ declares it today
+SCHEMA_VERSION = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "effectifs-commune-niveau" / "schema.json").read_text())["version"]
+
 FRICTIONLESS = Path(sys.executable).parent / "frictionless"
 DCAT = Namespace("http://www.w3.org/ns/dcat#")
 DCT = Namespace("http://purl.org/dc/terms/")
@@ -79,7 +82,7 @@ def test_descriptor_content(built):
     assert p["disclosure"]["note"]["fr"] in desc["description"]
     by_path = {r["path"]: r for r in desc["resources"]}
     # schema pinned by version, copied next to the data and referenced by path
-    pinned = "schema-effectifs-commune-niveau-1.0.0.json"
+    pinned = f"schema-effectifs-commune-niveau-{SCHEMA_VERSION}.json"
     assert (out / TABLE / pinned).read_bytes() == (ws / "schemas/effectifs-commune-niveau/schema.json").read_bytes()
     assert by_path["effectifs-commune-niveau.csv"]["schema"] == pinned
     assert by_path["effectifs-commune-niveau.csv"]["preau"]["datastore"] is True
@@ -119,7 +122,7 @@ def test_dcat_ap_metadata(built):
     bboxes = [g.value(s, DCAT.bbox) for s in spatial if g.value(s, DCAT.bbox) is not None]
     assert len(bboxes) == 1 and str(bboxes[0]).startswith("POLYGON((-0.330000 42.670000")
     schema_uri = g.value(ds, DCT.conformsTo)
-    assert str(schema_uri).endswith("/schema-effectifs-commune-niveau-1.0.0.json")
+    assert str(schema_uri).endswith(f"/schema-effectifs-commune-niveau-{SCHEMA_VERSION}.json")
     dists = list(g.objects(ds, DCAT.distribution))
     assert len(dists) == len(json.loads((out / TABLE / "datapackage.json").read_text())["resources"])
     for d in dists:
