@@ -126,9 +126,9 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     from preau.disclosure import Policy, protect
     from preau.disclosure.files import write_folder
     from preau.ingest import read_exports
-    from preau.codes import uai_departement
     from preau.tables import (build_table, departement_levels, derive, from_pieces, ministry_table,
-                              school_level_counts, to_pieces, unlocated_sector, unlocated_sector_expr)
+                              school_level_counts, spans_departements, to_pieces, unlocated_sector,
+                              unlocated_sector_expr)
     from preau.validate import validate_table
 
     t = time.perf_counter()
@@ -152,8 +152,8 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         workers=_geo_workers(len(addresses)))
     # pupils whose address was not placed: one code per département of residence when the publisher
     # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
-    several = len({uai_departement(u) for u in pupils.get_column("uai").unique().to_list()}) > 1
-    unlocated = unlocated_sector_expr(pl.col("code_insee_residence")) if several else pl.lit(unlocated_sector(None))
+    unlocated = (unlocated_sector_expr(pl.col("code_insee_residence")) if spans_departements(pupils)
+                 else pl.lit(unlocated_sector(None)))
     pupils = (pupils.with_columns(codes.alias("code_secteur_residence"))
               .with_columns(pl.col("code_secteur_residence").fill_null(unlocated))
               .drop(["adresse", "code_postal", "commune_residence"]))

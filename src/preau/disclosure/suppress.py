@@ -128,6 +128,10 @@ class _State:
     def hidden(self) -> np.ndarray:
         return self.sup | self.unknown_always
 
+    def hidden_at(self, idx: np.ndarray) -> np.ndarray:
+        """:meth:`hidden` of some cells only (the repair asks per component: O(cells asked))."""
+        return self.sup[idx] | self.unknown_always[idx]
+
     def known(self) -> np.ndarray:
         return ~self.hidden()
 
@@ -377,7 +381,7 @@ def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, known_short
         if cap == "hidden":
             cap = None
         if cap is not None:
-            N = N[(st.x[N] <= cap * w) | st.hidden()[N] | (N == c)]
+            N = N[(st.x[N] <= cap * w) | st.hidden_at(N) | (N == c)]
         for direction in (1.0, -1.0):
             if direction < 0 and st.x[c] < w:
                 continue
@@ -405,7 +409,7 @@ def _deviation_lp(st: _State, N: np.ndarray, w: float) -> tuple[sp.csc_matrix, n
 
 
 def _deviation_cost(st: _State, N: np.ndarray, w: float) -> np.ndarray:
-    return np.where(st.hidden()[N], 1e-3, (st.x[N] + 1.0) / w)
+    return np.where(st.hidden_at(N), 1e-3, (st.x[N] + 1.0) / w)
 
 
 def _protection_lp(c: int, N: np.ndarray, st: _State, A: sp.csr_matrix, w: float,
@@ -475,9 +479,9 @@ class _ComponentLPs:
             M, cost, upper = _deviation_lp(st, N, w)
             h = build_lp(M, cost=cost, upper=upper, presolve="choose")
             h.setOptionValue("simplex_strategy", 1)  # dual simplex: re-solves after bound changes stay warm
-            self.models[k] = (h, N, {int(v): i for i, v in enumerate(N.tolist())}, st.hidden()[N].copy(), w)
+            self.models[k] = (h, N, {int(v): i for i, v in enumerate(N.tolist())}, st.hidden_at(N), w)
         h, N, pos, hid, w = self.models[k]
-        now = st.hidden()[N]
+        now = st.hidden_at(N)
         changed = np.nonzero(now != hid)[0]
         if len(changed):  # cells hidden (or published) since: their cost changes
             cost = _deviation_cost(st, N[changed], w)

@@ -55,6 +55,11 @@ def sector_departement(code: str) -> str | None:
     return None if code == UNLOCATED_SECTOR else insee_departement(code[:5])
 
 
+def spans_departements(pupils: pl.DataFrame) -> bool:
+    """True when the pupils' schools (``uai``) lie in two départements or more."""
+    return len({uai_departement(u) for u in pupils.get_column("uai").unique().to_list()}) > 1
+
+
 def departement_levels(pupils: pl.DataFrame) -> dict[str, dict[str, str]]:
     """Département subtotals of the geographic dimensions (value → département), for a publisher whose
     schools lie in several départements; ``{}`` for one département.
@@ -65,10 +70,9 @@ def departement_levels(pupils: pl.DataFrame) -> dict[str, dict[str, str]]:
     and are useful numbers of their own. ``pupils`` needs ``uai`` (and, when present,
     ``code_insee_residence`` / ``code_secteur_residence``).
     """
-    schools = pupils.get_column("uai").unique().to_list()
-    if len({uai_departement(u) for u in schools}) < 2:
+    if not spans_departements(pupils):
         return {}
-    out = {"uai": {u: uai_departement(u) for u in schools}}
+    out = {"uai": {u: uai_departement(u) for u in pupils.get_column("uai").unique().to_list()}}
     for dim, col, dept in (("code_insee", "code_insee_residence", insee_departement),
                            ("code_secteur", "code_secteur_residence", sector_departement)):
         if col in pupils.columns:
