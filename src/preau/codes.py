@@ -65,6 +65,13 @@ def insee_departement(code: str) -> str:
     return code[:3] if code.startswith("97") else code[:2]
 
 
+def insee_departement_expr(insee):
+    """:func:`insee_departement` as a polars expression over a column of INSEE codes."""
+    import polars as pl
+
+    return pl.when(insee.str.starts_with("97")).then(insee.str.slice(0, 3)).otherwise(insee.str.slice(0, 2))
+
+
 def is_valid_school_year(value: object) -> bool:
     """``AAAA-AAAA`` where the second year is the first plus one."""
     if not isinstance(value, str):

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 import shapely
 
+from preau.codes import insee_departement_expr
 from preau.errors import PreauError, Report
 from preau.geo.assign import SectorIndex, assign_sectors
 from preau.geo.geocode import geocode, quality
@@ -60,17 +61,13 @@ def departement_expr(insee: pl.Expr, postcode: pl.Expr) -> pl.Expr:
     """Département code of a pupil row: from the normalised INSEE code, else from the postcode."""
     ik = insee_key(insee)
     cp = postcode_key(postcode)
-    from_insee = pl.when(ik.str.starts_with("97")).then(ik.str.slice(0, 3)).otherwise(ik.str.slice(0, 2))
+    from_insee = insee_departement_expr(ik)
     corsica = pl.when(cp.str.slice(0, 3).cast(pl.Int32, strict=False) < 202).then(pl.lit("2A")).otherwise(pl.lit("2B"))
     from_cp = (pl.when(cp == "").then(pl.lit(None, pl.Utf8))
                .when(cp.str.starts_with("97")).then(cp.str.slice(0, 3))
                .when(cp.str.starts_with("20")).then(corsica)
                .otherwise(cp.str.slice(0, 2)))
     return pl.when(ik != "").then(from_insee).otherwise(from_cp)
-
-
-def _dep_of_insee(insee: pl.Expr) -> pl.Expr:
-    return pl.when(insee.str.starts_with("97")).then(insee.str.slice(0, 3)).otherwise(insee.str.slice(0, 2))
 
 
 def _groups(reference_paths: Iterable[str | Path]) -> dict[str, list[Path]]:
@@ -212,7 +209,7 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
         communes = communes if isinstance(communes, gpd.GeoDataFrame) else read_communes(communes, report)
         # Overlaps between communes resolved once over the whole territory (as a single build would).
         communes = communes.set_geometry(gpd.GeoSeries(_clean_coverage(communes, report), crs=communes.crs))
-        rules = rules.with_columns(_dep_of_insee(pl.col("insee")).alias("_dep"))
+        rules = rules.with_columns(insee_departement_expr(pl.col("insee")).alias("_dep"))
         commune_dep = communes["code_insee"].astype(str).map(lambda c: c[:3] if c.startswith("97") else c[:2]).to_numpy()
 
     n = pupils.height

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from preau.codes import CYCLE, ELEMENTARY, LEVELS, NORMAL_AGE, PRE_ELEMENTARY, insee_departement, uai_departement
+from preau.codes import (CYCLE, ELEMENTARY, LEVELS, NORMAL_AGE, PRE_ELEMENTARY, insee_departement,
+                         insee_departement_expr, uai_departement)
 from preau.disclosure import CountTable, Hierarchy, Policy
 from preau.errors import PreauError, Problem
 
@@ -47,8 +48,7 @@ def unlocated_sector(departement: str | None) -> str:
 
 def unlocated_sector_expr(insee: pl.Expr) -> pl.Expr:
     """:func:`unlocated_sector` of each residence INSEE code, as a polars expression."""
-    dept = pl.when(insee.str.starts_with("97")).then(insee.str.slice(0, 3)).otherwise(insee.str.slice(0, 2))
-    return ((dept + pl.lit("000")).str.slice(0, 5) + pl.lit("-00")).fill_null(pl.lit(UNLOCATED_SECTOR))
+    return ((insee_departement_expr(insee) + pl.lit("000")).str.slice(0, 5) + pl.lit("-00")).fill_null(pl.lit(UNLOCATED_SECTOR))
 
 
 def sector_departement(code: str) -> str | None:
