@@ -407,14 +407,33 @@ def _solve_batch(job) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 def _map_batches(jobs: list):
     """:func:`_attack_batch` of each job (independent blocks), in order; in ``WORKERS`` processes
     for large inputs."""
-    size = sum(j[0].shape[1] for j in jobs)
-    if WORKERS < 2 or len(jobs) < 2 * WORKERS or size < PARALLEL_FROM_VARS:
-        return [_solve_batch(j) for j in jobs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    return map_jobs(_solve_batch, jobs, sum(j[0].shape[1] for j in jobs))
 
-    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_solve_batch, jobs, chunksize=max(1, len(jobs) // (8 * WORKERS))))
+
+_POOL = None
+
+
+def map_jobs(fn, jobs: list, size: int) -> list:
+    """``fn`` of each job (independent, picklable), in order: in this process for small inputs
+    (``size`` variables in all), else in ``WORKERS`` spawned processes. The processes are started
+    once and kept until :func:`close_workers` (a national protection maps jobs a dozen times)."""
+    global _POOL
+    if WORKERS < 2 or len(jobs) < 2 * WORKERS or size < PARALLEL_FROM_VARS:
+        return [fn(j) for j in jobs]
+    if _POOL is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _POOL = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"))
+    return list(_POOL.map(fn, jobs, chunksize=max(1, len(jobs) // (8 * WORKERS))))
+
+
+def close_workers() -> None:
+    """Stop the worker processes of :func:`map_jobs`, if any were started."""
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(cancel_futures=True)
+        _POOL = None
 
 
 def _cell_witnesses(AU: sp.csr_matrix, x0: np.ndarray, cells: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -621,7 +640,10 @@ def audit(tables: list[CountTable], published: list[CountTable] = ()) -> AuditRe
         hidden[ti.var[ti.hidden]] = True
         known[ti.var[~ti.hidden]] = True
     width = _widths(model, hidden)
-    att, bad = audit_model(model, hidden, known, width)
+    try:
+        att, bad = audit_model(model, hidden, known, width)
+    finally:
+        close_workers()
     return _report(model, att, bad, hidden, width, time.perf_counter() - t0)
 
 

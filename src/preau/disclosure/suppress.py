@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from preau.disclosure.attack import DEBUG, SMALL_BLOCK, _components, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model, exact_intervals
+from preau.disclosure.attack import DEBUG, SMALL_BLOCK, _components, close_workers, map_jobs, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model, exact_intervals
 from preau.disclosure.hierarchy import CountTable
 from preau.disclosure.lp import BIG, build_lp, optimal
 from preau.disclosure.model import Model, build_model
@@ -450,8 +450,9 @@ LOCAL_COMPONENT = 40_000
 
 
 class _ComponentLPs:
-    """Protection LPs on whole components of the movable cells (see ``REPAIR_COMPONENT``); with
-    ``local``, on the local components (``LOCAL_WIDE``, ``LOCAL_COMPONENT``)."""
+    """Components of the movable cells (see ``REPAIR_COMPONENT``); with ``local``, the local
+    components (``LOCAL_WIDE``, ``LOCAL_COMPONENT``). The protection LPs run per component in
+    :func:`_repair_group`."""
 
     def __init__(self, st: _State, A: sp.csr_matrix, local: bool = False):
         self.st = st
@@ -465,55 +466,105 @@ class _ComponentLPs:
         self.comp = np.full(st.model.n, -1, dtype=np.int64)
         self.comp[self.movable] = lab
         self.size = np.bincount(lab) if len(lab) else np.zeros(0, np.int64)
-        self.models: dict[int, tuple] = {}
 
     def covers(self, c: int) -> bool:
         k = self.comp[c]
         return k >= 0 and self.size[k] <= self.limit
 
-    def _model(self, k: int):
-        st = self.st
-        if k not in self.models:
-            N = self.movable[self.label == k]
-            w = float(max(st.width[N].max(), 1.0))
-            M, cost, upper = _deviation_lp(st, N, w)
-            h = build_lp(M, cost=cost, upper=upper, presolve="choose")
-            h.setOptionValue("simplex_strategy", 1)  # dual simplex: re-solves after bound changes stay warm
-            self.models[k] = (h, N, {int(v): i for i, v in enumerate(N.tolist())}, st.hidden_at(N), w)
-        h, N, pos, hid, w = self.models[k]
-        now = st.hidden_at(N)
-        changed = np.nonzero(now != hid)[0]
-        if len(changed):  # cells hidden (or published) since: their cost changes
-            cost = _deviation_cost(st, N[changed], w)
-            cols = np.concatenate([changed, changed + len(N)]).astype(np.int32)
-            h.changeColsCost(len(cols), cols, np.concatenate([cost, cost]))
-            hid[changed] = now[changed]
-        return h, N, pos
+    def members(self, ks: list[int]) -> dict[int, np.ndarray]:
+        """The cells (sorted model indices) of each component of ``ks`` (one sort for all)."""
+        want = np.zeros(len(self.size), bool)
+        want[np.asarray(ks, dtype=np.int64)] = True
+        sel = np.nonzero(want[self.label])[0]
+        order = sel[np.argsort(self.label[sel], kind="stable")]
+        labs = self.label[order]
+        cuts = np.flatnonzero(np.diff(labs)) + 1
+        return {int(self.label[g[0]]): self.movable[g] for g in np.split(order, cuts) if len(g)}
 
-    def repair(self, c: int) -> tuple[int, int]:
-        """Protection LP of cell ``c`` on its whole component. Returns (cells added, LPs solved)."""
-        st = self.st
-        h, N, pos = self._model(int(self.comp[c]))
-        n = len(N)
-        ci = pos[c]
-        w = float(st.width[c])
+
+class _SubState:
+    """The cells of one component in local numbering (0..n−1): what their repairs read and write,
+    in this process or in a worker (picklable). Duck-types the parts of :class:`_State` that
+    :func:`_deviation_lp`, :func:`_cheaper` and :func:`_apply_deviation` use."""
+
+    def __init__(self, st: _State, N: np.ndarray):
+        sub = st.AC[:, N].tocsr()
+        self.AC = sub[np.diff(sub.indptr) > 0].tocsc()
+        self.x = st.x[N]
+        self.width = st.width[N]
+        self.sup = st.sup[N].copy()
+        self.unknown_always = st.unknown_always[N]
+        self.decidable = st.decidable[N]
+        self.lo = st.lo[N].copy()
+        self.hi = st.hi[N].copy()
+
+    def hidden_at(self, idx: np.ndarray) -> np.ndarray:
+        return self.sup[idx] | self.unknown_always[idx]
+
+
+def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int, int]:
+    """Protection LPs of ``cells`` (local numbers, in order) on their whole component ``ss``: one
+    HiGHS model kept warm across the cells (only the repaired cell's bounds and the costs of newly
+    hidden cells change). A deviation moves cells of the component only, so components are
+    independent: any process may repair any of them, in any order, with the same result.
+    Returns (cells newly hidden, lo, hi, cells with no deviation, cells tried, LPs solved)."""
+    ss, cells = job
+    n = len(ss.x)
+    N = np.arange(n)
+    w = float(max(ss.width.max(), 1.0))
+    M, cost, upper = _deviation_lp(ss, N, w)
+    h = build_lp(M, cost=cost, upper=upper, presolve="choose")
+    h.setOptionValue("simplex_strategy", 1)  # dual simplex: re-solves after bound changes stay warm
+    sup0 = ss.sup.copy()
+    hid = ss.hidden_at(N)
+    failed: list[int] = []
+    tried = lps = 0
+    for c in cells:
+        if not ss.sup[c] or ss.hi[c] - ss.lo[c] >= ss.width[c] - 1e-6:
+            continue  # hidden earlier only, or certified by a repair before it
+        now = ss.hidden_at(N)
+        changed = np.nonzero(now != hid)[0]
+        if len(changed):  # cells hidden since the model was built: their cost changes
+            cc = _deviation_cost(ss, changed, w)
+            cols = np.concatenate([changed, changed + n]).astype(np.int32)
+            h.changeColsCost(len(cols), cols, np.concatenate([cc, cc]))
+            hid[changed] = now[changed]
+        tried += 1
+        wc = float(ss.width[c])
         best = None
-        lps = 0
         for direction in (1.0, -1.0):
-            if direction < 0 and st.x[c] < w:
+            if direction < 0 and ss.x[c] < wc:
                 continue
-            fixed, zero = (ci, n + ci) if direction > 0 else (n + ci, ci)
-            h.changeColsBounds(2, np.array([fixed, zero], dtype=np.int32), np.array([w, 0.0]), np.array([w, 0.0]))
+            fixed, zero = (c, n + c) if direction > 0 else (n + c, c)
+            h.changeColsBounds(2, np.array([fixed, zero], dtype=np.int32), np.array([wc, 0.0]), np.array([wc, 0.0]))
             h.run()
             lps += 1
             if optimal(h):
                 sol = np.asarray(h.getSolution().col_value)
-                best = _cheaper(best, sol[:n] - sol[n:], N, st)
-            h.changeColsBounds(2, np.array([ci, n + ci], dtype=np.int32), np.array([0.0, 0.0]),
-                               np.array([BIG, st.x[c]]))
+                best = _cheaper(best, sol[:n] - sol[n:], N, ss)
+            h.changeColsBounds(2, np.array([c, n + c], dtype=np.int32), np.array([0.0, 0.0]),
+                               np.array([BIG, ss.x[c]]))
         if best is None:
-            return -1, lps
-        return _apply_deviation(st, best), lps
+            failed.append(int(c))
+        else:
+            _apply_deviation(ss, best)
+    return np.nonzero(ss.sup & ~sup0)[0], ss.lo, ss.hi, failed, tried, lps
+
+
+def _repair_components(st: _State, groups: list[tuple[np.ndarray, list[int]]]) -> list[tuple]:
+    """:func:`_repair_group` of each ``(component cells, cells to repair)``, in worker processes
+    when the components are many and large (see :func:`preau.disclosure.attack.map_jobs`); the
+    results are applied to ``st``. Returns, per group, (failed cells, cells tried, LPs)."""
+    jobs = [(_SubState(st, N), np.searchsorted(N, cells).tolist()) for N, cells in groups]
+    size = sum(len(N) for N, _ in groups)
+    out = []
+    for (N, _), (new, lo, hi, failed, tried, lps) in zip(groups, map_jobs(_repair_group, jobs, size)):
+        st.sup[N[new]] = True
+        np.minimum(st.lo[N], lo, out=lo)
+        np.maximum(st.hi[N], hi, out=hi)
+        st.lo[N], st.hi[N] = lo, hi
+        out.append((N[np.asarray(failed, dtype=np.int64)], tried, lps))
+    return out
 
 
 def _apply_deviation(st: _State, best: tuple) -> int:
@@ -554,6 +605,10 @@ def _publish_derivable(st: _State, bad: np.ndarray) -> np.ndarray:
 # spent (at least UNHIDE_MIN seconds); ``protect(..., unhide=False)`` skips it.
 UNHIDE_SHARE = 0.15
 UNHIDE_MIN = 1.0
+# ... and stops after this many candidates in a row that could not be published (national tables:
+# the largest secondary cells are almost all needed: 901 tries in 30 s published 14 cells; the
+# national school × level bench: 3 of 2,751).
+UNHIDE_PATIENCE = 300
 
 
 def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -587,9 +642,12 @@ def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np
     fixed = np.zeros(len(U), bool)
     models: dict[int, tuple] = {}
     published: list[int] = []
+    tried = since = 0
     for c in cand.tolist():
-        if time.perf_counter() > deadline:
+        if time.perf_counter() > deadline or since >= UNHIDE_PATIENCE:
             break
+        tried += 1
+        since += 1
         i = int(local[c])
         b = int(vlab[i])
         if b not in models:
@@ -606,8 +664,11 @@ def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np
         if _still_protected(h, np.searchsorted(vsel, nb), st.x[U[nb]], st.width[U[nb]], len(vsel)):
             fixed[i] = True
             published.append(c)
+            since = 0
         else:
             h.changeColsBounds(1, np.array([j], dtype=np.int32), np.array([0.0]), np.array([BIG]))
+    if DEBUG:
+        print(f"unhide: {len(published)} published of {tried} tried ({len(cand)} candidates)", file=sys.stderr)
     if published:
         st.sup[np.asarray(published, dtype=np.int64)] = False
     return published, block_of[np.asarray(published, dtype=np.int64)], block_of
@@ -686,6 +747,14 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
     Raises :class:`PreauError` (with the audit report) if any hidden cell stays unprotected —
     the build never publishes a table that fails the audit.
     """
+    try:
+        return _protect(tables, published, method, max_rounds, stats, unhide)
+    finally:
+        close_workers()
+
+
+def _protect(tables: list[CountTable], published: list[CountTable], method: Method, max_rounds: int,
+             stats: ProtectionStats | None, unhide: bool) -> list[ProtectedTable]:
     stats = stats if stats is not None else ProtectionStats(method)
     t0 = time.perf_counter()
     model = build_model(list(tables), list(published), with_values=True)
@@ -721,20 +790,38 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
         repaired = 0
         unrepairable: list[int] = []
         pos = {int(v): i for i, v in enumerate(att.var)}
+        # cells of components small enough are repaired per component (independent: in worker
+        # processes when many), the others afterwards on neighbourhoods, one after another
+        groups: dict[tuple[int, int], list[int]] = {}
+        fallback: list[int] = []
         for c in bad.tolist():
             if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
                 continue  # hidden earlier only (nothing to decide), or certified by a previous repair
             if comps is None:
                 comps = _ComponentLPs(st, A)
             if comps.covers(int(c)):
-                added, lps = comps.repair(int(c))
+                groups.setdefault((0, int(comps.comp[c])), []).append(int(c))
+                continue
+            if local is None:
+                local = _ComponentLPs(st, A, local=True)
+            if local.covers(int(c)):
+                groups.setdefault((1, int(local.comp[c])), []).append(int(c))
             else:
-                if local is None:
-                    local = _ComponentLPs(st, A, local=True)
-                added, lps = local.repair(int(c)) if local.covers(int(c)) else (-1, 0)
-                if added < 0:
-                    added, more = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
-                    lps += more
+                fallback.append(int(c))
+        keys = list(groups)
+        members = {0: comps.members([k for kind, k in keys if kind == 0]) if comps is not None else {},
+                   1: local.members([k for kind, k in keys if kind == 1]) if local is not None else {}}
+        before = int(st.sup.sum())
+        for (kind, _), (failed, tried, lps) in zip(keys, _repair_components(
+                st, [(members[kind][k], groups[(kind, k)]) for kind, k in keys])):
+            stats.repair_lps += lps
+            repaired += tried - len(failed)
+            (unrepairable if kind == 0 else fallback).extend(failed.tolist())  # no deviation on a whole component
+        round_added += int(st.sup.sum()) - before
+        for c in fallback:
+            if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
+                continue
+            added, lps = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
             stats.repair_lps += lps
             round_added += max(added, 0)
             repaired += added >= 0
