@@ -159,130 +159,137 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
               .drop(["adresse", "code_postal", "commune_residence"]))
     del codes
     pupils = derive(pupils)
+    # the layers without counts (schools, communes) are written meanwhile (background process on
+    # national territories; see preau.geo.start_layers)
+    schools_path = _need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0]
+    layer_job = geo.start_layers(out_dir, pub.id, schools=geo.schools_layer(schools_path),
+                                 communes=geo.communes_layer(communes), schemas_dir=ws.root / "schemas")
     t = _timed(result, "geo", t)
-    # --- tables ---
-    progress(f"{pub.id} : tableaux")
-    schools = pl.read_csv(_need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0], separator=";",
-                          infer_schema=False)
-    years = sorted(pupils["annee_scolaire"].unique().to_list())
-    geo_levels = departement_levels(pupils)  # {} for a one-département publisher
-    anchor = school_level_counts(pupils, geo_levels)
-    datasets = [d for d in ws.datasets.values() if d.get("kind", "table") == "table"]
-    built = {}
-    for ds in datasets:
-        if ds.get("shape") == "ministere":
-            built[ds.id] = ("ministere", ministry_table(pupils, schools))
-        else:
-            built[ds.id] = ("long", build_table(ds, pupils, geo_levels))
-    del pupils
-    t = _timed(result, "tables", t)
-    # --- disclosure: public tables together (the exact school table is known), then restricted ---
-    progress(f"{pub.id} : secret statistique et audit")
-    protected: dict[str, tuple[pl.DataFrame, dict]] = {}
-    for access in ("public", "restricted"):
-        group = [b for ds in datasets if ds.access == access and built[ds.id][0] == "long" for b in [built[ds.id][1]]]
-        if not group:
-            continue
-        pieces, owners, published = [], [], []
-        for b in group:
-            for p in b.pieces:
-                pieces.append(p)
-                owners.append(b.dataset)
-            old = _published_versions(catalog_dir, pub, b, access == "restricted")
-            if old is not None:
-                published += to_pieces(b.dataset + "@publie", b.dims, old, b.policy, b.geo)
-        known = [anchor]
-        if access == "restricted":  # the restricted reader also sees every public table
-            for ds in datasets:
-                if ds.access == "public" and ds.id in protected and built[ds.id][0] == "long":
-                    b = built[ds.id][1]
-                    known += to_pieces(ds.id + "@public", b.dims, protected[ds.id][0], Policy(rule="none", k=1), b.geo)
-        out = protect(known[:1] + pieces, published=known[1:] + published)
-        # the audit group as the attacker sees it, for `preau audit` (re-proved from files alone)
-        write_folder([o.table for o in out], out_dir / pub.id / "_audit" / access, published=known[1:] + published)
-        out = out[1:]
-        for b in group:
-            mine = [o for o, owner in zip(out, owners) if owner == b.dataset]
-            frame = from_pieces(b.dims, [o.frame for o in mine])
-            if "code_insee" in b.dims:  # the commune name beside its code (`TOTAL` on the margin row)
-                names = pl.DataFrame({"code_insee": communes["code_insee"].astype(str).tolist(),
-                                      "nom_commune": communes["nom"].astype(str).tolist()})
-                frame = frame.join(names, on="code_insee", how="left", maintain_order="left").with_columns(
-                    pl.when(pl.col("code_insee") == "TOTAL").then(pl.lit("TOTAL"))
-                    .when(pl.col("code_insee").is_in(list(set(b.geo.get("code_insee", {}).values()))))
-                    .then(pl.lit("Département ") + pl.col("code_insee"))
-                    .otherwise(pl.col("nom_commune")).alias("nom_commune"))
-                order = b.dims[:b.dims.index("code_insee") + 1] + ["nom_commune"] + b.dims[b.dims.index("code_insee") + 1:]
-                frame = frame.select(order + ["effectif", "secret"])
-            cells = frame.height
-            hidden = int(frame["secret"].sum())
-            true = b.frame.join(frame.select(b.dims + ["secret"]), on=b.dims)
-            info = {"rule": b.policy.rule, "k": b.policy.k, "protection_width": b.policy.width, "cells": cells,
-                    "cells_hidden": hidden, "pupils_hidden": int(true.filter(pl.col("secret"))["effectif"].sum()),
-                    "primary": int(true.filter(pl.col("secret") & (pl.col("effectif") >= 1)
-                                               & (pl.col("effectif") < b.policy.k)).height), "audit": "passed",
-                    "linked_with": sorted({o for o in owners if o != b.dataset}) + ["effectifs-ecole-niveau"],
-                    "earlier_versions": any(p.name.startswith(b.dataset + "@") for p in published)}
-            if b.extra.get("zero_cells_added"):  # zero cells listed so that the protection may hide them
-                info["zero_cells_added"] = b.extra["zero_cells_added"]
-            protected[b.dataset] = (frame, info)
-    t = _timed(result, "disclosure", t)
-    # --- files, manifests and validation ---
-    progress(f"{pub.id} : écriture et validation")
-    pub_dir = out_dir / pub.id
-    invalid = Report(subject=pub.id)
-    for ds in datasets:
-        folder = pub_dir / ds.id
-        kind, obj = built[ds.id]
-        if kind == "ministere":
-            frame, disclosure = obj, {"rule": "none", "k": None, "cells": obj.height, "cells_hidden": 0,
-                                      "pupils_hidden": 0, "audit": "not-needed",
-                                      "reason": ds.disclosure.get("reason")}
-        else:
-            frame, disclosure = protected[ds.id]
-            if ds.disclosure.get("reason"):
-                disclosure["reason"] = ds.disclosure["reason"]
-        resources = _write_table(folder, ds.id, frame, years)
-        for r in resources:
-            r["schema"] = ds["schema"]
-        (folder / "disclosure.json").write_text(json.dumps(disclosure, ensure_ascii=False, indent=2), encoding="utf-8")
-        vreport = validate_table(folder / f"{ds.id}.csv", ws.schemas[ds["schema"]])
-        vreport.write(folder / "validation.json")
-        if not vreport.valid:
-            invalid.error("table-invalid", f"le tableau « {ds.id} » ne respecte pas son schéma ; voir le rapport",
-                          f"table '{ds.id}' does not match its schema; see the report",
-                          file=rel(folder / "validation.json"))
-        manifest = {
-            "dataset": ds.id, "publisher": pub.id, "kind": "table", "school_years": years, "resources": resources,
-            "disclosure": disclosure, "validation": {"valid": vreport.valid, "report": "validation.json"},
-            "spatial": _spatial(communes, pub), "temporal": {"start": f"{years[0][:4]}-09-01",
-                                                             "end": f"{years[-1][5:]}-08-31"},
-            "preview": None,
-        }
-        (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-        result.outputs.append(DatasetOutput(ds.id, pub.id, folder, manifest))
-    if invalid.errors:  # keep the reports readable after the staging folder is removed
-        keep = out_dir.parent / "rapports-invalides"
-        if keep.exists():
-            shutil.rmtree(keep)
+    try:
+        # --- tables ---
+        progress(f"{pub.id} : tableaux")
+        schools = pl.read_csv(_need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0], separator=";",
+                              infer_schema=False)
+        years = sorted(pupils["annee_scolaire"].unique().to_list())
+        geo_levels = departement_levels(pupils)  # {} for a one-département publisher
+        anchor = school_level_counts(pupils, geo_levels)
+        datasets = [d for d in ws.datasets.values() if d.get("kind", "table") == "table"]
+        built = {}
         for ds in datasets:
-            report_path = pub_dir / ds.id / "validation.json"
-            if report_path.exists():
-                (keep / ds.id).mkdir(parents=True, exist_ok=True)
-                shutil.copy(report_path, keep / ds.id / "validation.json")
-        for p in invalid.problems:
-            p.file = p.file.replace(str(out_dir.name), "rapports-invalides").replace(f"/{pub.id}/", "/") if p.file else p.file
-    invalid.raise_if_errors()
-    t = _timed(result, "files+validation", t)
-    # --- geo layers (only protected counts) ---
-    progress(f"{pub.id} : couches géographiques")
-    sector_counts = protected.get("effectifs-secteur-niveau", (None, None))[0]
-    layers = geo.publish_layers(out_dir, pub.id, schools=geo.schools_layer(
-        _need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0]), sectors=sectors,
-        communes=geo.communes_layer(communes), counts=sector_counts, schemas_dir=ws.root / "schemas")
-    for name, manifest in layers.items():
-        result.outputs.append(DatasetOutput(name, pub.id, pub_dir / name, manifest))
-    _timed(result, "layers", t)
+            if ds.get("shape") == "ministere":
+                built[ds.id] = ("ministere", ministry_table(pupils, schools))
+            else:
+                built[ds.id] = ("long", build_table(ds, pupils, geo_levels))
+        del pupils
+        t = _timed(result, "tables", t)
+        # --- disclosure: public tables together (the exact school table is known), then restricted ---
+        progress(f"{pub.id} : secret statistique et audit")
+        protected: dict[str, tuple[pl.DataFrame, dict]] = {}
+        for access in ("public", "restricted"):
+            group = [b for ds in datasets if ds.access == access and built[ds.id][0] == "long" for b in [built[ds.id][1]]]
+            if not group:
+                continue
+            pieces, owners, published = [], [], []
+            for b in group:
+                for p in b.pieces:
+                    pieces.append(p)
+                    owners.append(b.dataset)
+                old = _published_versions(catalog_dir, pub, b, access == "restricted")
+                if old is not None:
+                    published += to_pieces(b.dataset + "@publie", b.dims, old, b.policy, b.geo)
+            known = [anchor]
+            if access == "restricted":  # the restricted reader also sees every public table
+                for ds in datasets:
+                    if ds.access == "public" and ds.id in protected and built[ds.id][0] == "long":
+                        b = built[ds.id][1]
+                        known += to_pieces(ds.id + "@public", b.dims, protected[ds.id][0], Policy(rule="none", k=1), b.geo)
+            out = protect(known[:1] + pieces, published=known[1:] + published)
+            # the audit group as the attacker sees it, for `preau audit` (re-proved from files alone)
+            write_folder([o.table for o in out], out_dir / pub.id / "_audit" / access, published=known[1:] + published)
+            out = out[1:]
+            for b in group:
+                mine = [o for o, owner in zip(out, owners) if owner == b.dataset]
+                frame = from_pieces(b.dims, [o.frame for o in mine])
+                if "code_insee" in b.dims:  # the commune name beside its code (`TOTAL` on the margin row)
+                    names = pl.DataFrame({"code_insee": communes["code_insee"].astype(str).tolist(),
+                                          "nom_commune": communes["nom"].astype(str).tolist()})
+                    frame = frame.join(names, on="code_insee", how="left", maintain_order="left").with_columns(
+                        pl.when(pl.col("code_insee") == "TOTAL").then(pl.lit("TOTAL"))
+                        .when(pl.col("code_insee").is_in(list(set(b.geo.get("code_insee", {}).values()))))
+                        .then(pl.lit("Département ") + pl.col("code_insee"))
+                        .otherwise(pl.col("nom_commune")).alias("nom_commune"))
+                    order = b.dims[:b.dims.index("code_insee") + 1] + ["nom_commune"] + b.dims[b.dims.index("code_insee") + 1:]
+                    frame = frame.select(order + ["effectif", "secret"])
+                cells = frame.height
+                hidden = int(frame["secret"].sum())
+                true = b.frame.join(frame.select(b.dims + ["secret"]), on=b.dims)
+                info = {"rule": b.policy.rule, "k": b.policy.k, "protection_width": b.policy.width, "cells": cells,
+                        "cells_hidden": hidden, "pupils_hidden": int(true.filter(pl.col("secret"))["effectif"].sum()),
+                        "primary": int(true.filter(pl.col("secret") & (pl.col("effectif") >= 1)
+                                                   & (pl.col("effectif") < b.policy.k)).height), "audit": "passed",
+                        "linked_with": sorted({o for o in owners if o != b.dataset}) + ["effectifs-ecole-niveau"],
+                        "earlier_versions": any(p.name.startswith(b.dataset + "@") for p in published)}
+                if b.extra.get("zero_cells_added"):  # zero cells listed so that the protection may hide them
+                    info["zero_cells_added"] = b.extra["zero_cells_added"]
+                protected[b.dataset] = (frame, info)
+        t = _timed(result, "disclosure", t)
+        # --- files, manifests and validation ---
+        progress(f"{pub.id} : écriture et validation")
+        pub_dir = out_dir / pub.id
+        invalid = Report(subject=pub.id)
+        for ds in datasets:
+            folder = pub_dir / ds.id
+            kind, obj = built[ds.id]
+            if kind == "ministere":
+                frame, disclosure = obj, {"rule": "none", "k": None, "cells": obj.height, "cells_hidden": 0,
+                                          "pupils_hidden": 0, "audit": "not-needed",
+                                          "reason": ds.disclosure.get("reason")}
+            else:
+                frame, disclosure = protected[ds.id]
+                if ds.disclosure.get("reason"):
+                    disclosure["reason"] = ds.disclosure["reason"]
+            resources = _write_table(folder, ds.id, frame, years)
+            for r in resources:
+                r["schema"] = ds["schema"]
+            (folder / "disclosure.json").write_text(json.dumps(disclosure, ensure_ascii=False, indent=2), encoding="utf-8")
+            vreport = validate_table(folder / f"{ds.id}.csv", ws.schemas[ds["schema"]])
+            vreport.write(folder / "validation.json")
+            if not vreport.valid:
+                invalid.error("table-invalid", f"le tableau « {ds.id} » ne respecte pas son schéma ; voir le rapport",
+                              f"table '{ds.id}' does not match its schema; see the report",
+                              file=rel(folder / "validation.json"))
+            manifest = {
+                "dataset": ds.id, "publisher": pub.id, "kind": "table", "school_years": years, "resources": resources,
+                "disclosure": disclosure, "validation": {"valid": vreport.valid, "report": "validation.json"},
+                "spatial": _spatial(communes, pub), "temporal": {"start": f"{years[0][:4]}-09-01",
+                                                                 "end": f"{years[-1][5:]}-08-31"},
+                "preview": None,
+            }
+            (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+            result.outputs.append(DatasetOutput(ds.id, pub.id, folder, manifest))
+        if invalid.errors:  # keep the reports readable after the staging folder is removed
+            keep = out_dir.parent / "rapports-invalides"
+            if keep.exists():
+                shutil.rmtree(keep)
+            for ds in datasets:
+                report_path = pub_dir / ds.id / "validation.json"
+                if report_path.exists():
+                    (keep / ds.id).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(report_path, keep / ds.id / "validation.json")
+            for p in invalid.problems:
+                p.file = p.file.replace(str(out_dir.name), "rapports-invalides").replace(f"/{pub.id}/", "/") if p.file else p.file
+        invalid.raise_if_errors()
+        t = _timed(result, "files+validation", t)
+        # --- geo layers (only protected counts) ---
+        progress(f"{pub.id} : couches géographiques")
+        sector_counts = protected.get("effectifs-secteur-niveau", (None, None))[0]
+        layers = geo.publish_layers(out_dir, pub.id, sectors=sectors, counts=sector_counts, schemas_dir=ws.root / "schemas")
+        layers = {**layer_job.result(), **layers}
+        for name, manifest in sorted(layers.items()):
+            result.outputs.append(DatasetOutput(name, pub.id, pub_dir / name, manifest))
+        _timed(result, "layers", t)
+    finally:
+        layer_job.close()
 
 
 # A publisher with many départements (BAN files) geocodes them in parallel: two processes (the

@@ -99,3 +99,36 @@ def test_cli_geocode_and_sectors(tmp_path, mini, monkeypatch):
     rep = json.loads(r.stdout)
     assert rep["sectors"] == 3 and rep["match"]["street_rules"] - rep["match"]["street_rules_matched"] == 1
     assert (tmp_path / "_build" / "secteurs" / "secteurs-scolaires-wgs84.geojson").exists()
+
+
+def test_layers_started_in_a_background_process(tmp_path, mini, monkeypatch):
+    """The layers without counts are written by a spawned process while a large build goes on:
+    same files and manifests as when written here; an error there reaches the caller."""
+    from preau.geo import layers as layers_mod
+    from preau.geo import start_layers
+
+    communes = read_communes(mini["communes"])
+    here = publish_layers(tmp_path / "here", "demo-65", schools=_schools(), communes=communes)
+    monkeypatch.setattr(layers_mod, "BACKGROUND_FROM", 0)
+    job = start_layers(tmp_path / "bg", "demo-65", schools=_schools(), communes=communes)
+    try:
+        assert job.future is not None  # really in another process
+        there = job.result()
+    finally:
+        job.close()
+    assert sorted(there) == sorted(here) == ["carte-ecoles", "communes"]
+    for name in here:
+        strip = lambda m: {k: v for k, v in m.items() if k != "generated"}  # noqa: E731
+        assert strip(there[name]) == strip(here[name])
+        for r in here[name]["resources"]:
+            a = pyogrio.read_dataframe(tmp_path / "here" / "demo-65" / name / r["path"])
+            b = pyogrio.read_dataframe(tmp_path / "bg" / "demo-65" / name / r["path"])
+            assert a.equals(b)
+    empty = _schools().iloc[:0]
+    job = start_layers(tmp_path / "bad", "demo-65", schools=empty, communes=communes)
+    try:
+        with pytest.raises(PreauError) as info:
+            job.result()
+        assert info.value.report.problems[0].code == "geo-layer-empty"
+    finally:
+        job.close()
