@@ -151,3 +151,19 @@ def test_privacy_scan_would_catch_a_leak(demo, tmp_path):
             if any(s[:j] in values["address"] for j in [k for k, c in enumerate(s) if c == " "] + [len(s)]):
                 found.add("address")
     assert found == {"name", "address"}
+
+
+def test_demo_with_another_output_folder(tmp_path):
+    """`preau demo --out X`: the build, catalog and site go to X; the synthetic exports stay where
+    the demo publisher reads them (_build/synth)."""
+    for sub in ("publishers", "datasets", "schemas", "site", "catalog"):
+        if (ROOT / sub).exists():
+            shutil.copytree(ROOT / sub, tmp_path / sub, ignore=shutil.ignore_patterns(".local"))
+    if (ROOT / "node_modules").exists():
+        (tmp_path / "node_modules").symlink_to(ROOT / "node_modules")
+    proc = subprocess.run([sys.executable, "-m", "preau", "demo", "--out", "sortie"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert (tmp_path / "sortie" / "site" / "index.html").is_file()
+    assert (tmp_path / "sortie" / "data" / "demo-65" / "effectifs-ecole-niveau" / "manifest.json").is_file()
+    assert any((tmp_path / "_build" / "synth").glob("eleves-*.csv"))

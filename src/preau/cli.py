@@ -539,7 +539,8 @@ def _print_outputs(result) -> None:
 
 @app.command("demo")
 def demo_cmd(
-    out_dir: Path = typer.Option(Path("_build"), "--out", help="Dossier de sortie."),
+    out_dir: Path = typer.Option(Path("_build"), "--out", help="Dossier de sortie (le territoire fictif va "
+                                 "toujours dans _build/synth, où publishers/demo-65.toml le lit)."),
     seed: int = typer.Option(2026, "--seed", help="Graine du territoire fictif."),
 ) -> None:
     """Démonstration complète sur un territoire fictif (Hautes-Pyrénées) : synth → build → catalogue

@@ -379,7 +379,8 @@ def demo(workspace: str | Path = ".", out: str | Path = "_build", *, seed: int =
         if (out / stale).exists():
             shutil.rmtree(out / stale)
     progress("territoire fictif (synth)")
-    synth = generate(out / "synth", ["65"], seed=seed)
+    # where the demo publisher (publishers/demo-65.toml) reads its exports, whatever ``out`` is
+    synth = generate(Path(workspace) / "_build" / "synth", ["65"], seed=seed)
     timings["synth"] = time.perf_counter() - t
     t = time.perf_counter()
     result = build(workspace, out, progress=progress)

@@ -605,10 +605,11 @@ def _publish_derivable(st: _State, bad: np.ndarray) -> np.ndarray:
 # spent (at least UNHIDE_MIN seconds); ``protect(..., unhide=False)`` skips it.
 UNHIDE_SHARE = 0.15
 UNHIDE_MIN = 1.0
-# ... and stops after this many candidates in a row that could not be published (national tables:
-# the largest secondary cells are almost all needed: 901 tries in 30 s published 14 cells; the
-# national school × level bench: 3 of 2,751).
-UNHIDE_PATIENCE = 300
+# ... and stops once UNHIDE_PROBE candidates have been tried if fewer than UNHIDE_RATE of them
+# could be published (national tables: the largest secondary cells are almost all needed — 14
+# published of 901 tried in 30 s; national school × level bench: 3 of 2,751).
+UNHIDE_PROBE = 200
+UNHIDE_RATE = 0.05
 
 
 def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -642,12 +643,11 @@ def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np
     fixed = np.zeros(len(U), bool)
     models: dict[int, tuple] = {}
     published: list[int] = []
-    tried = since = 0
+    tried = 0
     for c in cand.tolist():
-        if time.perf_counter() > deadline or since >= UNHIDE_PATIENCE:
+        if time.perf_counter() > deadline or (tried >= UNHIDE_PROBE and len(published) < UNHIDE_RATE * tried):
             break
         tried += 1
-        since += 1
         i = int(local[c])
         b = int(vlab[i])
         if b not in models:
@@ -664,7 +664,6 @@ def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np
         if _still_protected(h, np.searchsorted(vsel, nb), st.x[U[nb]], st.width[U[nb]], len(vsel)):
             fixed[i] = True
             published.append(c)
-            since = 0
         else:
             h.changeColsBounds(1, np.array([j], dtype=np.int32), np.array([0.0]), np.array([BIG]))
     if DEBUG:
