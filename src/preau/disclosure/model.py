@@ -179,6 +179,12 @@ def _hidden(table: CountTable) -> np.ndarray:
     return hid
 
 
+def _lookup(keys: pl.Series, index: pl.DataFrame) -> np.ndarray:
+    """The variable (column ``v`` of ``index``) of each key, in order; -1 where none."""
+    return (pl.DataFrame({"k": keys}).join(index, on="k", how="left", maintain_order="left")
+            .get_column("v").fill_null(-1).to_numpy())
+
+
 def build_model(tables: list[CountTable], published: list[CountTable] = (), with_values: bool = True) -> Model:
     """One model over ``tables`` (true values, when ``with_values``) and earlier ``published``
     versions (hidden cells null). Cells with the same canonical key are one variable."""
@@ -197,8 +203,8 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
         allk = pl.concat(keys).rename("k")
         uniq = allk.unique(maintain_order=True)
         index = pl.DataFrame({"k": uniq, "v": np.arange(len(uniq), dtype=np.int64)})
-        var_of = [pl.DataFrame({"k": k}).join(index, on="k", how="left", maintain_order="left")
-                  .get_column("v").to_numpy() for k in keys]
+        # one join for all tables (a join per table rebuilt the index's hash table each time)
+        var_of = np.split(_lookup(allk, index), np.cumsum([len(k) for k in keys])[:-1])
         n = len(uniq)
     value = np.full(n, np.nan)
     tindex: list[TableIndex] = []
@@ -255,16 +261,18 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
                 data.append(-np.ones(len(ep)))
             neq += ne
     else:
-        # linked tables: a row's parent cell may live in another table (same canonical key)
-        for ti, (t, v) in enumerate(zip(alltabs, var_of)):
-            pk = _parent_keys(t)
+        # linked tables: a row's parent cell may live in another table (same canonical key);
+        # the parent keys of every table and dimension looked up in one join
+        pks = [_parent_keys(t) for t in alltabs]
+        pcols = [pk.get_column(d).cast(pl.Utf8).rename("k") for pk in pks for d in pk.columns]
+        found = iter(np.split(_lookup(pl.concat(pcols), index), np.cumsum([len(c) for c in pcols])[:-1])
+                     if pcols else [])
+        for ti, (t, v, pk) in enumerate(zip(alltabs, var_of, pks)):
             for d in pk.columns:
-                pv = (pk.select(pl.col(d).alias("k")).join(index, on="k", how="left", maintain_order="left")
-                      .get_column("v").to_numpy())
-                pvf = pv.astype(np.float64)
-                has = ~np.isnan(pvf)
+                pv = next(found)
+                has = pv >= 0
                 child = v[has]
-                parent = pvf[has].astype(np.int64)
+                parent = pv[has]
                 if ti >= len(tables) and stale.any():
                     # equations of an earlier version hold for its own (superseded) counts: drop
                     # those touching a corrected cell
