@@ -132,3 +132,31 @@ def test_layers_started_in_a_background_process(tmp_path, mini, monkeypatch):
         assert info.value.report.problems[0].code == "geo-layer-empty"
     finally:
         job.close()
+
+
+def test_large_layer_writes_its_wgs84_files_in_a_second_process(tmp_path, mini, sectors, monkeypatch):
+    """A layer with many features writes its WGS84 files in a spawned process: same files, same
+    manifest (resources in the same order, same bbox) as written in one process."""
+    from preau.geo import layers as layers_mod
+
+    one = publish_layers(tmp_path / "one", "demo-65", sectors=sectors, counts=_counts(), parallel=False)
+    monkeypatch.setattr(layers_mod, "PARALLEL_WRITE_FROM", 0)
+    spawned = []
+    real = layers_mod._write_files
+
+    import concurrent.futures as cf
+    real_submit = cf.ProcessPoolExecutor.submit
+
+    def submit(self, fn, *a, **k):
+        spawned.append(fn.__name__)
+        return real_submit(self, fn, *a, **k)
+
+    monkeypatch.setattr(cf.ProcessPoolExecutor, "submit", submit)
+    two = publish_layers(tmp_path / "two", "demo-65", sectors=sectors, counts=_counts())
+    assert spawned == [real.__name__]
+    strip = lambda m: {k: v for k, v in m.items() if k != "generated"}  # noqa: E731
+    assert strip(one["secteurs-scolaires"]) == strip(two["secteurs-scolaires"])
+    for r in one["secteurs-scolaires"]["resources"]:
+        a = pyogrio.read_dataframe(tmp_path / "one" / "demo-65" / "secteurs-scolaires" / r["path"])
+        b = pyogrio.read_dataframe(tmp_path / "two" / "demo-65" / "secteurs-scolaires" / r["path"])
+        assert a.equals(b), r["path"]
