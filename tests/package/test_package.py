@@ -187,3 +187,22 @@ def test_unknown_dataset_personal_schema_and_failed_validation_are_refused(tmp_p
     codes = sorted(p.code for p in err.value.report.errors)
     assert codes == ["package-invalid-data", "package-personal-schema", "package-unknown-dataset"]
     assert not (tmp_path / "packages").exists()
+
+
+def test_dcat_spatial_of_a_large_territory_lists_its_departements(built):
+    """A dataset covering more than MAX_COMMUNES communes (a région, the country) gets one
+    dct:spatial Location per département, not 35,000 commune URIs."""
+    from preau.package import dcat
+
+    _, _, out, _ = built
+    desc = json.loads((out / TABLE / "datapackage.json").read_text(encoding="utf-8"))
+    codes = [f"{d}{i:03d}" for d in ("64", "65", "2A") for i in range(1, 401)] + ["97411"]
+    desc["preau"]["spatial"]["insee"] = codes
+    g = Graph()
+    g.parse(data=json.dumps(dcat.dataset_document(desc)), format="json-ld")
+    spatial = {str(s) for s in g.objects(None, DCT.spatial) if "id.insee.fr" in str(s)}
+    assert spatial == {dcat.INSEE_DEPARTEMENT + d for d in ("64", "65", "2A", "974")}
+    desc["preau"]["spatial"]["insee"] = codes[:dcat.MAX_COMMUNES]
+    g = Graph()
+    g.parse(data=json.dumps(dcat.dataset_document(desc)), format="json-ld")
+    assert len({s for s in g.objects(None, DCT.spatial) if "id.insee.fr/geo/commune/" in str(s)}) == dcat.MAX_COMMUNES
