@@ -59,6 +59,54 @@ def _reset_peak() -> bool:
         return False
 
 
+def _tree_rss_kb() -> int:
+    """Resident memory of this process and all its descendants now (VmRSS summed, from /proc)."""
+    parent: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:
+            continue
+        parent[int(d)] = int(fields.get("PPid", "0").strip() or 0)
+        rss[int(d)] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
+    me = os.getpid()
+    total = 0
+    for pid in rss:
+        p = pid
+        while p and p != me:
+            p = parent.get(p, 0)
+        if p == me:
+            total += rss[pid]
+    return total
+
+
+class TreeSampler:
+    """The largest sum of resident memory of this process and its workers, sampled every 0.2 s
+    (spawned workers start as a fork of this process: their own ``ru_maxrss`` counts this process's
+    memory at the fork, so adding it up would overstate the peak)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb())
+
+    def take(self) -> float:
+        """Peak since the last call, in MB (and restart)."""
+        peak, self.peak_kb = self.peak_kb, 0
+        return round(peak / 1024, 1)
+
+
 class Stages:
     """Stage boundaries from the build's progress messages: wall time and peak RSS of each stage."""
 
@@ -71,12 +119,13 @@ class Stages:
         self.current: str | None = None
         self.t0 = 0.0
         self.can_reset = _reset_peak()
-        self.child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        self.tree = TreeSampler()
 
     def start(self, name: str) -> None:
         self.stop()
         self.current, self.t0 = name, time.perf_counter()
         _reset_peak()
+        self.tree.take()
         print(f"[national] {name} …", file=sys.stderr, flush=True)
 
     def stop(self) -> None:
@@ -86,17 +135,14 @@ class Stages:
         self.rows.append({"stage": self.current, "seconds": round(secs, 2),
                           "peak_rss_mb": round(_status_kb("VmHWM") / 1024, 1),
                           "rss_end_mb": round(_status_kb("VmRSS") / 1024, 1)})
-        # worker processes (geocoding of many départements, preau.pipeline._geo_workers): the
-        # largest one's peak, counted in peak_rss_mb as running beside the main process (upper
-        # bound: main peak + workers × it). A synth run by this process beforehand would mask a
-        # smaller worker peak (the national scenario reuses the synth scenario's territory).
-        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        if child > self.child_peak + 1:
-            workers = min(2, os.cpu_count() or 1)
-            self.rows[-1]["worker_peak_rss_mb"] = round(child, 1)
-            self.rows[-1]["main_peak_rss_mb"] = self.rows[-1]["peak_rss_mb"]
-            self.rows[-1]["peak_rss_mb"] = round(self.rows[-1]["peak_rss_mb"] + workers * child, 1)
-            self.child_peak = child
+        # worker processes (geocoding, attacker LPs, layers): peak_rss_mb is the largest sum of
+        # the resident memory of this process and its workers at one time (sampled every 0.2 s;
+        # never below this process's own exact peak)
+        main = self.rows[-1]["peak_rss_mb"]
+        tree = self.tree.take()
+        if tree > main + 1:
+            self.rows[-1]["main_peak_rss_mb"] = main
+            self.rows[-1]["peak_rss_mb"] = tree
         print(f"[national] {self.current}: {secs:.1f} s, peak {self.rows[-1]['peak_rss_mb']} MB",
               file=sys.stderr, flush=True)
         self.current = None
