@@ -116,7 +116,12 @@ def aggregate(frame: pl.DataFrame, dims: list[str], parents: dict[str, dict[str,
     Dimensions in ``complete`` get a full grid of their values (zeros included) for each observed
     combination of the other dimensions.
     """
-    base = frame.group_by(dims).agg(pl.len().cast(pl.Int64).alias("effectif"))
+    # grouped on categorical codes, not strings: national pupil files (12M rows) peaked at several
+    # GB per table in the string hash tables
+    strings = [d for d in dims if frame.schema[d] == pl.String]
+    base = (frame.lazy().select(dims).with_columns(pl.col(strings).cast(pl.Categorical))
+            .group_by(dims).agg(pl.len().cast(pl.Int64).alias("effectif"))
+            .with_columns(pl.col(strings).cast(pl.String)).collect())
     for d in dims:
         if d not in margins:
             continue
