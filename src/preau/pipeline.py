@@ -168,8 +168,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     try:
         # --- tables ---
         progress(f"{pub.id} : tableaux")
-        schools = pl.read_csv(_need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0], separator=";",
-                              infer_schema=False)
+        schools = pl.read_csv(schools_path, separator=";", infer_schema=False)
         years = sorted(pupils["annee_scolaire"].unique().to_list())
         geo_levels = departement_levels(pupils)  # {} for a one-département publisher
         anchor = school_level_counts(pupils, geo_levels)

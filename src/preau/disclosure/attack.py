@@ -267,15 +267,14 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
     narrow = AU[rnnz <= WIDE]
     _, g1, _ = _components(narrow)
     for level in LEVELS:
-        if few:
-            pending &= ~small
-        if not pending.any():
+        todo = pending & ~small if few else pending
+        if not todo.any():
             break
         if level == 1:
             group = g1
         else:
-            group = _clusters(AU, rnnz, g1, pending)
-        active = np.isin(group, np.unique(group[pending]))
+            group = _clusters(AU, rnnz, g1, todo)
+        active = np.isin(group, np.unique(group[todo]))
         vsel = np.nonzero(active)[0]
         M, r = _split_lp(AU, x0, group, vsel)
         _, lab_local = np.unique(group[vsel], return_inverse=True)
@@ -287,12 +286,12 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
             Mb = M[:, cols]
             keep = np.nonzero(np.diff(Mb.tocsr().indptr) > 0)[0]
             Mb = Mb.tocsr()[keep].tocsc()
-            wv = np.where(pending[vsel[cols]], wU[vsel[cols]], 0.0)
+            wv = np.where(todo[vsel[cols]], wU[vsel[cols]], 0.0)
             jobs.append((Mb, r[keep], lab_local[cols], wv, lo[vsel[cols]], hi[vsel[cols]], (base, i),
                          LOCAL_TARGETED, False))
             where.append(vsel[cols])
         if DEBUG:
-            print(f"level {level}: {int(pending.sum())} pending, {len(vsel)} variables in {len(jobs)} batches "
+            print(f"level {level}: {int(todo.sum())} pending, {len(vsel)} variables in {len(jobs)} batches "
                   f"t={time.perf_counter() - T0:.1f}s", file=sys.stderr)
         for idx, (l2, h2, _, n_lp) in zip(where, _map_batches(jobs)):
             lps += n_lp
@@ -301,7 +300,6 @@ def attack(A: sp.csr_matrix, unknown: np.ndarray, value: np.ndarray, width: np.n
         pending = hi - lo < wU - EPS
         if DEBUG:
             print(f"level {level}: pending {pending.sum()} / {nU} t={time.perf_counter() - T0:.1f}s", file=sys.stderr)
-    pending = hi - lo < wU - EPS
     # small blocks (the usual case for linked tables of one territory): the cells the certificates
     # left get exact min / max LPs on their whole block, warm-started, one pending cell per block
     # per LP until none is left. Exact answers are both the proof and what the repair needs (no
@@ -433,10 +431,9 @@ def map_jobs(fn, jobs: list, size: int) -> list:
     if WORKERS < 2 or len(jobs) < 2 * WORKERS or size < PARALLEL_FROM_VARS:
         return [fn(j) for j in jobs]
     if _POOL is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from preau.processes import spawn_pool
 
-        _POOL = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        _POOL = spawn_pool(WORKERS)
     return list(_POOL.map(fn, jobs, chunksize=max(1, len(jobs) // (8 * WORKERS))))
 
 

@@ -455,7 +455,6 @@ class _ComponentLPs:
     :func:`_repair_group`."""
 
     def __init__(self, st: _State, A: sp.csr_matrix, local: bool = False):
-        self.st = st
         self.limit = LOCAL_COMPONENT if local else REPAIR_COMPONENT
         self.movable = np.nonzero(st.decidable | st.unknown_always)[0]
         Am = A[:, self.movable].tocsr()

@@ -307,10 +307,9 @@ def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publis
     try:
         if parallel and len(l93) >= PARALLEL_WRITE_FROM and (os.cpu_count() or 1) >= 2:
             # the WGS84 files (reprojection included) in a spawned process, Lambert-93 here
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from preau.processes import spawn_pool
 
-            pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            pool = spawn_pool(1)
             wgs_files = pool.submit(_write_files, l93, WGS84, tmp, base)
             names = _write_files(l93, L93, tmp, base)
         else:
@@ -413,16 +412,13 @@ def start_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataFra
     """:func:`publish_layers` of the layers that need no protected count (schools, communes), in a
     spawned process when they are large and the machine has two cores: it runs while the tables
     are protected. The result and any :class:`PreauError` come back through :meth:`LayerJob.result`."""
-    import os
-
     kwargs = {"schools": schools, "communes": communes, "schemas_dir": schemas_dir}
     features = sum(len(g) for g in (schools, communes) if g is not None)
     if features < BACKGROUND_FROM or (os.cpu_count() or 1) < 2:
         return LayerJob(args=(out_dir, publisher), kwargs=kwargs)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from preau.processes import spawn_pool
 
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    pool = spawn_pool(1)
     return LayerJob(pool.submit(publish_layers, out_dir, publisher, parallel=False, **kwargs), pool)
 
 

@@ -239,12 +239,12 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
 
     done: dict[str, dict] = {}
     if workers > 1 and len(groups) > 1:
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
 
-        # spawn, not fork: polars' and GEOS' threads do not survive a fork. At most ``workers``
-        # départements in flight, so memory stays bounded.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        from preau.processes import spawn_pool
+
+        # at most ``workers`` départements in flight, so memory stays bounded
+        with spawn_pool(workers) as pool:
             pending, todo = set(), tasks()
             for task in todo:
                 pending.add(pool.submit(_locate_group, task))

@@ -276,10 +276,9 @@ def generate(out_dir: str | Path = "_build/synth", departements: list[str] | Non
     pool = None
     try:
         if workers > 1 and len(jobs) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from preau.processes import spawn_pool
 
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = spawn_pool(workers)
             done = pool.map(_departement, jobs)
         else:
             done = map(_departement, jobs)
