@@ -92,8 +92,12 @@ class SectorIndex:
     _grid_args: tuple | None = None  # the grid is built on the first large lookup (it pays off from ~50k points)
 
     @classmethod
-    def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64, max_cells: int = 250_000,
+    def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64, max_cells: int = 4_000_000,
               eager_grid: bool = False) -> "SectorIndex":
+        # max_cells: finer cells leave fewer points in border cells (exact tests). Measured on the
+        # synthetic Nord (469k pupils, 1,513 sectors): 250k cells of 275 m, 20 % border cells,
+        # lookup 1.71 s; 4M cells of 69 m, 6.6 %, 1.26 s (Paris, 10 m floor: 2.69 → 2.29 s); same
+        # sectors, build time unchanged, grid state 32 MB
         if sectors.crs is not None and sectors.crs.to_epsg() != 2154:
             sectors = sectors.to_crs("EPSG:2154")
         geoms = sectors.geometry.to_numpy()
