@@ -136,7 +136,10 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         raise PreauError(Problem("publisher-sources", "aucun export élèves déclaré ([[sources]])",
                                  "no pupil export declared ([[sources]])", file=rel(pub.file), field="sources"))
     progress(f"{pub.id} : lecture des exports")
-    pupils, _ = read_exports(pub.sources)
+    # only the frame is kept: the per-file results hold the same columns, and keeping them would
+    # keep the addresses and the birth years alive after they are dropped below (national build:
+    # 2 GB held until the end)
+    pupils = read_exports(pub.sources)[0]
     result.pupils += pupils.height
     t = _timed(result, "ingest", t)
     # --- geography: offline geocoding and residence sectors (addresses stay in memory) ---
@@ -154,9 +157,9 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
     unlocated = (unlocated_sector_expr(pl.col("code_insee_residence")) if spans_departements(pupils)
                  else pl.lit(unlocated_sector(None)))
-    pupils = (pupils.with_columns(codes.alias("code_secteur_residence"))
-              .with_columns(pl.col("code_secteur_residence").fill_null(unlocated))
-              .drop(["adresse", "code_postal", "commune_residence"]))
+    pupils = (pupils.drop(["adresse", "code_postal", "commune_residence"])  # addresses first: less memory held
+              .with_columns(codes.alias("code_secteur_residence"))
+              .with_columns(pl.col("code_secteur_residence").fill_null(unlocated)))
     del codes
     pupils = derive(pupils)
     # the layers without counts (schools, communes) are written meanwhile (background process on
