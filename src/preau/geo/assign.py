@@ -136,6 +136,17 @@ class SectorIndex:
         idx = np.flatnonzero(ok)
         if len(idx) == 0:
             return result
+        # Pupils share points (siblings, one building, one BAN address): each distinct point is
+        # looked up once (synthetic Paris: 166k distinct points for 394k pupils, Nord 348k for 469k).
+        # (as complex numbers: a 1-D sort, 8× faster than np.unique(axis=0) on 469k points)
+        pts, inverse = np.unique(x[idx] + 1j * y[idx], return_inverse=True)
+        result[idx] = self._lookup(pts.real.copy(), pts.imag.copy(), max_distance)[inverse.ravel()]
+        return result
+
+    def _lookup(self, x: np.ndarray, y: np.ndarray, max_distance: float) -> np.ndarray:
+        """:meth:`lookup` of finite points."""
+        result = np.full(len(x), -1, dtype=np.int64)
+        idx = np.arange(len(x))
         if self.grid is None and self._grid_args is not None and len(idx) >= GRID_MIN_POINTS:
             self._with_grid()
         if self.grid is not None:
