@@ -146,30 +146,27 @@ class SectorIndex:
     def _lookup(self, x: np.ndarray, y: np.ndarray, max_distance: float) -> np.ndarray:
         """:meth:`lookup` of finite points."""
         result = np.full(len(x), -1, dtype=np.int64)
-        idx = np.arange(len(x))
-        if self.grid is None and self._grid_args is not None and len(idx) >= GRID_MIN_POINTS:
+        if self.grid is None and self._grid_args is not None and len(x) >= GRID_MIN_POINTS:
             self._with_grid()
         if self.grid is not None:
             # Grid cells wholly inside one sector answer at once; only border cells need a polygon test.
             x0, y0, cell, nx, ny, state = self.grid
-            ix = np.floor((x[idx] - x0) / cell).astype(np.int64)
-            iy = np.floor((y[idx] - y0) / cell).astype(np.int64)
+            ix = np.floor((x - x0) / cell).astype(np.int64)
+            iy = np.floor((y - y0) / cell).astype(np.int64)
             inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-            st = np.full(len(idx), -1, dtype=np.int64)
             cells = iy[inside] * nx + ix[inside]
             todo = np.unique(cells[state[cells] == UNDECIDED])
             if len(todo):  # the centre of a cell no border crosses decides for the whole cell
                 jj, ii = np.divmod(todo, nx)
                 state[todo] = self._exact(x0 + (ii + 0.5) * cell, y0 + (jj + 0.5) * cell)
-            st[inside] = state[cells]
-            direct = st >= 0
-            result[idx[direct]] = st[direct]
-            exact = idx[st == -2]
+            result[inside] = state[cells]
+            exact = np.flatnonzero(result == -2)
+            result[exact] = -1
         else:
-            exact = idx
+            exact = np.arange(len(x))
         if len(exact):
             result[exact] = self._exact(x[exact], y[exact])
-        miss = idx[result[idx] < 0]
+        miss = np.flatnonzero(result < 0)
         if len(miss) and max_distance > 0:
             mp = shapely.points(x[miss], y[miss])
             s2, poly = self.whole_tree.query_nearest(mp, max_distance=max_distance, all_matches=False)

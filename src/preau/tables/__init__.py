@@ -213,7 +213,7 @@ def build_table(dataset, pupils: pl.DataFrame, geo: dict[str, dict[str, str]] | 
     for d in dims:
         needed += list(SERVICES) if d == "service" else [] if d == "inscrit" else [SOURCE_COLUMN.get(d, d)]
     src = pupils.select(list(dict.fromkeys(needed)))
-    src = src.rename({c: d for d, c in SOURCE_COLUMN.items() if d in dims and c in src.columns})
+    src = src.rename({SOURCE_COLUMN[d]: d for d in dims if d in SOURCE_COLUMN})
     if "ecart_age" in dims:
         src = src.filter(pl.col("ecart_age").is_not_null())
     complete = [d for d in ("niveau", "ecart_age", "inscrit") if d in dims]
