@@ -107,3 +107,42 @@ def test_repairs_per_component_in_worker_processes_match_one_process(monkeypatch
     for a, b in zip(one, two):
         assert a.frame.equals(b.frame)
     assert verify(two).ok
+
+
+def test_level2_clusters_are_capped_in_variables(monkeypatch):
+    """Level-2 clusters gather failing level-1 blocks sharing wide equations, at most CLUSTER
+    blocks and CLUSTER_VARS variables (one cluster of 61k variables was most of a national
+    audit), and never split a level-1 block."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from preau.disclosure import attack
+
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(5, 40, 300)
+    rows, cols, r = [], [], 0
+    start = np.concatenate([[0], np.cumsum(sizes)])
+    for b, s in enumerate(sizes):  # a chain of narrow equations inside each block
+        for j in range(s - 1):
+            rows += [r, r]
+            cols += [start[b] + j, start[b] + j + 1]
+            r += 1
+    for b in range(len(sizes)):  # one wide equation through the first cell of every block
+        rows.append(r)
+        cols.append(start[b])
+    AU = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(r + 1, start[-1]))
+    rnnz = np.diff(AU.indptr)
+    _, g1, _ = attack._components(AU[rnnz <= attack.WIDE])
+    assert len(np.unique(g1)) == len(sizes)
+    monkeypatch.setattr(attack, "CLUSTER_VARS", 200)
+    group = attack._clusters(AU, rnnz, g1, np.ones(AU.shape[1], bool))
+    per_group = np.bincount(np.unique(group, return_inverse=True)[1])
+    assert per_group.max() <= 200 and per_group.sum() == AU.shape[1]
+    for g in np.unique(g1):  # a block stays whole
+        assert len(np.unique(group[g1 == g])) == 1
+    # CLUSTER blocks at most
+    blocks_per_group = [len(np.unique(g1[group == k])) for k in np.unique(group)]
+    assert max(blocks_per_group) <= attack.CLUSTER
+    monkeypatch.setattr(attack, "CLUSTER_VARS", 10**9)
+    group = attack._clusters(AU, rnnz, g1, np.ones(AU.shape[1], bool))
+    assert np.bincount(np.unique(group, return_inverse=True)[1]).max() > 200  # the cap was what held
