@@ -105,6 +105,32 @@ def test_hierarchy_equations_are_built():
     assert members == {row, *kids.to_list()}
 
 
+def test_linked_tables_share_cells_and_parents():
+    """A commune × level table and the commune rows of a school × level table are the same cells
+    (canonical keys: concept ``code_insee`` on the commune rows), and a cell's parent may sit in
+    the other table: the model links them through shared variables, not copies."""
+    school, communes = school_level_tables(25, 9, seed=1)
+    single = build_model([school])
+    m = build_model([communes, school])  # the commune table first: its cells are numbered first
+    assert m.n == single.n  # every commune table cell is a commune row of the school table
+    sv, cv = m.tables[1].var, m.tables[0].var
+    assert np.array_equal(np.sort(cv), np.arange(communes.frame.height))
+    sf = school.frame.with_row_index()
+    cf = communes.frame.with_row_index()
+    for code, lvl in [("10000", "PS"), ("10003", "C2"), ("TOTAL", "TOTAL"), ("10008", "TOTAL")]:
+        c_row = cf.filter((pl.col("code_insee") == code) & (pl.col("niveau") == lvl))["index"][0]
+        s_row = sf.filter((pl.col("uai") == code) & (pl.col("niveau") == lvl))["index"][0]
+        assert cv[c_row] == sv[s_row]
+    # a school's C2 cell sums into its own C2 total (levels) and into its commune's C2 cell,
+    # which is a cell of the commune table
+    row = sf.filter((pl.col("uai") == "E0000000") & (pl.col("niveau") == "C2"))["index"][0]
+    eqs = [e for e in range(m.A.shape[0]) if m.A[e, sv[row]] == 1]
+    parents = {int(j) for e in eqs for j, a in zip(m.A[e].indices, m.A[e].data) if a < 0}
+    assert len(parents) == 2 and parents & set(cv.tolist())
+    # the true values agree wherever a cell is in both tables
+    assert np.array_equal(m.value[cv], communes.frame["effectif"].cast(pl.Float64).to_numpy())
+
+
 def test_reopening_an_earlier_hidden_cell_is_caught():
     """A cell hidden in the published version and published now is disclosed (same data)."""
     school, _ = school_level_tables(40, 20, seed=5)
