@@ -734,6 +734,68 @@ def _attack_state(st: _State, exact: bool = False):
     return att, bad
 
 
+def _repair_round(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, att, bad: np.ndarray,
+                  stats: ProtectionStats, cache: dict) -> int:
+    """One repair round over the cells ``bad`` the last audit left unprotected (see the module
+    doc). ``cache`` keeps the component labels across rounds. Returns the cells repaired."""
+    t = time.perf_counter()
+    round_added = 0
+    repaired = 0
+    unrepairable: list[int] = []
+    pos = {int(v): i for i, v in enumerate(att.var)}
+    # cells of components small enough are repaired per component (independent: in worker
+    # processes when many), the others afterwards on neighbourhoods, one after another
+    groups: dict[tuple[int, int], list[int]] = {}
+    fallback: list[int] = []
+    for c in bad.tolist():
+        if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
+            continue  # hidden earlier only (nothing to decide), or certified by a previous repair
+        if "comps" not in cache:
+            cache["comps"] = _ComponentLPs(st, A)
+        comps = cache["comps"]
+        if comps.covers(int(c)):
+            groups.setdefault((0, int(comps.comp[c])), []).append(int(c))
+            continue
+        if "local" not in cache:
+            cache["local"] = _ComponentLPs(st, A, local=True)
+        local = cache["local"]
+        if local.covers(int(c)):
+            groups.setdefault((1, int(local.comp[c])), []).append(int(c))
+        else:
+            fallback.append(int(c))
+    keys = list(groups)
+    members = {0: cache["comps"].members([k for kind, k in keys if kind == 0]) if "comps" in cache else {},
+               1: cache["local"].members([k for kind, k in keys if kind == 1]) if "local" in cache else {}}
+    before = int(st.sup.sum())
+    for (kind, _), (failed, tried, lps) in zip(keys, _repair_components(
+            st, [(members[kind][k], groups[(kind, k)]) for kind, k in keys])):
+        stats.repair_lps += lps
+        repaired += tried - len(failed)
+        (unrepairable if kind == 0 else fallback).extend(failed.tolist())  # no deviation on a whole component
+    round_added += int(st.sup.sum()) - before
+    if DEBUG:
+        print(f"  components: {len(keys)} ({sum(kind for kind, _ in keys)} local), "
+              f"{sum(len(v) for v in groups.values())} cells, {time.perf_counter() - t:.1f}s; "
+              f"fallback {len(fallback)}", file=sys.stderr)
+    for c in fallback:
+        if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
+            continue
+        added, lps = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
+        stats.repair_lps += lps
+        round_added += max(added, 0)
+        repaired += added >= 0
+        if added < 0:
+            unrepairable.append(int(c))
+    if unrepairable:
+        # cells no deviation can move: if the attacker derives them exactly, publish them
+        # (only secondary ones; see _publish_derivable) — checked only here, it needs exact LPs
+        repaired += len(_publish_derivable(st, np.asarray(unrepairable, dtype=np.int64)))
+    stats.repair_added += round_added
+    if DEBUG:
+        print(f"  repaired {repaired}, added {round_added} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    return repaired
+
+
 def protect(tables: list[CountTable], published: list[CountTable] = (), method: Method = "modular",
             max_rounds: int = 50, stats: ProtectionStats | None = None, unhide: bool = True) -> list[ProtectedTable]:
     """Protect all tables of a build together (shared cells are one cell), taking the earlier
@@ -778,60 +840,13 @@ def _protect(tables: list[CountTable], published: list[CountTable], method: Meth
     att, bad = _attack_state(st, exact=method != "modular")
     exact_done = method != "modular"
     stats.timings["audit"] = time.perf_counter() - t
-    comps = local = None
+    cache: dict = {}
     while method == "modular" and len(bad) and stats.repair_rounds < max_rounds:
         if DEBUG:
             print(f"round {stats.repair_rounds}: {len(bad)} unprotected", file=sys.stderr)
         stats.repair_rounds += 1
         t = time.perf_counter()
-        round_added = 0
-        repaired = 0
-        unrepairable: list[int] = []
-        pos = {int(v): i for i, v in enumerate(att.var)}
-        # cells of components small enough are repaired per component (independent: in worker
-        # processes when many), the others afterwards on neighbourhoods, one after another
-        groups: dict[tuple[int, int], list[int]] = {}
-        fallback: list[int] = []
-        for c in bad.tolist():
-            if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
-                continue  # hidden earlier only (nothing to decide), or certified by a previous repair
-            if comps is None:
-                comps = _ComponentLPs(st, A)
-            if comps.covers(int(c)):
-                groups.setdefault((0, int(comps.comp[c])), []).append(int(c))
-                continue
-            if local is None:
-                local = _ComponentLPs(st, A, local=True)
-            if local.covers(int(c)):
-                groups.setdefault((1, int(local.comp[c])), []).append(int(c))
-            else:
-                fallback.append(int(c))
-        keys = list(groups)
-        members = {0: comps.members([k for kind, k in keys if kind == 0]) if comps is not None else {},
-                   1: local.members([k for kind, k in keys if kind == 1]) if local is not None else {}}
-        before = int(st.sup.sum())
-        for (kind, _), (failed, tried, lps) in zip(keys, _repair_components(
-                st, [(members[kind][k], groups[(kind, k)]) for kind, k in keys])):
-            stats.repair_lps += lps
-            repaired += tried - len(failed)
-            (unrepairable if kind == 0 else fallback).extend(failed.tolist())  # no deviation on a whole component
-        round_added += int(st.sup.sum()) - before
-        for c in fallback:
-            if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
-                continue
-            added, lps = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
-            stats.repair_lps += lps
-            round_added += max(added, 0)
-            repaired += added >= 0
-            if added < 0:
-                unrepairable.append(int(c))
-        if unrepairable:
-            # cells no deviation can move: if the attacker derives them exactly, publish them
-            # (only secondary ones; see _publish_derivable) — checked only here, it needs exact LPs
-            repaired += len(_publish_derivable(st, np.asarray(unrepairable, dtype=np.int64)))
-        stats.repair_added += round_added
-        if DEBUG:
-            print(f"  repaired {repaired}, added {round_added} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+        repaired = _repair_round(st, A, AT, att, bad, stats, cache)
         stats.timings["repair"] = stats.timings.get("repair", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
         exact_done = repaired == 0
