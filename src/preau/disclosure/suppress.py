@@ -201,55 +201,75 @@ def _score(x: np.ndarray, w: float, bonus: np.ndarray) -> np.ndarray:
 
 
 def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int = 64) -> int:
-    """Fix-point of the per-equation conditions (see module doc). Returns cells added."""
-    ptr, idx, coef = A.indptr, A.indices, A.data
-    tptr, tidx = AT.indptr, AT.indices
-    hid = st.hidden()
-    x, width, dec = st.x, st.width, st.decidable
-    sup = st.sup
+    """Fix-point of the per-equation conditions (see module doc). Returns cells added.
+
+    Plain Python on lists: equations have a handful of members, where numpy's per-call cost
+    dominated (national tables: 33 s → see CHANGELOG); the choices are the same (first minimum of
+    the same float scores, in the equation's column order)."""
+    ptr = A.indptr.tolist()
+    idx = A.indices.tolist()
+    neg_l = (A.data < 0).tolist()
+    tptr = AT.indptr.tolist()
+    tidx = AT.indices.tolist()
+    hid_a = st.hidden()
+    hid = hid_a.tolist()
+    x = st.x.tolist()
+    width = st.width.tolist()
+    dec = st.decidable.tolist()
+    m = A.shape[0]
     # number of hidden cells per equation, kept up to date
-    hcount = np.asarray(abs(A) @ hid.astype(np.float64)).ravel().astype(np.int64)
-    dirty = deque(np.nonzero(hcount > 0)[0].tolist())
-    queued = np.zeros(A.shape[0], bool)
-    queued[list(dirty)] = True
-    added = 0
-    tptr_l = tptr.tolist()
-    tidx_l = tidx.tolist()
+    hcount = (np.asarray(abs(A) @ hid_a.astype(np.float64)).ravel().astype(np.int64)).tolist()
+    dirty = deque(e for e in range(m) if hcount[e] > 0)
+    queued = [False] * m
+    for e in dirty:
+        queued[e] = True
+    added: list[int] = []
 
     # per equation: its parent, the hidden mass of its children, the largest width in it
     neg = A.data < 0
-    rows_of = np.repeat(np.arange(A.shape[0]), np.diff(ptr))
-    eq_parent = np.full(A.shape[0], -1, dtype=np.int64)
-    eq_parent[rows_of[neg]] = idx[neg]
+    rows_of = np.repeat(np.arange(m), np.diff(A.indptr))
+    eq_parent_a = np.full(m, -1, dtype=np.int64)
+    eq_parent_a[rows_of[neg]] = A.indices[neg]
+    eq_parent = eq_parent_a.tolist()
     child = ~neg
-    hmass = np.bincount(rows_of[child], weights=(x * hid)[idx[child]], minlength=A.shape[0])
-    wmax = np.zeros(A.shape[0])
-    np.maximum.at(wmax, rows_of, width[idx])
+    hmass = np.bincount(rows_of[child], weights=(st.x * hid_a)[A.indices[child]], minlength=m).tolist()
+    wmax_a = np.zeros(m)
+    np.maximum.at(wmax_a, rows_of, st.width[A.indices])
+    wmax = wmax_a.tolist()
+    del rows_of, neg, child
 
     def hide(v: int) -> None:
-        nonlocal added
-        sup[v] = True
         hid[v] = True
-        added += 1
-        for e in tidx_l[tptr_l[v]:tptr_l[v + 1]]:
+        added.append(v)
+        xv = x[v]
+        for e in tidx[tptr[v]:tptr[v + 1]]:
             hcount[e] += 1
             if eq_parent[e] != v:
-                hmass[e] += x[v]
+                hmass[e] += xv
             if not queued[e]:
                 queued[e] = True
                 dirty.append(e)
 
-    def bonus(cands: np.ndarray, eq: int) -> np.ndarray:
-        """1 for candidates sitting in another equation that already has a hidden cell."""
-        out = np.zeros(len(cands))
-        if len(cands) > max_bonus:
-            return out
-        for j, v in enumerate(cands.tolist()):
-            for e in tidx_l[tptr_l[v]:tptr_l[v + 1]]:
-                if e != eq and hcount[e] > 0:
-                    out[j] = 1.0
-                    break
-        return out
+    def has_bonus(v: int, eq: int) -> bool:
+        """The candidate sits in another equation that already has a hidden cell."""
+        for e in tidx[tptr[v]:tptr[v + 1]]:
+            if e != eq and hcount[e] > 0:
+                return True
+        return False
+
+    def best(cands: list[int], w: float, eq: int) -> int:
+        """Cheapest candidate (see :func:`_score`): the first minimum."""
+        use_bonus = len(cands) <= max_bonus
+        small, zero = SMALL_PENALTY * w, ZERO_PENALTY * w
+        best_v, best_s = -1, 0.0
+        for v in cands:
+            xv = x[v]
+            s = xv + (0.0 if use_bonus and has_bonus(v, eq) else BONUS)
+            s = s + (small if xv < w else 0.0)
+            s = s + (zero if xv == 0 else 0.0)
+            if best_v < 0 or s < best_s:
+                best_v, best_s = v, s
+        return best_v
 
     while dirty:
         e = dirty.popleft()
@@ -261,50 +281,46 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
                 continue
         elif hcount[e] >= 2 and hmass[e] >= wmax[e]:
             continue
-        vs = idx[ptr[e]:ptr[e + 1]]
-        cs = coef[ptr[e]:ptr[e + 1]]
-        h = hid[vs]
-        if not h.any():
+        p0, p1 = ptr[e], ptr[e + 1]
+        vs = idx[p0:p1]
+        sg = neg_l[p0:p1]
+        par = [v for v, n_ in zip(vs, sg) if n_]
+        ch = [v for v, n_ in zip(vs, sg) if not n_]
+        if not any(hid[v] for v in vs):
             continue
-        par = vs[cs < 0]
-        ch = vs[cs > 0]
-        hch = hid[ch]
-        if len(par) and hid[par].all():
-            if hch.any():
+        if par and all(hid[v] for v in par):
+            if any(hid[v] for v in ch):
                 continue
-            cands = ch[dec[ch] & ~hid[ch]]
-            if len(cands) == 0:
+            cands = [v for v in ch if dec[v] and not hid[v]]
+            if not cands:
                 continue  # children all known: the audit will report the parent
-            score = _score(x[cands], width[par].max(), bonus(cands, e))
-            hide(int(cands[np.argmin(score)]))
+            hide(best(cands, max(width[v] for v in par), e))
             continue
         # published parent (or no parent row): hidden children need count >= 2 and mass >= width
         while True:
-            hv = ch[hid[ch]]
-            w = width[hv].max() if len(hv) else 0.0
-            mass = x[hv].sum()
+            hv = [v for v in ch if hid[v]]
+            w = max((width[v] for v in hv), default=0.0)
+            mass = sum(x[v] for v in hv)  # same order of additions as before (column order)
             need_count = len(hv) < 2
             need_mass = mass < w
             if not (need_count or need_mass):
                 break
-            cands = ch[dec[ch] & ~hid[ch]]
-            if len(cands) == 0:
-                if len(par) and dec[par].all() and not hid[par].all():
-                    hide(int(par[0]))
+            cands = [v for v in ch if dec[v] and not hid[v]]
+            if not cands:
+                if par and all(dec[v] for v in par) and not all(hid[v] for v in par):
+                    hide(par[0])
                 break
-            xc = x[cands]
             if need_mass:
-                enough = xc >= (w - mass)
-                if enough.any():
-                    sel = cands[enough]
-                    score = _score(x[sel], w, bonus(sel, e))
-                    hide(int(sel[np.argmin(score)]))
+                sel = [v for v in cands if x[v] >= (w - mass)]
+                if sel:
+                    hide(best(sel, w, e))
                 else:
-                    hide(int(cands[np.argmax(xc)]))
+                    hide(max(cands, key=x.__getitem__))  # first maximum
             else:
-                score = _score(xc, w, bonus(cands, e))
-                hide(int(cands[np.argmin(score)]))
-    return added
+                hide(best(cands, w, e))
+    if added:
+        st.sup[np.asarray(added, dtype=np.int64)] = True
+    return len(added)
 
 
 def _neighbourhood(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_vars: int,
