@@ -45,7 +45,7 @@ def test_exact_blocks_in_worker_processes_match_one_process(monkeypatch):
 
     monkeypatch.setattr(attack_mod, "WORKERS", 2)
     monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
-    monkeypatch.setattr(attack_mod, "BATCH_VARS", 40)  # a few blocks per batch: many batches
+    monkeypatch.setattr(attack_mod, "EXACT_BATCH_VARS", 40)  # a few blocks per batch: many batches
     monkeypatch.setattr(attack_mod, "_map_batches", spy)
     two = attack_mod.attack(A, hidden, value, width, seed=true)
     assert calls and max(calls) >= 4  # the exact LPs went through the worker pool
