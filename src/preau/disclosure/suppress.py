@@ -440,7 +440,10 @@ def _protection_lp(c: int, N: np.ndarray, st: _State, A: sp.csr_matrix, w: float
     else:
         lower[n + ci] = upper[n + ci] = w
         upper[ci] = 0.0
-    h = build_lp(M, cost=cost, lower=lower, upper=upper)
+    # dual simplex without presolve: on the national fallback cells (neighbourhoods of 20,000
+    # cells) 5× faster than the primal simplex after presolve, for the same optimum
+    h = build_lp(M, cost=cost, lower=lower, upper=upper, presolve="off")
+    h.setOptionValue("simplex_strategy", 1)
     h.run()
     if not optimal(h):
         return None
