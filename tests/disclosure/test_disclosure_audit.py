@@ -157,3 +157,25 @@ def test_audit_report_speaks_french_and_english():
     assert "non protégée" in p.message("fr") and "not protected" in p.message("en")
     assert p.file == "ecole-niveau"
     assert np.isfinite(len(report.to_json()))
+
+
+def test_packed_keys_keep_distinct_keys_distinct():
+    """Canonical keys are packed several ids to an Int64 column: two keys are equal after packing
+    exactly when they were equal before, also when the ids need several columns."""
+    from preau.disclosure.model import _key_frame, _sorted_keys
+
+    rng = np.random.default_rng(4)
+    n_items = 300_000  # 19 bits: 3 ids per column, 2 columns for 4 dimensions
+    items = rng.integers(-1, n_items, size=(5000, 4))
+    items[:50] = items[50:100]  # some equal keys
+    items[100:110] = -2  # "no key" rows
+    keys = _sorted_keys(items, 4)
+    packed = _key_frame(keys, n_items)
+    assert packed.width == 2
+    assert packed.unique().height == len(np.unique(keys, axis=0))
+    assert packed.n_unique() == len({tuple(r) for r in keys.tolist()})
+    # a dimension fewer: padded with -1 (root), the same key as the four-column form
+    three = _sorted_keys(np.column_stack([items[:, :3]]), 4)
+    assert np.array_equal(three, np.sort(np.column_stack([np.full(5000, -1), items[:, :3]]), axis=1))
+    few = _key_frame(np.clip(keys, -2, 99), 100)  # small ids: one column holds them all
+    assert few.width == 1

@@ -146,17 +146,32 @@ class _ItemIds:
         return out[0], out[1]
 
 
-def _key_frame(items: np.ndarray, width: int) -> pl.DataFrame:
-    """Rows of item ids (n × dims, -1 at the root; -2 everywhere: no key) as a canonical key
-    frame of ``width`` columns (sorted per row, padded with -1)."""
+def _sorted_keys(items: np.ndarray, width: int) -> np.ndarray:
+    """Rows of item ids (n × dims, -1 at the root; -2 everywhere: no key) as canonical keys:
+    ``width`` ids per row, sorted, padded with -1."""
     n, d = items.shape
     if d < width:
         items = np.hstack([np.full((n, width - d), -1, dtype=np.int64), items])
-    items = np.sort(items, axis=1)
-    return pl.DataFrame({f"k{j}": items[:, j] for j in range(width)})
+    return np.sort(items, axis=1)
 
 
-def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+def _key_frame(keys: np.ndarray, n_items: int) -> pl.DataFrame:
+    """Canonical keys as few Int64 columns: ids + 2 (so -2 and -1 are 0 and 1) packed
+    ``63 // bits`` to a column (national tables: 4 ids of 18 bits in 2 columns; fewer columns make
+    the joins faster)."""
+    bits = max(1, int(n_items + 1).bit_length())
+    per = max(1, 63 // bits)
+    k = keys + 2
+    cols = {}
+    for j, start in enumerate(range(0, k.shape[1], per)):
+        c = np.zeros(k.shape[0], dtype=np.int64)
+        for i in range(start, min(start + per, k.shape[1])):
+            c = (c << bits) | k[:, i]
+        cols[f"k{j}"] = c
+    return pl.DataFrame(cols)
+
+
+def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """The canonical key of each row of ``t`` and, per dimension, the key of each row's parent
     cell (all -2 where none: a root value, see below).
 
@@ -186,8 +201,8 @@ def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int) -> tuple[
         pi = items.copy()
         pi[:, j] = par[j]
         pi[none] = -2
-        parents.append(_key_frame(pi, width))
-    return _key_frame(items, width), parents
+        parents.append(_sorted_keys(pi, width))
+    return _sorted_keys(items, width), parents
 
 
 def _hidden(table: CountTable) -> np.ndarray:
@@ -223,7 +238,10 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
     else:
         item_ids = _ItemIds()
         width = max(len(t.dimensions) for t in alltabs)
-        both = [_table_keys(t, st, item_ids, width) for t, st in zip(alltabs, structs)]
+        raw = [_table_keys(t, st, item_ids, width) for t, st in zip(alltabs, structs)]
+        n_items = len(item_ids.ids)  # known once every table is read: then the keys are packed
+        both = [(_key_frame(k, n_items), [_key_frame(p, n_items) for p in ps]) for k, ps in raw]
+        del raw
         allk = pl.concat([k for k, _ in both])
         index = allk.unique(maintain_order=True)
         index = index.with_columns(v=pl.arange(0, index.height, dtype=pl.Int64))
