@@ -89,9 +89,9 @@ def test_repairs_per_component_in_worker_processes_match_one_process(monkeypatch
     calls = []
     real = suppress.map_jobs
 
-    def spy(fn, jobs, size):
+    def spy(fn, jobs, size, **kw):
         calls.append((fn.__name__, len(jobs)))
-        return real(fn, jobs, size)
+        return real(fn, jobs, size, **kw)
 
     monkeypatch.setattr(suppress, "map_jobs", spy)
     monkeypatch.setattr(attack_mod, "WORKERS", 1)

@@ -436,7 +436,7 @@ def _map_batches(jobs: list):
 _POOL = None
 
 
-def map_jobs(fn, jobs: list, size: int) -> list:
+def map_jobs(fn, jobs: list, size: int, chunksize: int | None = None) -> list:
     """``fn`` of each job (independent, picklable), in order: in this process for small inputs
     (``size`` variables in all), else in ``WORKERS`` spawned processes. The processes are started
     once and kept until :func:`close_workers` (a national protection maps jobs a dozen times)."""
@@ -447,7 +447,7 @@ def map_jobs(fn, jobs: list, size: int) -> list:
         from preau.processes import spawn_pool
 
         _POOL = spawn_pool(WORKERS)
-    return list(_POOL.map(fn, jobs, chunksize=max(1, len(jobs) // (8 * WORKERS))))
+    return list(_POOL.map(fn, jobs, chunksize=chunksize or max(1, len(jobs) // (8 * WORKERS))))
 
 
 def close_workers() -> None:
