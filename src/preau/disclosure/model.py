@@ -57,14 +57,13 @@ def _dim_ids(table: CountTable, dim: str, h: Hierarchy) -> tuple[np.ndarray, np.
     # the root, or an error for a strict hierarchy); loops kept flat (national: 100k nodes)
     known = dict.fromkeys([h.root, *h.parent.keys(), *h.parent.values()])
     extra = [v for v in uniq if v not in known]
-    if h.strict and (any(v not in h.parent and v != h.root for v in known) or extra):
+    names: list[str] = [*known, *extra]
+    if h.strict and not all(map(h.knows, names)):
         raise _err(table.name, dim, f"valeur inconnue de la hiérarchie « {dim} »",
                    f"value not in the hierarchy of '{dim}'")
-    names: list[str] = [*known, *extra]
     index = {v: i for i, v in enumerate(names)}
-    root, get = h.root, h.parent.get
-    parent = np.fromiter((index[get(v, root)] for v in names), dtype=np.int64, count=len(names))
-    parent[0] = -1
+    parent = np.fromiter((-1 if i == 0 else index[h.parent_of(v)] for i, v in enumerate(names)),
+                         dtype=np.int64, count=len(names))  # node 0 is the root
     ids = col.replace_strict(index, return_dtype=pl.Int64).to_numpy()
     return ids, parent, names, index
 
@@ -110,7 +109,7 @@ def _table_structure(table: CountTable):
         eq_rows.append(inv + neq)
         eq_parent.append((uniq, np.arange(len(uniq), dtype=np.int64) + neq))
         neq += len(uniq)
-    return dims, ids, names, eq_rows, eq_child, eq_parent, neq
+    return dims, ids, names, eq_rows, eq_child, eq_parent, neq, parents
 
 
 class _ItemIds:
@@ -122,28 +121,22 @@ class _ItemIds:
     def __init__(self):
         self.ids: dict[str, int] = {}
 
-    def nodes(self, dim: str, h: Hierarchy, names: list[str], used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Item id of the ``used`` nodes of a dimension and of their parents (-1 at / under the
-        root; -1 for the nodes not used). Strings built in polars, one dict pass for the ids."""
-        sel = np.nonzero(used)[0]
-        v = pl.col("v")
-
-        def item(values: pl.Expr) -> pl.Expr:
-            concept = (values.replace_strict(h.concepts, default=pl.lit(dim), return_dtype=pl.Utf8)
-                       if h.concepts else pl.lit(dim))
-            return pl.when(values == h.root).then(None).otherwise(concept + pl.lit("=") + values)
-
-        parent = (v.replace_strict(h.parent, default=pl.lit(h.root), return_dtype=pl.Utf8) if h.parent
-                  else pl.lit(h.root, dtype=pl.Utf8))
-        f = pl.DataFrame({"v": [names[j] for j in sel.tolist()]}, schema={"v": pl.Utf8}).select(
-            item(v).alias("own"), item(parent).alias("par"))
-        ids = self.ids
-        out = []
-        for col in ("own", "par"):
-            a = np.full(len(names), -1, dtype=np.int64)
-            a[sel] = [-1 if k is None else ids.setdefault(k, len(ids)) for k in f.get_column(col).to_list()]
-            out.append(a)
-        return out[0], out[1]
+    def nodes(self, dim: str, h: Hierarchy, names: list[str], parent: np.ndarray,
+              used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Item id of the ``used`` nodes of a dimension and of their parents (``parent``: node
+        index of each node's parent, -1 for the root, from :func:`_dim_ids`); -1 at the root
+        and for the nodes not used."""
+        need = used.copy()
+        p = parent[used]
+        need[p[p >= 0]] = True
+        need[0] = False  # the root has no item
+        ids, concept = self.ids, h.concepts.get
+        own = np.full(len(names), -1, dtype=np.int64)
+        sel = np.nonzero(need)[0]
+        own[sel] = [ids.setdefault(f"{concept(v, dim)}={v}", len(ids)) for v in (names[j] for j in sel.tolist())]
+        par = np.full(len(names), -1, dtype=np.int64)
+        par[used] = np.where(p >= 0, own[np.maximum(p, 0)], -1)
+        return own, par
 
 
 def _sorted_keys(items: np.ndarray, width: int) -> np.ndarray:
@@ -179,10 +172,10 @@ def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int) -> tuple[
     schools, whose cells may live in another table) and for the root only when it has root rows
     itself: a one-year table does not claim that its year is the whole multi-year total.
     """
-    dims, ids, names = struct[0], struct[1], struct[2]
+    dims, ids, names, parents_of = struct[0], struct[1], struct[2], struct[-1]
     own, par = [], []
-    for d, i, nm in zip(dims, ids, names):
-        o, p = item_ids.nodes(d, t.dimensions[d], nm, np.bincount(i, minlength=len(nm)) > 0)
+    for d, i, nm, pn in zip(dims, ids, names, parents_of):
+        o, p = item_ids.nodes(d, t.dimensions[d], nm, pn, np.bincount(i, minlength=len(nm)) > 0)
         own.append(o[i])
         par.append(p[i])
     items = np.column_stack(own) if own else np.zeros((t.frame.height, 0), dtype=np.int64)
@@ -293,7 +286,7 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
     rows, cols, data = [], [], []
     neq = 0
     if len(alltabs) == 1:
-        for (dims, ids, names, eq_rows, eq_child, eq_parent, ne), v in zip(structs, var_of):
+        for (dims, ids, names, eq_rows, eq_child, eq_parent, ne, _), v in zip(structs, var_of):
             for er, ec, (ep, eid) in zip(eq_rows, eq_child, eq_parent):
                 rows.append(er + neq)
                 cols.append(v[ec])

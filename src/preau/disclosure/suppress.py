@@ -193,11 +193,12 @@ ZERO_PENALTY = 6.0
 BONUS = 50.0  # extra cost of a complement that closes no rectangle with hidden cells (50: such a complement is chosen whenever one exists — fewer cells and pupils hidden than 5, see docs)
 
 
-def _score(x: np.ndarray, w: float, bonus: np.ndarray) -> np.ndarray:
-    """Cost of hiding candidates: their count, +BONUS unless they close a rectangle with hidden
-    cells, + w when they are below the width themselves (a small complement needs its own
-    protection: it cascades)."""
-    return x + BONUS * (1.0 - bonus) + np.where(x < w, SMALL_PENALTY * w, 0.0) + np.where(x == 0, ZERO_PENALTY * w, 0.0)
+def _score(x: float, w: float, bonus: bool) -> float:
+    """Cost of hiding a candidate: its count, +BONUS unless it closes a rectangle with hidden
+    cells, + a multiple of w when it is below the width itself (a small complement needs its own
+    protection: it cascades), more for a zero."""
+    return (x + (0.0 if bonus else BONUS) + (SMALL_PENALTY * w if x < w else 0.0)
+            + (ZERO_PENALTY * w if x == 0 else 0.0))
 
 
 def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int = 64) -> int:
@@ -206,9 +207,10 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
     Plain Python on lists: equations have a handful of members, where numpy's per-call cost
     dominated (national tables: 33 s → see CHANGELOG); the choices are the same (first minimum of
     the same float scores, in the equation's column order)."""
+    neg = A.data < 0
     ptr = A.indptr.tolist()
     idx = A.indices.tolist()
-    neg_l = (A.data < 0).tolist()
+    neg_l = neg.tolist()
     tptr = AT.indptr.tolist()
     tidx = AT.indices.tolist()
     hid_a = st.hidden()
@@ -226,7 +228,6 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
     added: list[int] = []
 
     # per equation: its parent, the hidden mass of its children, the largest width in it
-    neg = A.data < 0
     rows_of = np.repeat(np.arange(m), np.diff(A.indptr))
     eq_parent_a = np.full(m, -1, dtype=np.int64)
     eq_parent_a[rows_of[neg]] = A.indices[neg]
@@ -260,13 +261,9 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
     def best(cands: list[int], w: float, eq: int) -> int:
         """Cheapest candidate (see :func:`_score`): the first minimum."""
         use_bonus = len(cands) <= max_bonus
-        small, zero = SMALL_PENALTY * w, ZERO_PENALTY * w
         best_v, best_s = -1, 0.0
         for v in cands:
-            xv = x[v]
-            s = xv + (0.0 if use_bonus and has_bonus(v, eq) else BONUS)
-            s = s + (small if xv < w else 0.0)
-            s = s + (zero if xv == 0 else 0.0)
+            s = _score(x[v], w, use_bonus and has_bonus(v, eq))
             if best_v < 0 or s < best_s:
                 best_v, best_s = v, s
         return best_v

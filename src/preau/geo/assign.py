@@ -161,7 +161,6 @@ class SectorIndex:
                 state[todo] = self._exact(x0 + (ii + 0.5) * cell, y0 + (jj + 0.5) * cell)
             result[inside] = state[cells]
             exact = np.flatnonzero(result == -2)
-            result[exact] = -1
         else:
             exact = np.arange(len(x))
         if len(exact):
