@@ -150,3 +150,45 @@ def test_grid_lookup_agrees_with_exact_polygon_tests(built):
     assert gridded.grid is not None and exact.grid is None
     b = exact.lookup(x, y, max_distance=0.0)
     assert (a == b).all() and (a >= 0).mean() > 0.5 and (a < 0).any()
+
+
+@pytest.mark.parametrize("layout", ["random", "grid"])  # grid: co-circular points, the degenerate case
+def test_boundary_filter_keeps_the_dissolved_cells(layout, monkeypatch):
+    import sys
+
+    sectors_mod = sys.modules["preau.geo.sectors"]
+    rng = np.random.default_rng(7)
+    if layout == "random":
+        xy = rng.uniform(0, 2000, size=(4000, 2))
+    else:
+        g = np.arange(0, 2000, 25.0)
+        xy = np.array([(a, b) for a in g for b in g])
+    # three sectors: nearest of three seeds (streets are not straight lines: a wavy border)
+    seeds = np.array([[300.0, 400.0], [1500.0, 600.0], [900.0, 1700.0]])
+    d = ((xy[:, None, :] - seeds[None]) ** 2).sum(-1) + 4e4 * np.sin(xy[:, :1] / 90.0)
+    codes = np.array(["A", "B", "C"])[d.argmin(1)]
+    commune = shapely.box(-10, -10, 2010, 2010)
+    keep = sectors_mod._boundary_points(xy[:, 0], xy[:, 1], codes)
+    assert 0 < keep.sum() < 0.5 * len(xy)  # most points are inside their sector
+    filtered = sectors_mod._voronoi_cells(commune, xy[:, 0], xy[:, 1], codes)
+    monkeypatch.setattr(sectors_mod, "BOUNDARY_FILTER_FROM", 10**9)
+    full = sectors_mod._voronoi_cells(commune, xy[:, 0], xy[:, 1], codes)
+    assert set(filtered) == set(full) == {"A", "B", "C"}
+    for code in full:
+        assert shapely.area(shapely.symmetric_difference(filtered[code], full[code])) < 1e-3
+    assert abs(sum(shapely.area(g) for g in filtered.values()) - commune.area) < 1e-3
+
+
+def test_boundary_filter_on_collinear_points(monkeypatch):
+    import sys
+
+    sectors_mod = sys.modules["preau.geo.sectors"]
+    xs = np.arange(100.0)
+    codes = np.where(xs < 50, "A", "B")
+    assert np.flatnonzero(sectors_mod._boundary_points(xs, 2 * xs, codes)).tolist() == [49, 50]
+    commune = shapely.box(-10, -10, 110, 210)
+    filtered = sectors_mod._voronoi_cells(commune, xs, 2 * xs, codes)
+    monkeypatch.setattr(sectors_mod, "BOUNDARY_FILTER_FROM", 10**9)
+    full = sectors_mod._voronoi_cells(commune, xs, 2 * xs, codes)
+    for code in ("A", "B"):
+        assert shapely.area(shapely.symmetric_difference(filtered[code], full[code])) < 1e-6

@@ -25,6 +25,7 @@ from preau.geo.reference import Reference
 RULE_COLUMNS = ("code_insee", "type_et_libelle", "n_de_voie_debut", "n_de_voie_fin", "parite", "code_rne",
                 "secteur_unique")
 FUZZY_RULE_CUTOFF = 88.0
+BOUNDARY_FILTER_FROM = 64  # from this many points in a commune, only those next to another sector get a cell
 _REP_RANK = {"": 0, "a": 1, "b": 2, "t": 3, "q": 4, "c": 5, "d": 6, "e": 7, "f": 8, "g": 9, "h": 10}
 
 
@@ -240,10 +241,49 @@ def _commune_cells(geom, xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> d
     return _voronoi_cells(geom, xs, ys, codes)
 
 
+def _boundary_points(xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Mask of the points whose Voronoi cell can touch another sector's: those with a Delaunay
+    neighbour of another sector (and any point the triangulation did not connect).
+
+    The other points change nothing to the sectors' union of cells: a point whose Delaunay neighbours
+    all share its sector gives, when removed, its cell to those neighbours only, and every edge
+    between two sectors (a Delaunay edge joining points of two sectors) stays. GEOS builds the same
+    triangulation for its Voronoi diagram, degenerate (co-circular) cases included, so the dissolved
+    cells are those of all points (to floating-point noise: at most 0.03 m² per sector measured on
+    the synthetic Paris, Nord, Bouches-du-Rhône and Gironde), from about a fifth of the points.
+    Falls back to every point when the triangulation does not connect the points given (fewer than
+    two edges, a vertex moved) or would lose a sector.
+    """
+    n = len(xs)
+    every = np.ones(n, dtype=bool)
+    edges = shapely.get_coordinates(shapely.delaunay_triangles(shapely.linestrings(np.column_stack([xs, ys])),
+                                                               only_edges=True))
+    if len(edges) < 2:
+        return every
+    key = xs + 1j * ys
+    order = np.argsort(key)
+    sorted_key = key[order]
+    ends = edges[:, 0] + 1j * edges[:, 1]
+    pos = np.minimum(np.searchsorted(sorted_key, ends), n - 1)
+    if not (sorted_key[pos] == ends).all():  # GEOS moved a vertex: not the points given
+        return every
+    ends = order[pos].reshape(-1, 2)
+    sector = np.unique(codes, return_inverse=True)[1].ravel()
+    keep = np.ones(n, dtype=bool)
+    keep[ends.ravel()] = False  # connected points: kept only when on a mixed edge
+    keep[ends[sector[ends[:, 0]] != sector[ends[:, 1]]].ravel()] = True
+    if len(np.unique(sector[keep])) < sector.max() + 1:
+        return every
+    return keep
+
+
 def _voronoi_cells(geom, xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> dict[str, object]:
     """GEOS Voronoi cells of every point, dissolved by sector and clipped to the commune."""
     if len(codes) and (codes == codes[0]).all():
         return {codes[0]: geom}
+    if len(xs) >= BOUNDARY_FILTER_FROM:  # only the points next to another sector shape the result
+        keep = _boundary_points(xs, ys, codes)
+        xs, ys, codes = xs[keep], ys[keep], codes[keep]
     # GEOS reads the input's vertices: one line through the points is the same input as a MultiPoint
     # (same cells, same order) without one Point object per address.
     pts = shapely.linestrings(np.column_stack([xs, ys])) if len(xs) > 1 else shapely.multipoints(np.column_stack([xs, ys]))
