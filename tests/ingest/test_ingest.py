@@ -175,3 +175,44 @@ def test_build_with_a_bad_export_writes_nothing(synth_dir, tmp_path):
     assert "eleves-2025-2026.csv" in proc.stderr and "CP7" in proc.stderr
     assert not (tmp_path / "_build" / "data").exists()
     assert not list((tmp_path / "_build").glob(".data*"))
+
+
+def test_chunks_read_in_threads_give_the_single_thread_result(synth_dir, tmp_path, monkeypatch):
+    """Many small chunks (threads finish out of order): same frame, same problems, same first lines."""
+    import preau.ingest as ingest
+
+    lines = onde_lines(synth_dir)
+    header = lines[0].split(";")
+    rows = [ln.split(";") for ln in lines[1:2001] if ln]
+    for i in (40, 900, 1700):  # one unknown level in three different chunks
+        rows[i][header.index("Niveau")] = f"X{i}"
+    rows[1200][header.index("Date de naissance")] = "31/02/2018"
+    bad = write(tmp_path / "bad.csv", [";".join(r) for r in [header] + rows])
+    good = write(tmp_path / "good.csv", lines[:2001])
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 8192)
+    results = {}
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(ingest, "INGEST_THREADS", threads)
+        frame = read_export(good).frame
+        problems = [(p.code, p.line, p.count, p.to_dict()) for p in errors_of(bad).report.errors]
+        results[threads] = (frame, problems)
+    frame1, problems1 = results[1]
+    assert frame1.height == 2000
+    level = next(p for p in problems1 if p[0] == "unknown-level")
+    assert level[1:3] == (42, 3) and "42, 902, 1702" in level[3]["fr"]
+    assert ("invalid-date", 1202) in [(p[0], p[1]) for p in problems1]
+    for threads in (2, 4):
+        assert results[threads][0].equals(frame1)
+        assert results[threads][1] == problems1
+
+
+def test_malformed_line_in_a_later_chunk_is_located(synth_dir, tmp_path, monkeypatch):
+    import preau.ingest as ingest
+
+    lines = onde_lines(synth_dir)
+    lines = lines[:2001]
+    lines[1500] = lines[1500] + ';"unclosed'
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 8192)
+    err = errors_of(write(tmp_path / "malformed.csv", lines))
+    assert [p.code for p in err.report.errors][0] in ("csv-malformed", "ragged-row")
+    assert err.report.errors[0].line is not None and err.report.errors[0].line >= 1490

@@ -48,6 +48,7 @@ LEVEL_SYNONYMS = {"TOUTEPETITESECTION": "TPS", "PETITESECTION": "PS", "MOYENNESE
 SEX_SYNONYMS = {"F": "F", "FEMININ": "F", "FÉMININ": "F", "FILLE": "F", "M": "M", "MASCULIN": "M",
                 "GARCON": "M", "GARÇON": "M", "G": "M", "1": "M", "2": "F"}
 MAX_EXAMPLES = 5
+INGEST_THREADS = 2  # chunks parsed and checked at once
 
 
 @dataclass
@@ -202,7 +203,8 @@ def _encoding_error(report: Report, path: Path, enc: str, bad_line: int | None):
 
 
 def _csv_chunks(path: Path, info: FileInfo):
-    """Yield ``(first_data_line, utf8_bytes_with_header)``, cut at line ends outside quotes."""
+    """Yield ``(first_data_line, (utf8_header, raw_body))``, cut at line ends outside quotes
+    (the body is decoded by :func:`_decode_chunk`, in a worker thread)."""
     with open(path, "rb") as fh:
         raw_header = fh.readline()
         header = raw_header.decode(info.encoding).lstrip("\ufeff").encode("utf-8")
@@ -225,14 +227,30 @@ def _csv_chunks(path: Path, info: FileInfo):
                 body, rest = data[:cut], data[cut:]
             else:
                 body, rest = data, b""
-            try:
-                text = body.decode(info.encoding) if info.encoding not in ("utf-8", "utf-8-sig") else None
-            except UnicodeDecodeError as exc:
-                _encoding_error(Report(subject=rel(path)), path, info.encoding, line + body.count(b"\n", 0, exc.start))
-            yield line, header + (text.encode("utf-8") if text is not None else body)
+            yield line, (header, body)
             line += body.count(b"\n")
             if not block:
                 break
+
+
+def _decode_chunk(path: Path, info: FileInfo, line: int, header: bytes, body: bytes) -> bytes:
+    """UTF-8 bytes of one chunk with its header line (cp1252 / Latin-1 exports re-encoded)."""
+    if info.encoding in ("utf-8", "utf-8-sig"):
+        return header + body
+    try:
+        return header + body.decode(info.encoding).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        _encoding_error(Report(subject=rel(path)), path, info.encoding, line + body.count(b"\n", 0, exc.start))
+
+
+class _Recorder:
+    """The :class:`_Collector` calls of one chunk, replayed in file order (chunks are checked in threads)."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def add(self, *args) -> None:
+        self.calls.append(args)
 
 
 class _Collector:
@@ -258,7 +276,7 @@ class _Collector:
                                count=g["count"]))
 
 
-def _check_chunk(df: pl.DataFrame, profile: Profile, school_year: str | None, col: _Collector,
+def _check_chunk(df: pl.DataFrame, profile: Profile, school_year: str | None, col: _Collector | _Recorder,
                  header_of: dict[str, str]) -> pl.DataFrame:
     """Vectorised checks of one chunk (canonical columns + ``_line``); returns the typed frame."""
     today = dt.date.today()
@@ -419,32 +437,64 @@ def read_export(path: str | Path, profile: str | None = None, school_year: str |
         raise PreauError(report)
     header_of = {canon: h for canon, h in found.items()}
     rename = {h: canon for canon, h in found.items() if canon in NEEDED}
-    frames = []
     if chunks is None:
         chunks = _csv_chunks(path, info)
-    for first_line, chunk in chunks:
-        if isinstance(chunk, bytes):
+
+    def one(first_line: int, chunk) -> tuple[pl.DataFrame | None, _Recorder]:
+        """Parse and check one chunk (in a worker thread): its frame and its problems, recorded."""
+        rec = _Recorder()
+        if isinstance(chunk, tuple):
+            chunk = _decode_chunk(path, info, first_line, *chunk)
             try:
                 df = pl.read_csv(io.BytesIO(chunk), separator=info.delimiter, infer_schema=False, quote_char='"',
                                  columns=list(rename))
             except pl.exceptions.PolarsError as exc:
                 bad = _first_bad_line(chunk, info.delimiter, len(headers))
-                _err(report, "csv-malformed",
+                own = Report(subject=rel(path))  # not the shared report: another thread may fail too
+                _err(own, "csv-malformed",
                      f"CSV mal formé (nombre de colonnes différent de l'en-tête ({len(headers)}) ou guillemets non fermés)",
                      f"malformed CSV (field count differs from the header ({len(headers)}) or unclosed quotes)",
                      path, line=first_line + bad - 2 if bad else None)
-                raise PreauError(report) from exc
+                raise PreauError(own) from exc
         else:
             df = chunk.select(list(rename))
         df = df.rename(rename).with_columns(pl.int_range(first_line, first_line + pl.len()).alias("_line"))
         if df.height == 0:
-            continue
+            return None, rec
         ragged = _ragged_rows(chunk, info.delimiter, len(headers)) if isinstance(chunk, bytes) else []
         if ragged:
-            col.add("ragged-row", f"ligne avec un nombre de champs différent de l'en-tête ({len(headers)})",
+            rec.add("ragged-row", f"ligne avec un nombre de champs différent de l'en-tête ({len(headers)})",
                     f"row whose field count differs from the header ({len(headers)})", None,
                     [first_line + r - 2 for r in ragged[:MAX_EXAMPLES]], len(ragged))
-        frames.append(_check_chunk(df, prof, school_year, col, header_of))
+        return _check_chunk(df, prof, school_year, rec, header_of), rec
+
+    # Chunks decoded, parsed and checked by INGEST_THREADS threads (decoding and the line scans hold
+    # the GIL, polars releases it: one thread alone kept 1.15 cores busy), results taken in file order
+    # (the first error in the file is the one raised); a few chunks in flight bound the memory.
+    frames = []
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(INGEST_THREADS) as pool:
+        flight: deque = deque()
+
+        def take() -> None:
+            df, rec = flight.popleft().result()
+            for call in rec.calls:
+                col.add(*call)
+            if df is not None:
+                frames.append(df)
+
+        try:
+            for first_line, chunk in chunks:
+                flight.append(pool.submit(one, first_line, chunk))
+                if len(flight) > INGEST_THREADS:
+                    take()
+            while flight:
+                take()
+        finally:
+            for f in flight:
+                f.cancel()
     if not frames:
         _err(report, "ingest-no-rows", "aucune ligne de données après l'en-tête", "no data row after the header",
              path, line=2)
