@@ -8,6 +8,7 @@ import shapely
 
 from geo_fixtures import truth_sector
 from preau.errors import PreauError, Report
+from preau.geo import sectors as sectors_mod
 from preau.geo import (SectorIndex, assign_points, assign_sectors, build_sectors, check_topology, read_communes,
                        read_rules, read_sectors)
 
@@ -154,9 +155,6 @@ def test_grid_lookup_agrees_with_exact_polygon_tests(built):
 
 @pytest.mark.parametrize("layout", ["random", "grid"])  # grid: co-circular points, the degenerate case
 def test_boundary_filter_keeps_the_dissolved_cells(layout, monkeypatch):
-    import sys
-
-    sectors_mod = sys.modules["preau.geo.sectors"]
     rng = np.random.default_rng(7)
     if layout == "random":
         xy = rng.uniform(0, 2000, size=(4000, 2))
@@ -180,9 +178,6 @@ def test_boundary_filter_keeps_the_dissolved_cells(layout, monkeypatch):
 
 
 def test_boundary_filter_on_collinear_points(monkeypatch):
-    import sys
-
-    sectors_mod = sys.modules["preau.geo.sectors"]
     xs = np.arange(100.0)
     codes = np.where(xs < 50, "A", "B")
     assert np.flatnonzero(sectors_mod._boundary_points(xs, 2 * xs, codes)).tolist() == [49, 50]

@@ -16,6 +16,8 @@ import datetime as dt
 import io
 import re
 import tomllib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -472,9 +474,6 @@ def read_export(path: str | Path, profile: str | None = None, school_year: str |
     # the GIL, polars releases it: one thread alone kept 1.15 cores busy), results taken in file order
     # (the first error in the file is the one raised); a few chunks in flight bound the memory.
     frames = []
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(INGEST_THREADS) as pool:
         flight: deque = deque()
 
