@@ -83,8 +83,6 @@ def test_repairs_per_component_in_worker_processes_match_one_process(monkeypatch
     tables = list(school_level_tables(n_schools=400, n_communes=60, seed=11))
     monkeypatch.setattr(suppress, "REPAIR_COMPONENT", 0)  # no whole component is small: local ones
     monkeypatch.setattr(suppress, "LOCAL_WIDE", 12)  # cut at the wide equations: one per commune or so
-    monkeypatch.setattr(suppress, "UNHIDE_SHARE", 0.0)  # the un-hide pass is timed: leave it out of the comparison
-    monkeypatch.setattr(suppress, "UNHIDE_MIN", 0.0)
     monkeypatch.setattr(suppress, "_local_pass", lambda st, A, AT: 0)  # primaries only: the repairs do it all
     calls = []
     real = suppress.map_jobs

@@ -68,3 +68,27 @@ def test_unhide_pass_publishes_only_what_the_audit_still_proves():
     assert b.cells_hidden == a.cells_hidden - on.unhidden
     assert b.pupils_hidden <= a.pupils_hidden
     assert audit([b.table]).ok
+
+
+def test_unhide_pass_is_bounded_in_work_not_in_time(monkeypatch):
+    """The same tables give the same pattern however slow the machine: a clock that jumps an hour
+    at every reading changes nothing, and the pass stops at its try budget."""
+    import time as time_mod
+
+    from preau.disclosure import ProtectionStats, suppress
+
+    school, _ = school_level_tables(400, 60, seed=11, k=5)
+    normal = ProtectionStats("modular")
+    a = protect([school], stats=normal)[0]
+    clock = iter(range(0, 10**9, 3600))
+    monkeypatch.setattr(time_mod, "perf_counter", lambda: float(next(clock)))
+    slow = ProtectionStats("modular")
+    b = protect([school], stats=slow)[0]
+    assert normal.unhidden >= 2 and slow.unhidden == normal.unhidden
+    assert a.frame.equals(b.frame)
+    monkeypatch.undo()
+    monkeypatch.setattr(suppress, "UNHIDE_PROBE", 10**6)  # only the try budget can stop it
+    monkeypatch.setattr(suppress, "UNHIDE_MAX_TRIES", 1)
+    capped = ProtectionStats("modular")
+    protect([school], stats=capped)
+    assert capped.unhidden <= 1 < normal.unhidden

@@ -622,18 +622,18 @@ def _publish_derivable(st: _State, bad: np.ndarray) -> np.ndarray:
     return fixed
 
 
-# The un-hide pass (less information lost) may spend this share of the protection time already
-# spent (at least UNHIDE_MIN seconds); ``protect(..., unhide=False)`` skips it.
-UNHIDE_SHARE = 0.15
-UNHIDE_MIN = 1.0
-# ... and stops once UNHIDE_PROBE candidates have been tried if fewer than UNHIDE_RATE of them
-# could be published (national tables: the largest secondary cells are almost all needed — 14
-# published of 901 tried in 30 s; national school × level bench: 3 of 2,751).
-UNHIDE_PROBE = 200
+# The un-hide pass (less information lost; ``protect(..., unhide=False)`` skips it) is bounded in
+# work, not in time, so that the same tables give the same pattern on any machine: it stops once
+# UNHIDE_PROBE candidates have been tried if fewer than UNHIDE_RATE of the tries could be published
+# (checked after every try from then on), and after UNHIDE_MAX_TRIES tries in any case. The largest
+# secondary cells are almost all needed: national build, 4 published of 200 tried in 12 s; demo
+# (département 65), 2 of 200 in 40 s, 0 of the first 50.
+UNHIDE_PROBE = 50
 UNHIDE_RATE = 0.05
+UNHIDE_MAX_TRIES = 1000
 
 
-def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np.ndarray]:
+def _unhide_pass(st: _State) -> tuple[list[int], np.ndarray, np.ndarray]:
     """Publish secondary cells the protection does not need, largest first (they weigh most in
     pupils lost). A candidate is published when, with it fixed at its value, every hidden cell
     sharing an equation with it keeps an attacker range ≥ its width (exact LPs on its block, one
@@ -666,7 +666,7 @@ def _unhide_pass(st: _State, deadline: float) -> tuple[list[int], np.ndarray, np
     published: list[int] = []
     tried = 0
     for c in cand.tolist():
-        if time.perf_counter() > deadline or (tried >= UNHIDE_PROBE and len(published) < UNHIDE_RATE * tried):
+        if tried >= UNHIDE_MAX_TRIES or (tried >= UNHIDE_PROBE and len(published) < UNHIDE_RATE * tried):
             break
         tried += 1
         i = int(local[c])
@@ -882,7 +882,7 @@ def _protect(tables: list[CountTable], published: list[CountTable], method: Meth
         stats.timings["audit"] += time.perf_counter() - t
     if method == "modular" and unhide and not len(bad):
         t = time.perf_counter()
-        published, blocks, block_of = _unhide_pass(st, t + max(UNHIDE_MIN, UNHIDE_SHARE * (t - t0)))
+        published, blocks, block_of = _unhide_pass(st)
         stats.unhidden = len(published)
         if published:
             # witnesses of the touched blocks may have moved a cell now published: start them
