@@ -151,6 +151,14 @@ def test_grid_lookup_agrees_with_exact_polygon_tests(built):
     assert gridded.grid is not None and exact.grid is None
     b = exact.lookup(x, y, max_distance=0.0)
     assert (a == b).all() and (a >= 0).mean() > 0.5 and (a < 0).any()
+    # points on the grid lines and corners (the cell number of a point there depends on rounding)
+    x0, y0, cell, nx, ny, _ = gridded.grid
+    i = rng.integers(0, nx, 5_000)
+    j = rng.integers(0, ny, 5_000)
+    gx, gy = x0 + i * cell, y0 + j * cell
+    lx = np.concatenate([gx, gx + rng.uniform(0, cell, 5_000), gx])  # vertical lines, horizontal, corners
+    ly = np.concatenate([gy + rng.uniform(0, cell, 5_000), gy, gy])
+    assert (gridded.lookup(lx, ly, max_distance=0.0) == exact.lookup(lx, ly, max_distance=0.0)).all()
 
 
 @pytest.mark.parametrize("layout", ["random", "grid"])  # grid: co-circular points, the degenerate case

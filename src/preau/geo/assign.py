@@ -158,13 +158,14 @@ class SectorIndex:
             todo = np.unique(cells[state[cells] == UNDECIDED])
             if len(todo):  # the centre of a cell no border crosses decides for the whole cell
                 jj, ii = np.divmod(todo, nx)
-                state[todo] = self._exact(x0 + (ii + 0.5) * cell, y0 + (jj + 0.5) * cell)
+                state[todo] = self._exact_in_cells(x0 + (ii + 0.5) * cell, y0 + (jj + 0.5) * cell, todo)
             result[inside] = state[cells]
             exact = np.flatnonzero(result == -2)
         else:
             exact = np.arange(len(x))
         if len(exact):
-            result[exact] = self._exact(x[exact], y[exact])
+            result[exact] = (self._exact_in_cells(x[exact], y[exact], iy[exact] * nx + ix[exact])
+                             if self.grid is not None else self._exact(x[exact], y[exact]))
         miss = np.flatnonzero(result < 0)
         if len(miss) and max_distance > 0:
             mp = shapely.points(x[miss], y[miss])
@@ -177,6 +178,34 @@ class SectorIndex:
         self._grid_args = None
         self.grid = _grid(geoms, max_cells)
         return self
+
+    def _exact_in_cells(self, x: np.ndarray, y: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """:meth:`_exact` for points of known grid cells, without one GEOS point per point: the pieces
+        whose bounds meet each cell are found once per cell (one box per distinct cell), then every
+        (point, candidate piece) pair is tested by coordinates (``intersects_xy`` on the prepared
+        pieces). A point on a shared border keeps the piece of lowest index."""
+        out = np.full(len(x), -1, dtype=np.int64)
+        x0, y0, cell = self.grid[:3]
+        nx = self.grid[3]
+        ucells, inv = np.unique(cells, return_inverse=True)
+        inv = inv.ravel()
+        jj, ii = np.divmod(ucells, nx)
+        pad = 1e-3  # a point is within a millimetre of its cell whatever the rounding of its cell number
+        boxes = shapely.box(x0 + ii * cell - pad, y0 + jj * cell - pad, x0 + (ii + 1) * cell + pad,
+                            y0 + (jj + 1) * cell + pad)
+        ci, pj = self.tree.query(boxes)
+        order = np.lexsort((pj, ci))  # per cell, candidate pieces in index order
+        ci, pj = ci[order], pj[order]
+        count = np.bincount(ci, minlength=len(ucells))
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        per_point = count[inv]
+        rep = np.repeat(np.arange(len(x)), per_point)
+        offset = np.arange(len(rep)) - np.repeat(np.cumsum(per_point) - per_point, per_point)
+        cand = pj[start[inv][rep] + offset]
+        hit = shapely.intersects_xy(self.tree.geometries[cand], x[rep], y[rep])
+        first_pt, first_pos = np.unique(rep[hit], return_index=True)
+        out[first_pt] = self.piece_owner[cand[hit][first_pos]]
+        return out
 
     def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Polygon index per point by exact tests on the subdivided pieces (-1 outside every sector)."""
