@@ -195,3 +195,27 @@ def test_boundary_filter_on_collinear_points(monkeypatch):
     full = sectors_mod._voronoi_cells(commune, xs, 2 * xs, codes)
     for code in ("A", "B"):
         assert shapely.area(shapely.symmetric_difference(filtered[code], full[code])) < 1e-6
+
+
+def test_overlaps_go_to_the_commune_listed_first_and_parts_agree_with_the_whole():
+    """Overlapping strips go to the first polygon; cutting only some polygons (given with their
+    neighbours and their rank in the whole list) gives the same polygons as cutting all."""
+    boxes = [shapely.box(x, y, x + 100, y + 100) for y in (0, 95, 190) for x in (0, 95, 190)]  # 5 m strips
+    geoms = np.array(boxes, dtype=object)
+    whole, pairs, area = sectors_mod.resolve_overlaps(geoms)
+    assert pairs == 20 and area > 0  # 12 side pairs and 8 diagonal ones (the corner squares)
+    assert shapely.area(shapely.union_all(whole)) == pytest.approx(shapely.area(shapely.union_all(geoms)))
+    assert sum(shapely.area(g) for g in whole) == pytest.approx(shapely.area(shapely.union_all(geoms)))
+    assert shapely.equals(whole[0], geoms[0])  # listed first: keeps everything
+    centre = shapely.box(95, 95, 100, 100)  # in 0, 1, 3 and 4: goes to 0
+    assert shapely.area(shapely.intersection(whole[4], centre)) == 0
+    # the middle row only, with the polygons whose bounds meet it, in their whole-list order
+    near = np.arange(9)
+    mine = np.array([3, 4, 5])
+    part, _, _ = sectors_mod.resolve_overlaps(geoms[near], near, mine)
+    for i in mine:
+        assert shapely.equals_exact(part[i], whole[i], 1e-9)
+    # ranks, not positions, say which is first: polygon 1 and its neighbours, shuffled
+    sub = np.array([4, 1, 0, 5, 2, 3])
+    part, _, _ = sectors_mod.resolve_overlaps(geoms[sub], sub, np.array([1]))
+    assert shapely.equals_exact(part[1], whole[1], 1e-9) and not shapely.equals(part[1], geoms[1])

@@ -18,6 +18,8 @@ result types and scores.
 from __future__ import annotations
 
 import re
+from concurrent.futures import FIRST_COMPLETED, wait
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
@@ -33,7 +35,9 @@ from preau.geo.geocode import geocode, quality
 from preau.geo.layers_io import L93
 from preau.geo.normalize import insee_key, postcode_key
 from preau.geo.reference import load_reference
-from preau.geo.sectors import _clean_coverage, build_sectors, read_communes, read_rules, read_sectors
+from preau.geo.sectors import (build_sectors, overlap_warning, read_communes, read_rules, read_sectors,
+                               resolve_overlaps)
+from preau.processes import spawn_pool
 
 PUPIL_COLUMNS = {"adresse": "adresse", "code_postal": "code_postal", "commune": "commune_residence",
                  "code_insee": "code_insee_residence"}
@@ -141,8 +145,12 @@ def _locate_group(task: dict) -> dict:
                 layer = layer[shapely.intersects(layer.geometry.to_numpy(), box)]
             index = SectorIndex.build(layer) if len(layer) else None
         elif task["rules"] is not None and task["rules"].height:
+            communes, own = task["communes"], task["own"]
+            geoms, out["overlaps"], out["overlap_area"] = resolve_overlaps(communes.geometry.to_numpy(),
+                                                                           task["rank"], np.flatnonzero(own))
+            communes = communes[own].set_geometry(gpd.GeoSeries(geoms[own], index=communes.index[own], crs=communes.crs))
             try:
-                sb = build_sectors(task["rules"], ref, task["communes"], report=report, clean_communes=False)
+                sb = build_sectors(task["rules"], ref, communes, report=report, clean_communes=False)
             except PreauError:
                 if any(p.code != "geo-sectors-empty" for p in report.errors):
                     raise
@@ -197,6 +205,14 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
     cols = {**PUPIL_COLUMNS, **(columns or {})}
     report = report if report is not None else Report(subject="geo")
     groups = _groups(reference_paths)
+    with ExitStack() as stack:
+        # the worker processes start (and import the geo stack) while this process prepares the tasks
+        pool = (stack.enter_context(spawn_pool(workers, preload=__name__))
+                if workers > 1 and len(groups) > 1 else None)
+        return _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool, workers)
+
+
+def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool, workers) -> Located:
     layer = rules = None
     if sectors is not None:
         layer = sectors if isinstance(sectors, gpd.GeoDataFrame) else read_sectors(sectors, report=report)
@@ -207,10 +223,12 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
             raise ValueError("locate_pupils: give sectors, or sector_rules and communes")
         rules = sector_rules if isinstance(sector_rules, pl.DataFrame) else read_rules(sector_rules, report)
         communes = communes if isinstance(communes, gpd.GeoDataFrame) else read_communes(communes, report)
-        # Overlaps between communes resolved once over the whole territory (as a single build would).
-        communes = communes.set_geometry(gpd.GeoSeries(_clean_coverage(communes, report), crs=communes.crs))
         rules = rules.with_columns(insee_departement_expr(pl.col("insee")).alias("_dep"))
         commune_dep = communes["code_insee"].astype(str).map(lambda c: c[:3] if c.startswith("97") else c[:2]).to_numpy()
+        # Overlaps between communes are resolved in each département's task, as a single build over
+        # the whole territory would (the strip goes to the commune listed first): the task gets its
+        # communes and the neighbours whose bounds meet them, with their rank in the whole list.
+        commune_tree = shapely.STRtree(communes.geometry.to_numpy())
 
     n = pupils.height
     have = lambda k: cols.get(k) in pupils.columns  # noqa: E731
@@ -234,34 +252,37 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
                 task["rules"], task["communes"] = rules.drop("_dep"), communes
             else:
                 task["rules"] = rules.filter(pl.col("_dep") == key).drop("_dep")
-                task["communes"] = communes[commune_dep == key]
+                own = np.flatnonzero(commune_dep == key)
+                near = np.union1d(own, commune_tree.query(communes.geometry.to_numpy()[own])[1])
+                task["communes"], task["rank"], task["own"] = communes.iloc[near], near, np.isin(near, own)
+            if key == ALL and layer is None:
+                task["rank"], task["own"] = np.arange(len(communes)), np.ones(len(communes), dtype=bool)
             yield task
 
     done: dict[str, dict] = {}
-    if workers > 1 and len(groups) > 1:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        from preau.processes import spawn_pool
-
+    if pool is not None:
         # at most ``workers`` départements in flight, so memory stays bounded
-        with spawn_pool(workers) as pool:
-            pending, todo = set(), tasks()
-            for task in todo:
-                pending.add(pool.submit(_locate_group, task))
-                if len(pending) >= workers:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        r = f.result()
-                        done[r["key"]] = r
-            for f in pending:
-                r = f.result()
-                done[r["key"]] = r
+        pending, todo = set(), tasks()
+        for task in todo:
+            pending.add(pool.submit(_locate_group, task))
+            if len(pending) >= workers:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    r = f.result()
+                    done[r["key"]] = r
+        for f in pending:
+            r = f.result()
+            done[r["key"]] = r
+        pool.shutdown()  # the workers' memory is given back before the results are joined
     else:
         for task in tasks():
             r = _locate_group(task)
             done[r["key"]] = r
             del task
     frames, built, stats, per_dep = [], [], [], {}
+    if layer is None:
+        overlap_warning(report, sum(r.get("overlaps", 0) for r in done.values()),
+                        sum(r.get("overlap_area", 0.0) for r in done.values()))
     for key in groups:  # in département order, whatever finished first
         r = done[key]
         report.extend(r["problems"])

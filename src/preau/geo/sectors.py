@@ -307,32 +307,52 @@ def _voronoi_cells(geom, xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> d
     return out
 
 
+def resolve_overlaps(geoms: np.ndarray, rank: np.ndarray | None = None,
+                     targets: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
+    """Commune polygons without mutual overlaps: an overlapping strip goes to the commune listed
+    first (lowest ``rank``, default the position in ``geoms``). Only the polygons of ``targets``
+    (indices; default all) are cut, each by the union of the *given* polygons listed before it that
+    overlap it, so a part of a territory gives the same polygons as the whole when it holds its
+    neighbours (:func:`preau.geo.locate.locate_pupils` cuts each département in its worker).
+    Returns (polygons, pairs of overlapping polygons cut, area removed in m²)."""
+    from preau.geo.layers_io import _polygonal
+
+    out = geoms.copy()
+    rank = np.arange(len(geoms)) if rank is None else np.asarray(rank)
+    targets = np.arange(len(geoms)) if targets is None else np.asarray(targets)
+    if not len(targets):
+        return out, 0, 0.0
+    a, b = shapely.STRtree(geoms).query(geoms[targets], predicate="overlaps")
+    later, earlier = targets[a], b
+    keep = rank[earlier] < rank[later]
+    later, earlier = later[keep], earlier[keep]
+    if not len(later):
+        return out, 0, 0.0
+    order = np.lexsort((rank[earlier], rank[later]))
+    later, earlier = later[order], earlier[order]
+    total = 0.0
+    for run in np.split(np.arange(len(later)), np.flatnonzero(np.diff(later)) + 1):
+        j = int(later[run[0]])
+        fixed = shapely.make_valid(shapely.difference(geoms[j], shapely.union_all(geoms[earlier[run]])))
+        out[j] = _polygonal(fixed)
+        total += float(shapely.area(geoms[j]) - shapely.area(out[j]))
+    return out, int(len(later)), total
+
+
+def overlap_warning(report: Report, pairs: int, area: float, tolerance: float = 1.0) -> None:
+    """The warning of :func:`resolve_overlaps`' work, when it removed more than ``tolerance`` m²."""
+    if area > tolerance:
+        report.warning("geo-communes-overlap", f"{pairs} chevauchement(s) entre polygones de communes "
+                       f"({area:.0f} m²) : chaque bande attribuée à une seule commune avant de construire les secteurs",
+                       f"{pairs} overlap(s) between commune polygons ({area:.0f} m²): each strip given to one "
+                       "commune before building sectors")
+
+
 def _clean_coverage(communes: gpd.GeoDataFrame, report: Report, tolerance: float = 1.0) -> np.ndarray:
     """Commune polygons without mutual overlaps (simplified boundaries often overlap a little): an
     overlapping strip goes to the commune listed first. Says how much was resolved."""
-    geoms = communes.geometry.to_numpy().copy()
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="overlaps")
-    pairs = [(i, j) for i, j in zip(a, b) if i < j]
-    if not pairs:
-        return geoms
-    total = 0.0
-    by_later: dict[int, list[int]] = {}
-    for i, j in pairs:
-        by_later.setdefault(j, []).append(i)
-    for j, earlier in by_later.items():
-        cut = shapely.union_all(geoms[earlier])
-        area0 = shapely.area(geoms[j])
-        fixed = shapely.make_valid(shapely.difference(geoms[j], cut))
-        from preau.geo.layers_io import _polygonal
-
-        geoms[j] = _polygonal(fixed)
-        total += area0 - shapely.area(geoms[j])
-    if total > tolerance:
-        report.warning("geo-communes-overlap", f"{len(pairs)} chevauchement(s) entre polygones de communes "
-                       f"({total:.0f} m²) : chaque bande attribuée à une seule commune avant de construire les secteurs",
-                       f"{len(pairs)} overlap(s) between commune polygons ({total:.0f} m²): each strip given to one "
-                       "commune before building sectors")
+    geoms, pairs, area = resolve_overlaps(communes.geometry.to_numpy())
+    overlap_warning(report, pairs, area, tolerance)
     return geoms
 
 
