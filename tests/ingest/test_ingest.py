@@ -216,3 +216,32 @@ def test_malformed_line_in_a_later_chunk_is_located(synth_dir, tmp_path, monkeyp
     err = errors_of(write(tmp_path / "malformed.csv", lines))
     assert [p.code for p in err.report.errors][0] in ("csv-malformed", "ragged-row")
     assert err.report.errors[0].line is not None and err.report.errors[0].line >= 1490
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "iso8859-15"])
+def test_transcoding_is_that_of_python_codecs(encoding):
+    """The C library's iconv (used when present) gives Python's bytes for every byte value, and the
+    same error, at the same place, for the bytes the encoding leaves undefined."""
+    from preau import ingest
+
+    assert ingest._libc_iconv() is not None  # Debian's glibc: the fast path is the one tested
+    for b in range(256):
+        data = b"ab;" + bytes([b]) * 2 + b"\r\n"
+        try:
+            want = data.decode(encoding).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            with pytest.raises(UnicodeDecodeError) as got:
+                ingest._transcode(data, encoding)
+            assert got.value.start == exc.start
+        else:
+            assert ingest._transcode(data, encoding) == want
+    every = bytes(b for b in range(256) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)) * 1000
+    assert ingest._transcode(every, "cp1252") == every.decode("cp1252").encode("utf-8")
+    assert ingest._transcode(b"", encoding) == b""
+
+
+def test_ragged_rows_found_with_crlf_and_blank_lines():
+    from preau.ingest import _ragged_rows
+
+    chunk = b"a;b;c\r\n1;2;3\r\n\r\n1;2\r\n\r\r\n1;2;3;4\n1;2;3\n\n"
+    assert _ragged_rows(chunk, ";", 3) == [4, 6]
