@@ -280,16 +280,23 @@ def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_colu
     alone = lone.join(cands.select(other + [pl.col(col).alias("_x")]).unique(), on=other + ["_x"], how="anti")
     if alone.height:
         near = pl.col(row).str.slice(0, 2)
+        # Every sort below is on a full key (ties broken by the codes): the cells added, so the
+        # tables and their protection, are the same from run to run (sorting by count alone left
+        # ties to the threads: national flows differed by a few cells between runs).
         top = (leaf.select(other + [row, col, "effectif"]).with_columns(near.alias("_g"))
-               .sort("effectif", descending=True).group_by(other + ["_g"], maintain_order=True).head(4 * per_column)
+               .sort(["effectif", row, col], descending=[True, False, False])
+               .group_by(other + ["_g"], maintain_order=True).head(4 * per_column)
                .rename({row: "_z", col: "_w"}))
         rect = (alone.with_columns(near.alias("_g")).join(top, on=other + ["_g"])
                 .filter((pl.col("_z") != pl.col(row)) & (pl.col("_w") != pl.col("_x")))
+                .sort(other + [row, "_x", "effectif", "_z", "_w"],
+                      descending=[False] * (len(other) + 2) + [True, False, False])
                 .group_by(other + [row, "_x"], maintain_order=True).head(per_column))
         cands = pl.concat([cands, rect.select(other + [pl.col("_z").alias(row), pl.col("_x").alias(col)]),
                            rect.select(other + [pl.col(row), pl.col("_w").alias(col)])]).unique()
-    new = cands.join(leaf.select(other + [row, col]), on=other + [row, col], how="anti").with_columns(
-        pl.lit(0, dtype=frame["effectif"].dtype).alias("effectif")).select(frame.columns)
+    new = (cands.join(leaf.select(other + [row, col]), on=other + [row, col], how="anti")
+           .sort(other + [row, col]).with_columns(pl.lit(0, dtype=frame["effectif"].dtype).alias("effectif"))
+           .select(frame.columns))
     return pl.concat([frame, new]), new.height
 
 
