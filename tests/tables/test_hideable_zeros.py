@@ -123,3 +123,12 @@ def test_zero_cells_do_not_depend_on_row_order():
     for seed in range(8):
         out, m = add_hideable_zeros(frame.sample(fraction=1.0, shuffle=True, seed=seed), "code_secteur", "uai", k=5)
         assert m == n and out.sort(key).equals(first.sort(key))
+
+
+def test_anchor_table_rows_in_a_fixed_order():
+    """The exact school table (the attacker's anchor) comes sorted: its rows, hence the model's
+    variable numbers, do not depend on the group-by's threads or on the pupils' order."""
+    p = pupils()
+    a = school_level_counts(p).frame
+    for seed in range(5):
+        assert school_level_counts(p.sample(fraction=1.0, shuffle=True, seed=seed)).frame.equals(a)

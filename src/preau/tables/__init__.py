@@ -383,7 +383,9 @@ def school_level_counts(pupils: pl.DataFrame, geo: dict[str, dict[str, str]] | N
     ``geo``, its département sums too (the ministry file gives each school's département)."""
     parents = {"niveau": niveau_parents(with_hors_ulis=True)} | ({"uai": geo["uai"]} if geo and "uai" in geo else {})
     dims = ["annee_scolaire", "uai", "niveau"]
-    frame = aggregate(pupils, dims, parents, ["uai", "niveau"], [])
+    # sorted like every other table: the rows' order (hence the model's variable numbers) must not
+    # depend on the threads of the group-by
+    frame = sort_table(aggregate(pupils, dims, parents, ["uai", "niveau"], []), dims)
     return CountTable("effectifs-ecole-niveau", frame, _hierarchies(dims, parents), policy=Policy(rule="none", k=1))
 
 
