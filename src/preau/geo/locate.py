@@ -228,7 +228,8 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
         # Overlaps between communes are resolved in each département's task, as a single build over
         # the whole territory would (the strip goes to the commune listed first): the task gets its
         # communes and the neighbours whose bounds meet them, with their rank in the whole list.
-        commune_tree = shapely.STRtree(communes.geometry.to_numpy())
+        commune_geoms = communes.geometry.to_numpy()
+        commune_tree = shapely.STRtree(commune_geoms)
 
     n = pupils.height
     have = lambda k: cols.get(k) in pupils.columns  # noqa: E731
@@ -250,13 +251,12 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
                 task["layer"] = _layer_part(layer, key)
             elif key == ALL:
                 task["rules"], task["communes"] = rules.drop("_dep"), communes
+                task["rank"], task["own"] = np.arange(len(communes)), np.ones(len(communes), dtype=bool)
             else:
                 task["rules"] = rules.filter(pl.col("_dep") == key).drop("_dep")
                 own = np.flatnonzero(commune_dep == key)
-                near = np.union1d(own, commune_tree.query(communes.geometry.to_numpy()[own])[1])
+                near = np.union1d(own, commune_tree.query(commune_geoms[own])[1])
                 task["communes"], task["rank"], task["own"] = communes.iloc[near], near, np.isin(near, own)
-            if key == ALL and layer is None:
-                task["rank"], task["own"] = np.arange(len(communes)), np.ones(len(communes), dtype=bool)
             yield task
 
     done: dict[str, dict] = {}

@@ -294,9 +294,8 @@ def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_colu
                 .group_by(other + [row, "_x"], maintain_order=True).head(per_column))
         cands = pl.concat([cands, rect.select(other + [pl.col("_z").alias(row), pl.col("_x").alias(col)]),
                            rect.select(other + [pl.col(row), pl.col("_w").alias(col)])]).unique()
-    new = (cands.join(leaf.select(other + [row, col]), on=other + [row, col], how="anti")
-           .sort(other + [row, col]).with_columns(pl.lit(0, dtype=frame["effectif"].dtype).alias("effectif"))
-           .select(frame.columns))
+    new = cands.join(leaf.select(other + [row, col]), on=other + [row, col], how="anti").with_columns(
+        pl.lit(0, dtype=frame["effectif"].dtype).alias("effectif")).select(frame.columns)
     return pl.concat([frame, new]), new.height
 
 
