@@ -16,7 +16,7 @@ import pytest
 import shapely
 
 from preau.geo import assign_sectors, build_sectors, load_reference, locate_pupils, read_sectors
-from preau.geo.locate import _merge_sectors, departement_expr, departement_of_file
+from preau.geo.locate import _layer_part, _layer_parts, _merge_sectors, departement_expr, departement_of_file
 
 COLS = {"adresse": "Adresse", "code_postal": "Code postal", "commune": "Commune", "code_insee": "Code INSEE commune"}
 
@@ -157,3 +157,18 @@ def test_two_worker_processes_give_the_same_result(two, pupils, located):
     assert codes.fill_null("-").to_list() == located.codes.fill_null("-").to_list()
     assert quality == located.quality
     assert list(sectors["code_secteur"]) == list(located.sectors["code_secteur"])
+
+
+def test_layer_part_keeps_the_sectors_listing_a_commune_of_the_departement():
+    # one pass over the layer (not one per département); overseas codes take three digits
+    layer = gpd.GeoDataFrame({"code_secteur": ["a", "b", "c", "d", "e"],
+                              "communes": ["65440,65100", "64001, 65002", "97411", "2A004,2B033", None]},
+                             geometry=[shapely.box(i, 0, i + 1, 1) for i in range(5)], crs="EPSG:2154")
+    parts = _layer_parts(layer)
+    assert list(_layer_part(layer, "65", parts)["code_secteur"]) == ["a", "b"]
+    assert list(_layer_part(layer, "64", parts)["code_secteur"]) == ["b"]
+    assert list(_layer_part(layer, "974", parts)["code_secteur"]) == ["c"]
+    assert list(_layer_part(layer, "2A", parts)["code_secteur"]) == ["d"]
+    assert _layer_part(layer, "33", parts).empty
+    no_list = layer.drop(columns="communes")
+    assert len(_layer_part(no_list, "65", _layer_parts(no_list))) == 5

@@ -219,3 +219,39 @@ def test_overlaps_go_to_the_commune_listed_first_and_parts_agree_with_the_whole(
     sub = np.array([4, 1, 0, 5, 2, 3])
     part, _, _ = sectors_mod.resolve_overlaps(geoms[sub], sub, np.array([1]))
     assert shapely.equals_exact(part[1], whole[1], 1e-9) and not shapely.equals(part[1], geoms[1])
+
+
+def _subdivide_one_by_one(geom, max_vertices, out, depth=0):
+    """The per-geometry recursion the vectorised subdivision replaced (reference for the test)."""
+    if shapely.is_empty(geom):
+        return
+    if shapely.get_num_coordinates(geom) <= max_vertices or depth > 24:
+        out.extend(p for p in shapely.get_parts(geom) if shapely.get_type_id(p) == 3)
+        return
+    minx, miny, maxx, maxy = shapely.bounds(geom)
+    if maxx - minx >= maxy - miny:
+        halves = ((minx, miny, (minx + maxx) / 2, maxy), ((minx + maxx) / 2, miny, maxx, maxy))
+    else:
+        halves = ((minx, miny, maxx, (miny + maxy) / 2), (minx, (miny + maxy) / 2, maxx, maxy))
+    for box in halves:
+        _subdivide_one_by_one(shapely.clip_by_rect(geom, *box), max_vertices, out, depth + 1)
+
+
+@pytest.mark.parametrize("vectorised", [True, False])  # False: the element-by-element fallback
+def test_subdivision_gives_the_pieces_of_the_recursive_cut(built, vectorised, monkeypatch):
+    from preau.geo import assign
+
+    if not vectorised:
+        monkeypatch.setattr(assign, "_CLIP_UFUNC", None)
+    geoms = np.concatenate([built.sectors.geometry.to_numpy(), [shapely.Polygon(), None]])
+    pieces, owner = assign._subdivide(geoms, 16)
+    assert (np.diff(owner) >= 0).all() and (shapely.get_num_coordinates(pieces) <= 16 + 8).all()
+    want = []
+    for i, g in enumerate(geoms):
+        if g is None:
+            continue
+        ref: list = []
+        _subdivide_one_by_one(g, 16, ref)
+        want += [(i, w) for w in shapely.to_wkb(shapely.normalize(np.array(ref, dtype=object)))]
+    got = list(zip(owner.tolist(), shapely.to_wkb(shapely.normalize(pieces))))
+    assert len(want) > 2 * len(built.sectors) and sorted(got) == sorted(want)

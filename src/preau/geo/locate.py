@@ -174,14 +174,25 @@ def _locate_group(task: dict) -> dict:
     return out
 
 
-def _layer_part(layer: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame:
-    """The sectors of a given layer touching one département (by their ``communes`` list when the
-    layer has one; else the whole layer)."""
-    if key == ALL or "communes" not in layer.columns:
+def _layer_parts(layer: gpd.GeoDataFrame) -> dict[str, np.ndarray] | None:
+    """Row numbers of the sectors touching each département (by their ``communes`` list), computed in
+    one pass over the layer; ``None`` when the layer has no such list (every task gets the whole layer)."""
+    if "communes" not in layer.columns:
+        return None
+    rows: dict[str, set[int]] = {}
+    for i, cs in enumerate(layer["communes"].fillna("").astype(str)):
+        for c in cs.split(","):
+            c = c.strip()
+            if c:
+                rows.setdefault(c[:3] if c.startswith("97") else c[:2], set()).add(i)
+    return {k: np.array(sorted(v), dtype=np.int64) for k, v in rows.items()}
+
+
+def _layer_part(layer: gpd.GeoDataFrame, key: str, parts: dict[str, np.ndarray] | None) -> gpd.GeoDataFrame:
+    """The sectors of a given layer touching one département (all of them without a ``communes`` list)."""
+    if key == ALL or parts is None:
         return layer
-    prefix = lambda c: c[:3] if c.startswith("97") else c[:2]  # noqa: E731
-    mask = layer["communes"].astype(str).map(lambda cs: any(prefix(c.strip()) == key for c in cs.split(",") if c.strip()))
-    return layer[mask.to_numpy()]
+    return layer.iloc[parts.get(key, np.array([], dtype=np.int64))]
 
 
 def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *,
@@ -218,6 +229,7 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
         layer = sectors if isinstance(sectors, gpd.GeoDataFrame) else read_sectors(sectors, report=report)
         if layer.crs is not None and layer.crs.to_epsg() != 2154:
             layer = layer.to_crs(L93)
+        parts = _layer_parts(layer)
     else:
         if sector_rules is None or communes is None:
             raise ValueError("locate_pupils: give sectors, or sector_rules and communes")
@@ -248,7 +260,7 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
             task = {"key": key, "paths": paths, "rows": rows, "columns": cols, "layer": None, "rules": None,
                     "communes": None, "pupils": pupils.select(keep) if key == ALL else pupils.select(keep)[rows]}
             if layer is not None:
-                task["layer"] = _layer_part(layer, key)
+                task["layer"] = _layer_part(layer, key, parts)
             elif key == ALL:
                 task["rules"], task["communes"] = rules.drop("_dep"), communes
                 task["rank"], task["own"] = np.arange(len(communes)), np.ones(len(communes), dtype=bool)

@@ -181,7 +181,7 @@ def _hierarchies(dims: list[str], parents: dict[str, dict[str, str]]) -> dict[st
             out[d] = Hierarchy(dict(parents.get("niveau", niveau_parents())))
         elif d in DEPARTEMENT_CONCEPTS and parents.get(d):
             par = parents[d]
-            out[d] = Hierarchy(dict(par), concepts={dep: DEPARTEMENT_CONCEPTS[d] for dep in set(par.values())})
+            out[d] = Hierarchy(dict(par), concepts={dep: DEPARTEMENT_CONCEPTS[d] for dep in sorted(set(par.values()))})
         else:
             out[d] = Hierarchy(dict(parents.get(d, {})))
     return out
