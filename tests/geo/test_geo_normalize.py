@@ -1,3 +1,4 @@
+import numpy as np
 import polars as pl
 
 from preau.geo.normalize import commune_key, insee_key, postcode_key, split_address, street_key
@@ -50,3 +51,21 @@ def test_codes_and_commune_names():
 def test_full_key_survives_typos_across_words():
     df = pl.DataFrame({"a": ["18 Rue desP rés", "18 Rue des Prés"]}).select(split_address(pl.col("a")).alias("s")).unnest("s")
     assert df["voie_full"][0] == df["voie_full"][1] == "ruedespres"
+
+
+def test_distinct_rows_numbers_each_row_by_its_first_seen_value():
+    from preau.geo.normalize import distinct_rows, on_distinct, street_key
+
+    rng = np.random.default_rng(5)
+    names = np.array(["Rue A", "rue a", None, "Av. du Port", "12 bis"], dtype=object)
+    df = pl.DataFrame({"v": names[rng.integers(0, 5, 2_000)].tolist(), "c": rng.integers(0, 3, 2_000).tolist()})
+    values, pos = distinct_rows(df, ["v", "c"])
+    rows = list(zip(df["v"].to_list(), df["c"].to_list()))
+    first_seen = list(dict.fromkeys(rows))  # None equal to None, as in a join with nulls_equal
+    assert list(zip(values["v"].to_list(), values["c"].to_list())) == first_seen
+    assert [first_seen[i] for i in pos.tolist()] == rows
+    # on_distinct gives what a row-by-row run gives
+    keyed = on_distinct(df, {"k": ("v", street_key)})
+    assert keyed["k"].to_list() == df.select(street_key(pl.col("v"))).to_series().to_list()
+    empty, none = distinct_rows(df.head(0), ["v"])
+    assert empty.height == 0 and len(none) == 0

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from preau.errors import PreauError, Report
-from preau.geo.normalize import (commune_key, insee_key, on_distinct, postcode_key, rest_full_key, rest_street_key,
+from preau.geo.normalize import (commune_key, distinct_rows, insee_key, on_distinct, postcode_key, rest_full_key, rest_street_key,
                                  split_number)
 from preau.geo.reference import Reference
 
@@ -52,14 +52,13 @@ def _prepare(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
     )
     # Distinct addresses split once (siblings, repeated exports), their street part keyed once per
     # distinct street text (streets repeat a lot); communes keyed once per distinct (postcode, name, code).
-    parts = raw.select("_a").unique().with_columns(split_number(pl.col("_a")).alias("_s")).unnest("_s")
+    parts, at = distinct_rows(raw, ["_a"])
+    parts = parts.with_columns(split_number(pl.col("_a")).alias("_s")).unnest("_s")
     parts = on_distinct(parts, {"voie": ("rest", rest_street_key), "voie_full": ("rest", rest_full_key)})
-    towns = raw.select("_cp", "_c", "_i").unique()
-    towns = towns.with_columns(postcode_key(pl.col("_cp")).alias("cp_in"), commune_key(pl.col("_c")).alias("ck_in"),
-                               insee_key(pl.col("_i")).alias("ik_in"))
-    out = (raw.join(parts, on="_a", how="left", maintain_order="left")
-           .join(towns, on=["_cp", "_c", "_i"], how="left", maintain_order="left"))
-    return out.select("numero", "rep", "voie", "voie_full", "cp_in", "ck_in", "ik_in")
+    towns, town_at = distinct_rows(raw, ["_cp", "_c", "_i"])
+    towns = towns.select(postcode_key(pl.col("_cp")).alias("cp_in"), commune_key(pl.col("_c")).alias("ck_in"),
+                         insee_key(pl.col("_i")).alias("ik_in"))
+    return pl.concat([parts.select("numero", "rep", "voie", "voie_full")[at], towns[town_at]], how="horizontal")
 
 
 def _missing(name: str):
@@ -213,8 +212,14 @@ def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str
     n = inp.height
     # Work on distinct inputs only (siblings, repeated exports), then broadcast back.
     keys = ["numero", "rep", "voie", "voie_full", "cp_in", "ck_in", "ik_in"]
-    inp = inp.with_columns(pl.int_range(0, n, dtype=pl.UInt32).alias("row"))
-    uniq = inp.select(keys).unique(maintain_order=True).with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("k"))
+    # One grouping gives the distinct inputs (first-seen order, number k) and the rows of each: the
+    # results are broadcast back by position (a gather), not by a join on the seven keys and a sort.
+    groups = inp.with_row_index("row").group_by(keys, maintain_order=True).agg("row")
+    uniq = groups.select(keys).with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("k"))
+    rows = groups.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("k"), "row").explode("row")
+    k_of_row = np.zeros(n, dtype=np.uint32)
+    k_of_row[rows["row"].to_numpy()] = rows["k"].to_numpy()
+    del groups, rows, inp
     communes = _resolve_communes(uniq.select("ik_in", "cp_in", "ck_in").unique(), ref)
     u = uniq.join(communes, on=["ik_in", "cp_in", "ck_in"], how="left")
     u = u.with_columns(pl.col("voie").alias("voie_ref"), pl.lit(1.0).alias("sscore"))
@@ -273,10 +278,9 @@ def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str
                               "x", "y", "lon", "lat") for f in found], how="vertical_relaxed")
     res = res.join(u.select("k", pl.col("voie_ref").alias("result_voie")), on="k", how="left")
     res = res.unique("k", keep="first")
-    res = uniq.select("k").join(res, on="k", how="left").with_columns(
+    res = uniq.select("k").join(res, on="k", how="left", maintain_order="left").with_columns(
         pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0).round(3).clip(0.0, 1.0))
-    back = inp.select("row", *keys).join(uniq, on=keys, how="left", nulls_equal=True).join(res, on="k", how="left")
-    return back.sort("row").select(_OUT + (["result_voie"] if with_street else []))
+    return res.select(_OUT + (["result_voie"] if with_street else []))[k_of_row]
 
 
 def quality(result: pl.DataFrame) -> dict:
