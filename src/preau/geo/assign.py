@@ -133,6 +133,7 @@ class SectorIndex:
     _streets: dict = None  # id(reference) → {(insee, street key): sector when the whole street is in one}
     grid: tuple | None = None  # (x0, y0, cell, nx, ny, state): state = polygon index, -1 empty, -2 border
     _grid_args: tuple | None = None  # the grid is built on the first large lookup (it pays off from ~50k points)
+    _names: pl.Series | None = None  # the codes as a polars Series (for code_series)
 
     @classmethod
     def build(cls, sectors: gpd.GeoDataFrame, max_vertices: int = 64, max_cells: int = 4_000_000,
@@ -268,12 +269,21 @@ class SectorIndex:
         return self._streets[key]
 
     def _street_codes(self, a: pl.DataFrame) -> pl.DataFrame:
-        codes = self.codes_for(a["x"].to_numpy(), a["y"].to_numpy(), 0.0)
-        df = a.select("insee", "voie").with_columns(pl.Series("code", codes, dtype=pl.Utf8))
+        codes = self.code_series(self.lookup(a["x"].to_numpy(), a["y"].to_numpy(), 0.0))
+        df = a.select("insee", "voie").with_columns(codes)
         return (df.group_by("insee", "voie")
                 .agg(pl.col("code").n_unique().alias("n"), pl.col("code").first())
                 .filter((pl.col("n") == 1) & pl.col("code").is_not_null())
                 .select("insee", pl.col("voie").alias("result_voie"), pl.col("code").alias("street_code")))
+
+    def code_series(self, found: np.ndarray, name: str = "code") -> pl.Series:
+        """Sector codes of polygon indexes (null where negative), gathered by polars from the few
+        distinct codes (no Python string per point: 12M points 1.6 → 0.3 s)."""
+        if self._names is None:
+            self._names = pl.Series(name, self.codes.tolist(), dtype=pl.Utf8)
+        found = np.asarray(found, dtype=np.int64)
+        idx = pl.Series(found).set(pl.Series(found < 0), None)
+        return self._names.gather(idx).alias(name)
 
     def codes_for(self, x: np.ndarray, y: np.ndarray, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
         """Sector code per point (``None`` when outside every sector)."""
@@ -307,8 +317,8 @@ def assign_sectors(addresses: pl.DataFrame, reference: Reference, sectors: gpd.G
     geo = geocode(addresses, reference, columns, with_street=True)
     kind = geo["result_type"]
     precise = kind.is_in(["housenumber", "interpolation"]) & (geo["result_score"] >= min_score)
-    codes = index.codes_for(geo["x"].to_numpy(), geo["y"].to_numpy(), max_distance)
-    codes[~precise.to_numpy()] = None
+    found = index.lookup(geo["x"].to_numpy(), geo["y"].to_numpy(), max_distance)
+    found[~precise.to_numpy()] = -1
     # A street without number: its sector when the whole street lies in one sector, else unknown.
     asked = geo.filter(pl.col("result_type") == "street").select(pl.col("result_code_insee").alias("insee"),
                                                                    pl.col("result_voie").alias("voie"))
@@ -317,9 +327,8 @@ def assign_sectors(addresses: pl.DataFrame, reference: Reference, sectors: gpd.G
               .select(pl.when(pl.col("result_type") == "street").then(pl.col("street_code")))
               .to_series())
     single = geo["result_code_insee"].replace_strict(index.commune_single, default=None, return_dtype=pl.Utf8)
-    # from a list: an object array holding only None cannot be cast by polars
-    out = pl.Series("code_secteur_residence", codes.tolist(), dtype=pl.Utf8)
+    out = index.code_series(found, "code_secteur_residence")
     out = pl.select(pl.coalesce(out, street, single).alias("code_secteur_residence")).to_series()
     result = pl.DataFrame([out, geo["result_type"], geo["result_score"], geo["result_code_insee"]])
-    del geo, codes  # coordinates never leave this function
+    del geo, found  # coordinates never leave this function
     return result
