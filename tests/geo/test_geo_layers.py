@@ -1,10 +1,12 @@
 import json
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import polars as pl
 import pyogrio
 import pytest
+import shapely
 from typer.testing import CliRunner
 
 from preau.errors import PreauError
@@ -160,3 +162,29 @@ def test_large_layer_writes_its_wgs84_files_in_a_second_process(tmp_path, mini, 
         a = pyogrio.read_dataframe(tmp_path / "one" / "demo-65" / "secteurs-scolaires" / r["path"])
         b = pyogrio.read_dataframe(tmp_path / "two" / "demo-65" / "secteurs-scolaires" / r["path"])
         assert a.equals(b), r["path"]
+
+
+def test_geojson_writer_follows_rfc7946(tmp_path):
+    from preau.geo.layers import write_geojson
+
+    cw_with_hole = shapely.Polygon([(0, 0), (0, 1), (1, 1), (1, 0)], [[(0.2, 0.2), (0.4, 0.2), (0.4, 0.4), (0.2, 0.4)]])
+    geoms = [cw_with_hole, shapely.MultiPolygon([shapely.box(2, 2, 3, 3), shapely.box(4, 4, 5.1234567891, 5)]),
+             shapely.Point(0.123456789, 45.5), None]
+    frame = gpd.GeoDataFrame({"code": pd.array(["a", None, "c", "d"], dtype="string"),
+                              "n": pd.array([1, None, 3, 4], dtype="Int64"), "ok": [True, False, True, False],
+                              "x": [0.5, float("nan"), 2.0, 3.25]}, geometry=geoms, crs="EPSG:4326")
+    path = tmp_path / "t.geojson"
+    write_geojson(frame, path)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["type"] == "FeatureCollection" and "crs" not in doc and len(doc["features"]) == 4
+    f0, f1, f2, f3 = doc["features"]
+    assert f0["properties"] == {"code": "a", "n": 1, "ok": True, "x": 0.5}
+    assert f1["properties"] == {"code": None, "n": None, "ok": False, "x": None}
+    assert f3["geometry"] is None and f2["geometry"]["coordinates"] == [0.123457, 45.5]
+    outer, hole = (shapely.LinearRing(r) for r in f0["geometry"]["coordinates"])
+    assert outer.is_ccw and not hole.is_ccw  # RFC 7946 §3.1.6: exterior counter-clockwise, holes clockwise
+    assert max(c for p in f1["geometry"]["coordinates"] for r in p for pt in r for c in pt) == 5.123457
+    back = gpd.read_file(path)  # GDAL reads it as WGS84
+    assert back.crs.to_epsg() == 4326 and back["code"].tolist()[0] == "a"
+    assert shapely.equals_exact(shapely.normalize(back.geometry.to_numpy()[:3]),
+                                shapely.normalize(np.array(geoms[:3], dtype=object)), 1e-6).all()

