@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import polars as pl
 
 from preau.errors import PreauError, Problem, Report, rel
@@ -157,9 +158,14 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
     unlocated = (unlocated_sector_expr(pl.col("code_insee_residence")) if spans_departements(pupils)
                  else pl.lit(unlocated_sector(None)))
+    # computed for those pupils only (national: 0.37M of 12M rows; 2.35 → 0.21 s with the join below)
+    missing = np.flatnonzero(codes.is_null().to_numpy())
+    if len(missing):
+        # with_columns: a literal code (one-département publisher) is broadcast to every row
+        fill = pupils[missing].with_columns(unlocated.cast(pl.Utf8).alias("_code")).get_column("_code")
+        codes = codes.cast(pl.Utf8).scatter(missing, fill)
     pupils = (pupils.drop(["adresse", "code_postal", "commune_residence"])  # addresses first: less memory held
-              .with_columns(codes.alias("code_secteur_residence"))
-              .with_columns(pl.col("code_secteur_residence").fill_null(unlocated)))
+              .with_columns(codes.alias("code_secteur_residence")))
     del codes
     pupils = derive(pupils)
     # the layers without counts (schools, communes) are written meanwhile (background process on
