@@ -158,7 +158,8 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
     unlocated = (unlocated_sector_expr(pl.col("code_insee_residence")) if spans_departements(pupils)
                  else pl.lit(unlocated_sector(None)))
-    # computed for those pupils only (national: 0.37M of 12M rows; 2.35 → 0.21 s with the join below)
+    # their code computed for them only, then scattered (national: 0.37M of 12M rows; 2.35 → 0.21 s,
+    # where a fill_null evaluated the expression on every row)
     missing = np.flatnonzero(codes.is_null().to_numpy())
     if len(missing):
         # with_columns: a literal code (one-département publisher) is broadcast to every row

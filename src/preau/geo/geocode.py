@@ -209,17 +209,12 @@ def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str
     """
     ref = reference
     inp = _prepare(frame, columns or {})
-    n = inp.height
-    # Work on distinct inputs only (siblings, repeated exports), then broadcast back.
+    # Work on distinct inputs only (siblings, repeated exports), then broadcast back by position
+    # (a gather), not by a join on the seven keys and a sort.
     keys = ["numero", "rep", "voie", "voie_full", "cp_in", "ck_in", "ik_in"]
-    # One grouping gives the distinct inputs (first-seen order, number k) and the rows of each: the
-    # results are broadcast back by position (a gather), not by a join on the seven keys and a sort.
-    groups = inp.with_row_index("row").group_by(keys, maintain_order=True).agg("row")
-    uniq = groups.select(keys).with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("k"))
-    rows = groups.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("k"), "row").explode("row")
-    k_of_row = np.zeros(n, dtype=np.uint32)
-    k_of_row[rows["row"].to_numpy()] = rows["k"].to_numpy()
-    del groups, rows, inp
+    uniq, k_of_row = distinct_rows(inp, keys)
+    uniq = uniq.with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("k"))
+    del inp
     communes = _resolve_communes(uniq.select("ik_in", "cp_in", "ck_in").unique(), ref)
     u = uniq.join(communes, on=["ik_in", "cp_in", "ck_in"], how="left")
     u = u.with_columns(pl.col("voie").alias("voie_ref"), pl.lit(1.0).alias("sscore"))

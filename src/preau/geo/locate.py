@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 import shapely
 
-from preau.codes import insee_departement_expr
+from preau.codes import insee_departement, insee_departement_expr
 from preau.errors import PreauError, Report
 from preau.geo.assign import SectorIndex, assign_sectors
 from preau.geo.geocode import geocode, quality
@@ -184,7 +184,7 @@ def _layer_parts(layer: gpd.GeoDataFrame) -> dict[str, np.ndarray] | None:
         for c in cs.split(","):
             c = c.strip()
             if c:
-                rows.setdefault(c[:3] if c.startswith("97") else c[:2], set()).add(i)
+                rows.setdefault(insee_departement(c), set()).add(i)
     return {k: np.array(sorted(v), dtype=np.int64) for k, v in rows.items()}
 
 
@@ -236,7 +236,7 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
         rules = sector_rules if isinstance(sector_rules, pl.DataFrame) else read_rules(sector_rules, report)
         communes = communes if isinstance(communes, gpd.GeoDataFrame) else read_communes(communes, report)
         rules = rules.with_columns(insee_departement_expr(pl.col("insee")).alias("_dep"))
-        commune_dep = communes["code_insee"].astype(str).map(lambda c: c[:3] if c.startswith("97") else c[:2]).to_numpy()
+        commune_dep = communes["code_insee"].astype(str).map(insee_departement).to_numpy()
         # Overlaps between communes are resolved in each département's task, as a single build over
         # the whole territory would (the strip goes to the commune listed first): the task gets its
         # communes and the neighbours whose bounds meet them, with their rank in the whole list.
