@@ -59,10 +59,10 @@ def _reset_peak() -> bool:
         return False
 
 
-def _tree_rss_kb() -> int:
-    """Resident memory of this process and all its descendants now (VmRSS summed, from /proc)."""
+def _tree() -> tuple[dict[int, int], dict[int, dict]]:
+    """(parent of each process, its /proc status fields) for every process now."""
     parent: dict[int, int] = {}
-    rss: dict[int, int] = {}
+    status: dict[int, dict] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -72,15 +72,44 @@ def _tree_rss_kb() -> int:
         except OSError:
             continue
         parent[int(d)] = int(fields.get("PPid", "0").strip() or 0)
-        rss[int(d)] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
+        status[int(d)] = fields
+    return parent, status
+
+
+def _descendants(parent: dict[int, int]) -> list[int]:
     me = os.getpid()
-    total = 0
-    for pid in rss:
-        p = pid
+    out = []
+    for pid in parent:
+        p = parent.get(pid, 0)
         while p and p != me:
             p = parent.get(p, 0)
         if p == me:
-            total += rss[pid]
+            out.append(pid)
+    return out
+
+
+def _tree_rss_kb() -> int:
+    """Resident memory of this process and all its descendants now (VmRSS summed, from /proc)."""
+    parent, status = _tree()
+    rss = lambda pid: int(status[pid].get("VmRSS", "0 kB").split()[0]) if "VmRSS" in status[pid] else 0  # noqa: E731
+    return _status_kb("VmRSS") + sum(rss(pid) for pid in _descendants(parent))
+
+
+def _tree_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process, its children already reaped and its
+    live descendants (worker pools): a stage's difference over its wall time is the number of cores
+    it kept busy."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, _ = _tree()
+    for pid in _descendants(parent):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 first
+        except OSError:
+            continue  # ended meanwhile (then counted in children_* once reaped)
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15)
     return total
 
 
@@ -123,7 +152,7 @@ class Stages:
 
     def start(self, name: str) -> None:
         self.stop()
-        self.current, self.t0 = name, time.perf_counter()
+        self.current, self.t0, self.cpu0 = name, time.perf_counter(), _tree_cpu_s()
         _reset_peak()
         self.tree.take()
         print(f"[national] {name} …", file=sys.stderr, flush=True)
@@ -132,7 +161,9 @@ class Stages:
         if self.current is None:
             return
         secs = time.perf_counter() - self.t0
-        self.rows.append({"stage": self.current, "seconds": round(secs, 2),
+        cpu = _tree_cpu_s() - self.cpu0
+        self.rows.append({"stage": self.current, "seconds": round(secs, 2), "cpu_seconds": round(cpu, 1),
+                          "cores_busy": round(cpu / secs, 2) if secs > 0 else None,
                           "peak_rss_mb": round(_status_kb("VmHWM") / 1024, 1),
                           "rss_end_mb": round(_status_kb("VmRSS") / 1024, 1)})
         # worker processes (geocoding, attacker LPs, layers): peak_rss_mb is the largest sum of
@@ -143,7 +174,7 @@ class Stages:
         if tree > main + 1:
             self.rows[-1]["main_peak_rss_mb"] = main
             self.rows[-1]["peak_rss_mb"] = tree
-        print(f"[national] {self.current}: {secs:.1f} s, peak {self.rows[-1]['peak_rss_mb']} MB",
+        print(f"[national] {self.current}: {secs:.1f} s, CPU {cpu:.1f} s, peak {self.rows[-1]['peak_rss_mb']} MB",
               file=sys.stderr, flush=True)
         self.current = None
 

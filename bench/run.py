@@ -162,10 +162,14 @@ def render_md(doc: dict) -> str:
     stages = next((r for r in doc["scenarios"] if r.get("scenario") == "national" and r.get("status") == "ok"), None)
     if stages and stages.get("details", {}).get("stages"):
         lines += ["", "## Scénario `national` : temps et mémoire par étape", "",
-                  "| Étape | Temps (s) | Pic RSS (Mo) |", "|---|---|---|"]
+                  "| Étape | Temps (s) | CPU (s, processus + travailleurs) | Cœurs occupés | Pic RSS (Mo) |",
+                  "|---|---|---|---|---|"]
         for st in stages["details"]["stages"]:
             name = st["stage"] + (" — arrêtée (budget), non terminée" if st.get("stopped") else "")
-            lines.append(f"| {name} | {fmt_num(float(st['seconds']))} | {fmt_num(float(st.get('peak_rss_mb') or 0))} |")
+            cpu = fmt_num(float(st["cpu_seconds"])) if st.get("cpu_seconds") is not None else "—"
+            busy = f"{st['cores_busy']:.2f}" if st.get("cores_busy") is not None else "—"
+            lines.append(f"| {name} | {fmt_num(float(st['seconds']))} | {cpu} | {busy} | "
+                         f"{fmt_num(float(st.get('peak_rss_mb') or 0))} |")
     return "\n".join(lines) + "\n"
 
 
