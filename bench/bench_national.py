@@ -91,8 +91,8 @@ def _descendants(parent: dict[int, int]) -> list[int]:
 def _tree_rss_kb() -> int:
     """Resident memory of this process and all its descendants now (VmRSS summed, from /proc)."""
     parent, status = _tree()
-    rss = lambda pid: int(status[pid].get("VmRSS", "0 kB").split()[0]) if "VmRSS" in status[pid] else 0  # noqa: E731
-    return _status_kb("VmRSS") + sum(rss(pid) for pid in _descendants(parent))
+    return sum(int(status[pid].get("VmRSS", "0 kB").split()[0])
+               for pid in [os.getpid(), *_descendants(parent)] if pid in status)
 
 
 def _tree_cpu_s() -> float:
