@@ -140,19 +140,20 @@ def test_empty_layer_and_missing_key(tmp_path):
         read_sectors(bad)
 
 
-def test_grid_lookup_agrees_with_exact_polygon_tests(built):
+@pytest.mark.parametrize("max_cells", [5_000, 200_000])  # coarse: few inner regions; fine: many
+def test_grid_lookup_agrees_with_exact_polygon_tests(built, max_cells):
     rng = np.random.default_rng(3)
     minx, miny, maxx, maxy = built.sectors.total_bounds
     x = rng.uniform(minx - 200, maxx + 200, 60_000)
     y = rng.uniform(miny - 200, maxy + 200, 60_000)
-    gridded = SectorIndex.build(built.sectors, max_cells=5_000)
+    gridded = SectorIndex.build(built.sectors, max_cells=max_cells)
     exact = SectorIndex.build(built.sectors, max_cells=0)
     a = gridded.lookup(x, y, max_distance=0.0)
     assert gridded.grid is not None and exact.grid is None
     b = exact.lookup(x, y, max_distance=0.0)
     assert (a == b).all() and (a >= 0).mean() > 0.5 and (a < 0).any()
     # points on the grid lines and corners (the cell number of a point there depends on rounding)
-    x0, y0, cell, nx, ny, _ = gridded.grid
+    x0, y0, cell, nx, ny, *_ = gridded.grid
     i = rng.integers(0, nx, 5_000)
     j = rng.integers(0, ny, 5_000)
     gx, gy = x0 + i * cell, y0 + j * cell

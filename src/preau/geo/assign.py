@@ -248,7 +248,10 @@ class SectorIndex:
         """Polygon index per point by exact tests on the subdivided pieces (-1 outside every sector)."""
         out = np.full(len(x), -1, dtype=np.int64)
         src, piece = self.tree.query(shapely.points(x, y), predicate="intersects")
-        # A point on a shared border hits two pieces: keep the first.
+        # A point on a shared border hits two pieces: keep the one of lowest index, as the grid
+        # does (the tree returns them in its own order)
+        order = np.lexsort((piece, src))
+        src, piece = src[order], piece[order]
         first_src, first_pos = np.unique(src, return_index=True)
         out[first_src] = self.piece_owner[piece[first_pos]]
         return out
