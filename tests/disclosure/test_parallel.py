@@ -144,3 +144,68 @@ def test_level2_clusters_are_capped_in_variables(monkeypatch):
     monkeypatch.setattr(attack, "CLUSTER_VARS", 10**9)
     group = attack._clusters(AU, rnnz, g1, np.ones(AU.shape[1], bool))
     assert np.bincount(np.unique(group, return_inverse=True)[1]).max() > 200  # the cap was what held
+
+
+def test_repair_ball_is_the_neighbourhood_in_the_local_equations():
+    """``_ComponentLPs.ball``: the movable cells within d steps cell → equation → cell, following
+    only the equations of the local components (checked against a plain breadth-first search)."""
+    import scipy.sparse as sp
+
+    from preau.disclosure import suppress
+
+    rng = np.random.default_rng(5)
+    A = sp.random(300, 500, density=0.006, random_state=7, format="csr")
+    A.data[:] = 1.0
+
+    class St:  # the parts of _State that _ComponentLPs reads
+        decidable = np.ones(500, bool)
+        unknown_always = np.zeros(500, bool)
+        model = type("M", (), {"n": 500})()
+
+    St.decidable[rng.choice(500, 60, replace=False)] = False  # fixed cells: not movable
+    comps = suppress._ComponentLPs(St, A, local=True)
+    movable = set(np.nonzero(St.decidable)[0].tolist())
+    narrow = [r for r in range(300) if sum(c in movable for c in A[r].indices) <= suppress.LOCAL_WIDE]
+    for start in rng.choice(sorted(movable), 10, replace=False).tolist():
+        for depth in (0, 1, 3):
+            seen, front = {start}, {start}
+            for _ in range(depth):
+                nxt = set()
+                for r in narrow:
+                    members = [c for c in A[r].indices.tolist() if c in movable]
+                    if front & set(members):
+                        nxt |= set(members)
+                front = nxt - seen
+                seen |= nxt
+            assert comps.ball([start], depth).tolist() == sorted(seen)
+
+
+def test_cells_with_no_deviation_near_them_are_repaired_on_the_whole_local_component(monkeypatch):
+    """With a ball of 0 steps (the cell alone: no deviation keeps its equations balanced) every
+    cell is repaired again on its whole local component: the same pattern as a ball covering the
+    components, and the audit passes."""
+    from preau.disclosure import suppress, verify
+
+    tables = list(school_level_tables(n_schools=200, n_communes=40, seed=13))
+    monkeypatch.setattr(suppress, "REPAIR_COMPONENT", 0)
+    monkeypatch.setattr(suppress, "LOCAL_WIDE", 12)
+    monkeypatch.setattr(suppress, "_local_pass", lambda st, A, AT: 0)
+    monkeypatch.setattr(attack_mod, "WORKERS", 1)
+    calls = []
+    real = suppress._repair_components
+
+    def spy(st, groups):
+        calls.append(sum(len(g[1]) for g in groups))
+        return real(st, groups)
+
+    monkeypatch.setattr(suppress, "_repair_components", spy)
+    monkeypatch.setattr(suppress, "REPAIR_BALL", 0)
+    stats = suppress.ProtectionStats("modular")
+    tight = protect(tables, stats=stats)
+    assert len(calls) >= 2 and calls[1] == calls[0]  # every cell of round 0 tried again, on the whole
+    assert stats.repair_added > 0
+    monkeypatch.setattr(suppress, "REPAIR_BALL", 10**6)
+    wide = protect(tables)
+    for a, b in zip(tight, wide):
+        assert a.frame.equals(b.frame)
+    assert verify(tight).ok
