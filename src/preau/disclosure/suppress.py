@@ -466,8 +466,9 @@ LOCAL_COMPONENT = 40_000
 # On a local component, the protection LPs of a round first move only the cells within REPAIR_BALL
 # steps (cell → equation → cell, over the same equations) of the cells to repair: a subset, so as
 # sound, and smaller LPs (national round 0: 488k cells instead of 876k). A cell with no deviation
-# there gets the whole local component next. Optima may be a little dearer: national round 0 hid
-# 47 cells more (of 676k) with 4 steps, for a repair 34 → 27 s; 6 steps (678k cells) saved little.
+# there gets the whole local component next. Optima may be a little dearer. National replay
+# (676,254 cells hidden before, repair 34.5 s): 3 steps 23.5 s, +200 cells, +22k pupils hidden;
+# 4 steps 27.2 s, +47 cells, +1.8k pupils; 5 steps 30.5 s, +43 cells; 6 steps 31–33 s.
 REPAIR_BALL = 4
 
 
