@@ -485,7 +485,7 @@ class _ComponentLPs:
             Am = Am[np.diff(Am.indptr) <= LOCAL_WIDE]
         _, lab, _ = _components(Am)
         self.label = lab
-        self.by_row, self.by_col = (Am.tocsr(), Am.tocsc()) if local else (None, None)
+        self.by_row, self.by_col = (Am, Am.tocsc()) if local else (None, None)  # Am is CSR
         self.comp = np.full(st.model.n, -1, dtype=np.int64)
         self.comp[self.movable] = lab
         self.size = np.bincount(lab) if len(lab) else np.zeros(0, np.int64)
@@ -502,8 +502,8 @@ class _ComponentLPs:
         seen[cols] = True
         front = cols
         for _ in range(depth):
-            rows = np.unique(_gather(self.by_col.indptr, self.by_col.indices, front))
-            near = np.unique(_gather(self.by_row.indptr, self.by_row.indices, rows))
+            rows = np.unique(self.by_col[:, front].indices)
+            near = np.unique(self.by_row[rows].indices)
             front = near[~seen[near]]
             if not len(front):
                 break
@@ -519,16 +519,6 @@ class _ComponentLPs:
         labs = self.label[order]
         cuts = np.flatnonzero(np.diff(labs)) + 1
         return {int(self.label[g[0]]): self.movable[g] for g in np.split(order, cuts) if len(g)}
-
-
-def _gather(ptr: np.ndarray, idx: np.ndarray, sel: np.ndarray) -> np.ndarray:
-    """``idx[ptr[i]:ptr[i + 1]]`` of every ``i`` in ``sel``, concatenated (vectorised)."""
-    starts = ptr[sel]
-    counts = ptr[sel + 1] - starts
-    if not len(counts):
-        return idx[:0]
-    offs = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
-    return idx[offs]
 
 
 class _SubState:
@@ -827,16 +817,15 @@ def _repair_round(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, att, bad: np.
     # local component for the cells with no deviation there
     jobs = [(cache["local"].ball(groups[(kind, k)], REPAIR_BALL) if kind == 1 else members[kind][k], groups[(kind, k)])
             for kind, k in keys]
-    retry: list[int] = []
+    retry: dict[int, list[int]] = {}  # local component → its cells to repair on the whole of it
     for (kind, k), (N, _), (failed, tried, lps) in zip(keys, jobs, _repair_components(st, jobs)):
         stats.repair_lps += lps
         repaired += tried - len(failed)
         if kind == 1 and len(failed) and len(N) < len(members[1][k]):
-            retry.append(k)
-            groups[(1, k)] = failed.tolist()
+            retry[k] = failed.tolist()
         else:  # no deviation on a whole component, or on a whole local one (neighbourhoods next)
             (unrepairable if kind == 0 else fallback).extend(failed.tolist())
-    for k, (failed, tried, lps) in zip(retry, _repair_components(st, [(members[1][k], groups[(1, k)]) for k in retry])):
+    for failed, tried, lps in _repair_components(st, [(members[1][k], cells) for k, cells in retry.items()]):
         stats.repair_lps += lps
         repaired += tried - len(failed)
         fallback.extend(failed.tolist())

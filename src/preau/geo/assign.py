@@ -200,7 +200,7 @@ class SectorIndex:
             cells = iy[inside] * nx + ix[inside]
             todo = np.unique(cells[state[cells] == UNDECIDED])
             if len(todo):  # the centre of one cell of each region no border crosses decides for it
-                regions, first, back = np.unique(region[todo], return_index=True, return_inverse=True)
+                _, first, back = np.unique(region[todo], return_index=True, return_inverse=True)
                 jj, ii = np.divmod(todo[first], nx)
                 state[todo] = self._exact_in_cells(x0 + (ii + 0.5) * cell, y0 + (jj + 0.5) * cell,
                                                    todo[first])[back.ravel()]
