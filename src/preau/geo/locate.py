@@ -218,7 +218,7 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
     groups = _groups(reference_paths)
     with ExitStack() as stack:
         # the worker processes start (and import the geo stack) while this process prepares the tasks
-        pool = (stack.enter_context(spawn_pool(workers, preload=__name__))
+        pool = (stack.enter_context(spawn_pool(workers, preload=__name__, reuse_memory=True))
                 if workers > 1 and len(groups) > 1 else None)
         return _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool, workers)
 

@@ -1,0 +1,29 @@
+"""Worker pools (preau.processes): spawned processes, started at once, allocator options."""
+
+import os
+
+from preau.processes import POLARS_REUSE_MEMORY, spawn_pool
+
+KEY = "_RJEM_MALLOC_CONF"
+
+
+def test_reuse_memory_reaches_the_workers_not_the_caller():
+    before = os.environ.get(KEY)
+    pool = spawn_pool(2, preload="polars", reuse_memory=True)
+    try:
+        assert os.environ.get(KEY) == before  # the caller's environment is given back
+        assert len(pool._processes) == 2  # both started at once, while the option was set
+        seen = {pool.submit(os.getenv, KEY).result() for _ in range(8)}
+    finally:
+        pool.shutdown()
+    # polars prepends its defaults as the worker imports it; the last options win in jemalloc
+    assert seen and all(v and v.endswith(POLARS_REUSE_MEMORY) for v in seen)
+
+
+def test_plain_pool_keeps_polars_defaults():
+    pool = spawn_pool(1, preload="polars")
+    try:
+        value = pool.submit(os.getenv, KEY).result()
+    finally:
+        pool.shutdown()
+    assert POLARS_REUSE_MEMORY not in (value or "")
