@@ -246,6 +246,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         progress(f"{pub.id} : écriture et validation")
         pub_dir = out_dir / pub.id
         invalid = Report(subject=pub.id)
+        spatial = _spatial(communes, pub)  # the same for every table of the publisher
         for ds in datasets:
             folder = pub_dir / ds.id
             kind, obj = built[ds.id]
@@ -270,7 +271,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
             manifest = {
                 "dataset": ds.id, "publisher": pub.id, "kind": "table", "school_years": years, "resources": resources,
                 "disclosure": disclosure, "validation": {"valid": vreport.valid, "report": "validation.json"},
-                "spatial": _spatial(communes, pub), "temporal": {"start": f"{years[0][:4]}-09-01",
+                "spatial": spatial, "temporal": {"start": f"{years[0][:4]}-09-01",
                                                                  "end": f"{years[-1][5:]}-08-31"},
                 "preview": None,
             }
@@ -313,10 +314,11 @@ def _geo_workers(n_files: int) -> int:
 
 
 def _spatial(communes, pub: Publisher) -> dict:
+    from preau.geo import wgs84_bounds
+
     codes = sorted(communes["code_insee"].astype(str).tolist()) if "code_insee" in communes.columns else []
     try:
-        b = communes.to_crs(4326).total_bounds
-        bbox = [round(float(v), 5) for v in b]
+        bbox = [round(float(v), 5) for v in wgs84_bounds(communes)]
     except Exception:  # noqa: BLE001
         bbox = None
     return {"insee": codes, "bbox": bbox, "territory": pub.raw.get("territory", [])}

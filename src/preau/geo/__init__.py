@@ -21,12 +21,13 @@ from preau.geo.assign import SectorIndex, assign_points, assign_sectors
 from preau.geo.geocode import geocode, quality
 from preau.geo.locate import Located, locate_pupils
 from preau.geo.layers import (LayerJob, build_layers, communes_layer, publish_layers, schools_layer, sector_counts,
-                              sectors_layer, start_layers, svg_preview, write_layer)
+                              sectors_layer, start_layers, svg_preview, wgs84_bounds, write_layer)
 from preau.geo.reference import Reference, load_reference
 from preau.geo.sectors import SectorBuild, build_sectors, check_topology, read_communes, read_rules, read_sectors
 
 __all__ = [
     "LayerJob", "Located", "locate_pupils", "Reference", "SectorBuild", "build_layers", "SectorIndex", "assign_points", "assign_sectors", "build_sectors", "check_topology",
     "communes_layer", "geocode", "load_reference", "publish_layers", "quality", "read_communes", "read_rules",
-    "read_sectors", "schools_layer", "sector_counts", "sectors_layer", "start_layers", "svg_preview", "write_layer",
+    "read_sectors", "schools_layer", "sector_counts", "sectors_layer", "start_layers", "svg_preview", "wgs84_bounds",
+    "write_layer",
 ]
