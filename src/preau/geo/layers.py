@@ -306,7 +306,7 @@ def _centimetre_grid(geoms: np.ndarray) -> np.ndarray:
 def wgs84_bounds(layer: gpd.GeoDataFrame) -> np.ndarray:
     """WGS84 bounding box ``[min lon, min lat, max lon, max lat]`` of a layer (Lambert-93 when it
     declares no CRS): its vertices reprojected, as ``to_crs(4326).total_bounds`` gives, without
-    building the reprojected geometries (national communes: 0.37 s → 0.1 s)."""
+    building the reprojected geometries (national communes: 0.39 s → 0.29 s)."""
     from pyproj import Transformer
 
     xy = shapely.get_coordinates(layer.geometry.to_numpy())
