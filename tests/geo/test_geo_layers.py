@@ -191,3 +191,22 @@ def test_geojson_writer_follows_rfc7946(tmp_path):
     assert back.crs.to_epsg() == 4326 and back["code"].tolist()[0] == "a"
     assert shapely.equals_exact(shapely.normalize(back.geometry.to_numpy()[:3]),
                                 shapely.normalize(np.array(geoms[:3], dtype=object)), 1e-6).all()
+
+
+def test_layer_without_crs_is_written_as_lambert93(tmp_path, sectors):
+    """A layer with no CRS (e.g. a shapefile without .prj) is taken as Lambert-93, as read_layer
+    does, and written as the same files as the same layer declared in Lambert-93."""
+    from preau.geo.layers import write_layer
+
+    layer = sectors_layer(sectors)
+    assert layer.crs.to_epsg() == 2154
+    bare = layer.copy()
+    bare.crs = None
+    a = write_layer(layer, tmp_path / "a", "secteurs-scolaires", None, parallel=False)
+    b = write_layer(bare, tmp_path / "b", "secteurs-scolaires", None, parallel=False)
+    strip = lambda m: {k: v for k, v in m.items() if k != "generated"}  # noqa: E731
+    assert strip(a) == strip(b) and b["validation"]["valid"]
+    lon0, lat0, lon1, lat1 = b["spatial"]["bbox"]
+    assert -1 < lon0 < lon1 < 1 and 43 < lat0 < lat1 < 44  # reprojected from Lambert-93, not from degrees
+    for r in b["resources"]:
+        assert pyogrio.read_info(tmp_path / "b" / r["path"])["crs"] == r["crs"]

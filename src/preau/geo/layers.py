@@ -341,9 +341,13 @@ def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publis
 
         pool = spawn_pool(1, preload=__name__)
     try:
-        l93 = gdf.to_crs(L93) if gdf.crs is None or gdf.crs.to_epsg() != 2154 else gdf
+        # a layer without a CRS is taken as Lambert-93 (as read_layer does); another CRS is reprojected
         if gdf.crs is None:
             l93 = gdf.set_crs(L93)
+        elif gdf.crs.to_epsg() != 2154:
+            l93 = gdf.to_crs(L93)
+        else:
+            l93 = gdf
         l93 = l93.copy()
         l93["geometry"] = _centimetre_grid(l93.geometry.to_numpy())
         if pool is not None:
