@@ -70,7 +70,17 @@ def _highs(AU: sp.csc_matrix, rhs: np.ndarray) -> highspy.Highs:
 
 def _solve(h: highspy.Highs, cost: np.ndarray, sense_max: bool) -> np.ndarray | None:
     n = len(cost)
-    h.changeColsCost(n, np.arange(n, dtype=np.int32), (-cost if sense_max else cost).astype(np.float64))
+    c = (-cost if sense_max else cost).astype(np.float64)
+    # Only the costs that differ from the last solve's are passed: the audit's targeted LPs change
+    # a few costs of blocks of thousands of cells (all n costs: 0.4 of 2.3 ms per LP).
+    last = getattr(h, "_preau_cost", None)
+    if last is None or len(last) != n:
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), c)
+    else:
+        changed = np.flatnonzero(c != last).astype(np.int32)
+        if len(changed):
+            h.changeColsCost(len(changed), changed, c[changed])
+    h._preau_cost = c
     h.run()
     status = h.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:
