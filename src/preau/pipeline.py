@@ -122,7 +122,7 @@ def _published_versions(catalog_dir: Path, pub: Publisher, built, restricted: bo
 
 
 def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildResult,
-                    catalog_dir: Path, progress: Progress) -> None:
+                    catalog_dir: Path, progress: Progress, cache_dir: Path | None = None) -> None:
     from preau import geo
     from preau.disclosure import Policy, protect
     from preau.disclosure.files import write_folder
@@ -153,7 +153,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         pupils, addresses, communes=communes,
         sectors=sectors_path[0] if sectors_path else None,
         sector_rules=None if sectors_path else _need_ref(pub, ws, "sector_rules", "carte scolaire", "school map rules")[0],
-        workers=_geo_workers(len(addresses)))
+        workers=_geo_workers(len(addresses)), cache_dir=cache_dir / "ban" if cache_dir else None)
     # pupils whose address was not placed: one code per département of residence when the publisher
     # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
     unlocated = (unlocated_sector_expr(pl.col("code_insee_residence")) if spans_departements(pupils)
@@ -325,8 +325,11 @@ def _spatial(communes, pub: Publisher) -> dict:
 
 
 def build(workspace: str | Path = ".", out: str | Path = "_build", *, publishers: list[str] | None = None,
-          progress: Progress | None = None) -> BuildResult:
-    """``preau build``: every publisher of the workspace → ``<out>/data/<publisher>/<dataset>/``."""
+          progress: Progress | None = None, cache: bool = True) -> BuildResult:
+    """``preau build``: every publisher of the workspace → ``<out>/data/<publisher>/<dataset>/``.
+
+    ``cache``: the prepared BAN references (public data only) are kept in ``<out>/cache/ban`` and
+    read back by the next build with the same BAN files."""
     ws, _ = load_workspace(workspace)
     out = Path(out)
     data_dir = out / "data"
@@ -350,7 +353,8 @@ def build(workspace: str | Path = ".", out: str | Path = "_build", *, publishers
         for pub in selected:
             if (staging / pub.id).exists():
                 shutil.rmtree(staging / pub.id)
-            build_publisher(ws, pub, staging, result, out / "catalog", progress)
+            build_publisher(ws, pub, staging, result, out / "catalog", progress,
+                            cache_dir=out / "cache" if cache else None)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

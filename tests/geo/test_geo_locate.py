@@ -172,3 +172,18 @@ def test_layer_part_keeps_the_sectors_listing_a_commune_of_the_departement():
     assert _layer_part(layer, "33", parts).empty
     no_list = layer.drop(columns="communes")
     assert len(_layer_part(no_list, "65", _layer_parts(no_list))) == 5
+
+
+def test_cached_references_give_the_same_result(two, pupils, located, tmp_path):
+    """With a cache folder, the first run keeps one prepared reference per département (worker
+    processes write them) and the second reads them back: both give the uncached result."""
+    cache = tmp_path / "cache"
+    bans = sorted(two.glob("adresses-*.csv"))
+    for workers in (2, 1):
+        codes, quality, sectors = locate_pupils(pupils, bans, sector_rules=two / "carte-scolaire.csv",
+                                                communes=two / "communes.geojson", columns=COLS, workers=workers,
+                                                cache_dir=cache)
+        assert codes.fill_null("-").to_list() == located.codes.fill_null("-").to_list()
+        assert quality == located.quality
+        assert list(sectors["code_secteur"]) == list(located.sectors["code_secteur"])
+        assert len([p for p in cache.iterdir() if p.name.startswith("ban-")]) == len(bans)

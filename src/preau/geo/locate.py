@@ -129,7 +129,7 @@ def _locate_group(task: dict) -> dict:
     report = Report(subject="geo")
     out = {"key": task["key"], "rows": task["rows"], "res": None, "sectors": None, "match": None, "addresses": 0}
     try:
-        ref = load_reference(task["paths"])
+        ref = load_reference(task["paths"], cache_dir=task.get("cache"))
         report.extend(ref.report.problems)
         out["addresses"] = ref.size
         index = None
@@ -200,7 +200,7 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
                   sectors: str | Path | gpd.GeoDataFrame | None = None,
                   communes: str | Path | gpd.GeoDataFrame | None = None,
                   columns: Mapping[str, str] | None = None, report: Report | None = None,
-                  workers: int = 1) -> Located:
+                  workers: int = 1, cache_dir: str | Path | None = None) -> Located:
     """Geocode every pupil's residence address and give it its residence sector, one département at a time.
 
     ``reference_paths``: BAN CSV files (one per département, ``adresses-<dep>.csv[.gz]``). Either
@@ -208,7 +208,9 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
     frame of :func:`read_rules`) with ``communes`` (path or GeoDataFrame) must be given. ``columns``
     maps the geocoder roles to the pupil frame's columns (default: the canonical pupil frame).
     ``workers`` > 1: départements handled by that many spawned processes (same results; memory is
-    then that of ``workers`` départements at once).
+    then that of ``workers`` départements at once). ``cache_dir``: where each département's prepared
+    BAN reference is kept and read back by the next build with the same files (see
+    :func:`preau.geo.reference.load_reference`).
     Returns :class:`Located` ``(codes, quality, sectors)``: the residence sector per pupil in the
     same order (null when unknown), the geocoding quality (counts only, never an address) and the
     sectors. Raises :class:`preau.errors.PreauError` on a bad reference, rules or layer file.
@@ -220,10 +222,10 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
         # the worker processes start (and import the geo stack) while this process prepares the tasks
         pool = (stack.enter_context(spawn_pool(workers, preload=__name__, reuse_memory=True))
                 if workers > 1 and len(groups) > 1 else None)
-        return _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool, workers)
+        return _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool, workers, cache_dir)
 
 
-def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool, workers) -> Located:
+def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool, workers, cache_dir) -> Located:
     layer = rules = None
     reading = None
     if sectors is not None and not isinstance(sectors, gpd.GeoDataFrame):
@@ -263,7 +265,7 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
     def tasks():
         for key, paths in groups.items():
             rows = everyone if key == ALL else by_dep.get(key, pl.Series("row", [], dtype=pl.UInt32))
-            task = {"key": key, "paths": paths, "rows": rows, "columns": cols, "layer": None, "rules": None,
+            task = {"key": key, "paths": paths, "cache": cache_dir, "rows": rows, "columns": cols, "layer": None, "rules": None,
                     "communes": None, "pupils": pupils.select(keep) if key == ALL else pupils.select(keep)[rows]}
             if layer is not None:
                 task["layer"] = _layer_part(layer, key, parts)

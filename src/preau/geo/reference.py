@@ -8,14 +8,18 @@ export (``adresses-65.csv`` or ``.csv.gz``). Required columns: ``numero``, ``nom
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import polars as pl
 
-from preau.errors import PreauError, Report, rel
+from preau.errors import PreauError, Problem, Report, rel
 from preau.geo.normalize import (commune_key, insee_key, on_distinct, postcode_key, repetition_key, street_full_key,
                                  street_key)
 
@@ -150,14 +154,87 @@ def _coordinates(df: pl.DataFrame, path: Path, report: Report) -> pl.DataFrame:
     return df
 
 
-def load_reference(paths: str | Path | Iterable[str | Path]) -> Reference:
+# The prepared reference (the four frames of :class:`Reference`) of a set of BAN files, kept by
+# load_reference(..., cache_dir=...) as Parquet files: a later build with the same files reads it
+# instead of parsing and normalising the CSV again (the BAN is public data, nothing personal is
+# kept). Synthetic Nord (152 MB of CSV, 840k addresses): 1.27 s to prepare, 0.04 s to read back,
+# 28 MB. An entry is found by a key over the files (absolute path, size, modification time) and
+# the code that prepares them (this module and the normalisation rules): a changed file or a new
+# Préau version prepares it again, and replaces the former entry of the same files.
+CACHE_FORMAT = 1
+_FRAMES = ("addresses", "streets", "communes", "postcodes")
+
+
+def _cache_entry(paths: list[Path], cache_dir: Path) -> tuple[Path, str]:
+    """(entry folder, name prefix shared by every entry of these files) for ``paths``."""
+    from preau import __version__
+    from preau.geo import normalize
+
+    # the working folder too: the file names in the reference's warnings are relative to it
+    h = hashlib.sha256(f"preau-ban-cache {CACHE_FORMAT} {__version__} {os.getcwd()}".encode())
+    for src in (__file__, normalize.__file__):  # the code that prepares the frames
+        h.update(Path(src).read_bytes())
+    for p in paths:
+        st = p.stat()
+        h.update(f"|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    prefix = f"ban-{hashlib.sha256(str([str(p.resolve()) for p in paths]).encode()).hexdigest()[:12]}-"
+    return cache_dir / f"{prefix}{h.hexdigest()[:16]}", prefix
+
+
+def _read_cached(entry: Path) -> Reference | None:
+    try:
+        meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("format") != CACHE_FORMAT:
+            return None
+        frames = {n: pl.read_parquet(entry / f"{n}.parquet") for n in _FRAMES}
+        report = Report(subject="ban", problems=[Problem(**p) for p in meta["problems"]])
+        return Reference(**frames, report=report, sources=meta["sources"])
+    except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError):
+        return None  # absent, partly removed or from another version: prepared again
+
+
+def _write_cached(ref: Reference, entry: Path, prefix: str) -> None:
+    """Write the entry (in a temporary folder renamed at the end: never half an entry), and remove
+    the former entries of the same files. A cache that cannot be written only costs time."""
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for n in _FRAMES:
+            getattr(ref, n).write_parquet(tmp / f"{n}.parquet", compression="lz4", statistics=False)
+        (tmp / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, "sources": ref.sources,
+                                                   "problems": [asdict(p) for p in ref.report.problems]},
+                                                  ensure_ascii=False), encoding="utf-8")
+        for old in entry.parent.glob(prefix + "*"):
+            if old.is_dir() and old != entry:
+                shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, entry)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_reference(paths: str | Path | Iterable[str | Path], cache_dir: str | Path | None = None) -> Reference:
     """Read one or more BAN CSV files (``;`` or ``,``, UTF-8, optionally gzipped) into a :class:`Reference`.
 
     Raises :class:`PreauError` when a file is missing, unreadable or lacks a required column; rows with
     unusable coordinates are dropped with a warning counting them (never printing their values).
+    ``cache_dir``: keep the prepared reference there and read it back next time the same files are
+    given (see :data:`CACHE_FORMAT`); same reference, same warnings.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    paths = [Path(p) for p in paths]
+    if cache_dir is not None and paths and all(p.is_file() for p in paths):
+        entry, prefix = _cache_entry(paths, Path(cache_dir))
+        ref = _read_cached(entry) if entry.is_dir() else None
+        if ref is None:
+            ref = _load_reference(paths)
+            _write_cached(ref, entry, prefix)
+        return ref
+    return _load_reference(paths)
+
+
+def _load_reference(paths: list[Path]) -> Reference:
     report = Report(subject="ban")
     frames = []
     for p in map(Path, paths):
