@@ -31,7 +31,9 @@ SCENARIOS: dict[str, tuple[str, list[str], list[str]]] = {
     "synth": ("bench_synth.py", ["--departements", "all", "--years", "1", "--pupils", "12000000",
                                  "--synth-out", "bench/_work/national-synth", "--keep"], ["--departements", "65", "--years", "1"]),
     # the national build reuses the synth scenario's France (generated if missing); stopped after 15 min
-    "national": ("bench_national.py", ["--synth", "bench/_work/national-synth", "--budget", "900"], ["--quick"]),
+    # (then built again with the BAN references the first build prepared: --warm)
+    "national": ("bench_national.py", ["--synth", "bench/_work/national-synth", "--budget", "900", "--warm"],
+                 ["--quick", "--warm"]),
     "validation": ("bench_validate.py", ["--rows", "1000000"], ["--rows", "100000"]),
     "geo": ("bench_geo.py", ["--n", "1000000", "--addok-n", "20000", "--points", "2000000"],
             ["--n", "20000", "--addok-n", "2000", "--points", "200000"]),
@@ -170,6 +172,18 @@ def render_md(doc: dict) -> str:
             busy = f"{st['cores_busy']:.2f}" if st.get("cores_busy") is not None else "—"
             lines.append(f"| {name} | {fmt_num(float(st['seconds']))} | {cpu} | {busy} | "
                          f"{fmt_num(float(st.get('peak_rss_mb') or 0))} |")
+        warm = stages["details"].get("warm")
+        if warm:
+            lines += ["", f"Reconstruction à chaud (même espace de travail, références BAN préparées relues depuis "
+                      f"`_build/cache/ban`, {fmt_num(float(warm['cache_mb']))} Mo ; mêmes sorties : "
+                      f"{'oui' if warm['same_outputs'] else '**non**'}) / warm re-build : "
+                      f"**{fmt_num(float(warm['seconds']))} s**, pic {fmt_num(float(warm['peak_rss_mb']))} Mo. "
+                      "L'objectif est jugé sur la première construction, à froid.", "",
+                      "| Étape (à chaud) | Temps (s) | CPU (s) | Pic RSS (Mo) |", "|---|---|---|---|"]
+            for st in warm["stages"]:
+                cpu = fmt_num(float(st["cpu_seconds"])) if st.get("cpu_seconds") is not None else "—"
+                lines.append(f"| {st['stage']} | {fmt_num(float(st['seconds']))} | {cpu} | "
+                             f"{fmt_num(float(st.get('peak_rss_mb') or 0))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -141,3 +141,13 @@ def test_attacker_blocks_stay_inside_one_departement(region):
     # every other block is one département's
     assert len(depts_of_block) > 10
     assert len(spanning) <= max(2, len(depts_of_block) // 20)
+
+
+def test_build_keeps_one_prepared_ban_reference_per_departement(region):
+    """preau build keeps the prepared BAN references in <out>/cache/ban (one entry per BAN file,
+    here one per département), beside the data and never inside it."""
+    out = region.parents[1]
+    entries = sorted((out / "cache" / "ban").glob("ban-*"))
+    assert len(entries) == len(DEPTS)
+    assert all((e / "addresses.parquet").is_file() and (e / "meta.json").is_file() for e in entries)
+    assert not any(p.name == "cache" for p in (out / "data").rglob("*"))
