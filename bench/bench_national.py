@@ -257,8 +257,11 @@ def main() -> int:
                     help="stop the build after this many seconds and record the stages done (the record says so)")
     ap.add_argument("--out", type=Path, help="write the result record as JSON here")
     ap.add_argument("--warm", action="store_true",
-                    help="then build again with the BAN references the first build prepared (OUT/cache/ban), "
-                         "recorded beside the first build's figures (the goal is judged on the first, cold one)")
+                    help="then build again, in a new process, with the BAN references the first build prepared "
+                         "(OUT/cache/ban), recorded beside the first build's figures (the goal is judged on the "
+                         "first, cold one)")
+    ap.add_argument("--keep-cache", action="store_true",
+                    help="empty the output folder but for its cache (OUT/cache) before building (used by --warm)")
     args = ap.parse_args()
     deps = args.departements or ("65" if args.quick else "all")
     pupils = args.pupils if args.pupils is not None else (NATIONAL_PUPILS if deps == "all" else None)
@@ -275,7 +278,11 @@ def main() -> int:
     make_workspace(ws, synth, sectors_from)
     out = base / "_build"
     if out.exists():
-        shutil.rmtree(out)
+        # --keep-cache: everything goes but OUT/cache (the first build's catalog would otherwise be
+        # taken as earlier published versions, a different build)
+        for child in out.iterdir():
+            if not (args.keep_cache and child.name == "cache"):
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
     stages = Stages()
     t0 = time.perf_counter()
     if args.budget:  # checked between the build's Python steps (e.g. between two LPs of the audit)
@@ -305,35 +312,29 @@ def main() -> int:
     size_mb = round(sum(f.stat().st_size for f in (out / "data").rglob("*") if f.is_file()) / 1e6, 1)
     print(json.dumps({"pupils": res.pupils, "wall": round(wall, 1), "peak_rss_mb": stage_peak,
                       "stages": stages.rows}, indent=2), flush=True)
+    disclosure = {k: {x: v.get(x) for x in ("cells", "cells_hidden", "pupils_hidden")} for k, v in hidden.items()}
     warm = None
     if args.warm:
-        # the same build again from an empty output folder but for OUT/cache (so without the first
-        # build's catalog, whose tables a build would take as earlier published versions): same
-        # outputs, the BAN references read back from OUT/cache/ban
+        # the same build again in a new process (its own memory), the output folder emptied but for
+        # OUT/cache: the BAN references are read back from OUT/cache/ban; same outputs expected
         cached_mb = round(sum(f.stat().st_size for f in (out / "cache").rglob("*") if f.is_file()) / 1e6, 1)
-        kept = base / "cache-kept"
-        shutil.rmtree(kept, ignore_errors=True)
-        (out / "cache").rename(kept)
-        shutil.rmtree(out)
-        out.mkdir()
-        kept.rename(out / "cache")
-        again = Stages()
-        t1 = time.perf_counter()
-        res2 = build(ws, out, progress=again.progress)
-        again.start("packages")
-        publish(ws, target="local", data_dir=out / "data", packages_dir=out / "packages", catalog_dir=out / "catalog")
-        again.stop()
-        wall2 = time.perf_counter() - t1
-        differ = [a.dataset for a, b in zip(res.outputs, res2.outputs)
-                  if a.manifest.get("disclosure") != b.manifest.get("disclosure")]
-        differ += ["geocoding"] if res2.geocoding != res.geocoding else []
-        differ += ["outputs"] if len(res.outputs) != len(res2.outputs) else []
-        same = not differ
-        if differ:
-            print(f"[national] warm re-build differs: {differ}", file=sys.stderr, flush=True)
-        warm = {"seconds": round(wall2, 1), "peak_rss_mb": max(r["peak_rss_mb"] for r in again.rows),
-                "stages": again.rows, "cache_mb": cached_mb, "same_outputs": same}
-        print(f"[national] warm re-build: {wall2:.1f} s (same outputs: {same})", file=sys.stderr, flush=True)
+        rec = base / "warm.json"
+        cmd = [sys.executable, __file__, "--keep-cache", "--out", str(rec), "--seed", str(args.seed),
+               "--sectors-from", sectors_from, "--synth", str(synth)]
+        cmd += ["--quick"] if args.quick else ["--departements", deps]  # the same output folder
+        if args.pupils is not None:
+            cmd += ["--pupils", str(args.pupils)]
+        if args.budget:
+            cmd += ["--budget", str(args.budget)]
+        subprocess.run(cmd, check=True)
+        w = json.loads(rec.read_text(encoding="utf-8"))
+        same = (w["details"].get("disclosure") == disclosure and w["details"].get("geocoding") == res.geocoding)
+        if not same:
+            print("[national] the warm re-build's outputs differ from the first build's", file=sys.stderr, flush=True)
+        warm = {"seconds": w["preau"]["seconds"], "peak_rss_mb": w["preau"]["peak_rss_mb"],
+                "stages": w["details"]["stages"], "cache_mb": cached_mb, "same_outputs": same}
+        print(f"[national] warm re-build: {warm['seconds']} s, peak {warm['peak_rss_mb']} MB (same outputs: {same})",
+              file=sys.stderr, flush=True)
     write_result(args.out, national_record(
         deps, synth_info, sectors_from, stages, wall, pupils=res.pupils, peak=stage_peak,
         goal_met=wall <= 120 and stage_peak <= 6144,
@@ -341,8 +342,7 @@ def main() -> int:
         preau={"rate": round(res.pupils / wall), "unit": "élèves/s"},
         details={"timings_build": {k: round(v, 2) for k, v in res.timings.items()}, "output_mb": size_mb,
                  "geocoding": res.geocoding,
-                 "disclosure": {k: {x: v.get(x) for x in ("cells", "cells_hidden", "pupils_hidden")}
-                                for k, v in hidden.items()},
+                 "disclosure": disclosure,
                  "process_peak_rss_mb": peak, **({"warm": warm} if warm else {})}))
     return 0
 
