@@ -497,17 +497,17 @@ def build_cmd(
     out_dir: Path = typer.Option(Path("_build"), "--out", help="Dossier de sortie (les tableaux vont dans OUT/data)."),
     publisher: Optional[list[str]] = typer.Option(None, "--publisher", "-p", help="Seulement cet éditeur (répétable)."),
     as_json: bool = typer.Option(False, "--json", help="Résumé en JSON."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Ne pas garder ni relire la référence BAN préparée "
-                                  "(OUT/cache/ban : données publiques seulement) / do not keep or reuse the prepared "
-                                  "BAN reference."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ne pas garder ni relire les références préparées "
+                                  "(OUT/cache : BAN, couches des secteurs et des communes ; données publiques "
+                                  "seulement) / do not keep or reuse the prepared references."),
 ) -> None:
     """Construire les tableaux de chaque éditeur : lecture des exports, géocodage hors ligne, agrégation,
     secret statistique (masquage primaire et secondaire, audit par programmation linéaire), validation.
 
     Rien n'est écrit si un export est invalide ; un tableau qui échoue à l'audit ou à son schéma arrête
-    la construction avec son rapport. La référence BAN préparée (adresses normalisées, sans donnée
-    personnelle) est gardée dans OUT/cache/ban et relue à la construction suivante si les fichiers BAN
-    n'ont pas changé. Exemple : preau build . --out _build
+    la construction avec son rapport. Les références préparées (BAN normalisée, couches des secteurs et
+    des communes : aucune donnée personnelle) sont gardées dans OUT/cache et relues à la construction
+    suivante si leurs fichiers n'ont pas changé. Exemple : preau build . --out _build
     """
     from preau.pipeline import build
 

@@ -146,14 +146,15 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # --- geography: offline geocoding and residence sectors (addresses stay in memory) ---
     progress(f"{pub.id} : géocodage hors ligne et secteurs")
     # One département at a time (BAN file by BAN file): bounded memory (preau.geo.locate).
-    communes = geo.read_communes(_need_ref(pub, ws, "communes", "communes", "communes")[0])
+    communes = geo.read_communes(_need_ref(pub, ws, "communes", "communes", "communes")[0],
+                                 cache_dir=cache_dir / "layers" if cache_dir else None)
     sectors_path = _ref_paths(pub, ws, "sectors")
     addresses = _need_ref(pub, ws, "addresses", "adresses BAN", "BAN addresses")
     codes, result.geocoding[pub.id], sectors = geo.locate_pupils(
         pupils, addresses, communes=communes,
         sectors=sectors_path[0] if sectors_path else None,
         sector_rules=None if sectors_path else _need_ref(pub, ws, "sector_rules", "carte scolaire", "school map rules")[0],
-        workers=_geo_workers(len(addresses)), cache_dir=cache_dir / "ban" if cache_dir else None)
+        workers=_geo_workers(len(addresses)), cache_dir=cache_dir)
     # pupils whose address was not placed: one code per département of residence when the publisher
     # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
     unlocated = (unlocated_sector_expr(pl.col("code_insee_residence")) if spans_departements(pupils)
@@ -328,8 +329,8 @@ def build(workspace: str | Path = ".", out: str | Path = "_build", *, publishers
           progress: Progress | None = None, cache: bool = True) -> BuildResult:
     """``preau build``: every publisher of the workspace → ``<out>/data/<publisher>/<dataset>/``.
 
-    ``cache``: the prepared BAN references (public data only) are kept in ``<out>/cache/ban`` and
-    read back by the next build with the same BAN files."""
+    ``cache``: the prepared BAN references and the sector and commune layers read (public data
+    only) are kept in ``<out>/cache`` and read back by the next build with the same files."""
     ws, _ = load_workspace(workspace)
     out = Path(out)
     data_dir = out / "data"

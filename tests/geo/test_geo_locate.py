@@ -186,4 +186,5 @@ def test_cached_references_give_the_same_result(two, pupils, located, tmp_path):
         assert codes.fill_null("-").to_list() == located.codes.fill_null("-").to_list()
         assert quality == located.quality
         assert list(sectors["code_secteur"]) == list(located.sectors["code_secteur"])
-        assert len([p for p in cache.iterdir() if p.name.startswith("ban-")]) == len(bans)
+        assert len(list((cache / "ban").glob("ban-*"))) == len(bans)
+        assert len(list((cache / "layers").glob("layer-*"))) == 1  # the communes layer (sectors built)

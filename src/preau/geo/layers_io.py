@@ -6,13 +6,15 @@ layer cannot be used); nothing here raises a traceback for bad geodata.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
-from preau.errors import PreauError, Report, rel
+from preau.errors import PreauError, Problem, Report, rel
 
 L93 = "EPSG:2154"
 WGS84 = "EPSG:4326"
@@ -31,7 +33,8 @@ def _looks_l93(bounds: np.ndarray) -> bool:
     return x0 <= minx and maxx <= x1 and y0 <= miny and maxy <= y1
 
 
-def read_layer(path: str | Path, report: Report, *, what: str = "couche", polygons: bool = True) -> gpd.GeoDataFrame:
+def read_layer(path: str | Path, report: Report, *, what: str = "couche", polygons: bool = True,
+               cache_dir: str | Path | None = None) -> gpd.GeoDataFrame:
     """Read a GeoJSON / GeoPackage / Shapefile / FlatGeobuf layer into Lambert-93.
 
     - missing or unreadable file, empty layer → error (raised as :class:`PreauError`);
@@ -39,8 +42,47 @@ def read_layer(path: str | Path, report: Report, *, what: str = "couche", polygo
     - a declared CRS contradicted by the coordinates (Lambert-93 metres declared WGS84) → corrected + warning;
     - invalid polygons (self-intersections…) → ``make_valid`` + warning naming how many were repaired;
     - empty geometries dropped + warning.
+
+    ``cache_dir``: the layer read (reprojected, repaired) is kept there as GeoParquet and read back
+    next time the same file is given, with the same warnings (:mod:`preau.geo.cache`). Synthetic
+    France's sectors (216 MB of GeoJSON, 48,655 polygons): 9.9 s to read, 0.7 s to read back.
     """
     path = Path(path)
+    if cache_dir is not None and path.is_file():
+        from preau.geo import cache
+
+        entry, prefix = cache.entry_for("layer", [path], Path(cache_dir), (__file__,), how=f"{what}|{polygons}")
+        cached = _read_cached(entry) if entry.is_dir() else None
+        if cached is not None:
+            report.extend(cached[1])
+            return cached[0]
+        mine = Report(subject=report.subject)
+        try:
+            gdf = _read_layer(path, mine, what, polygons)
+        except PreauError:  # nothing is kept; the problems are the caller's, as without cache
+            report.extend(mine.problems)
+            raise PreauError(report) from None
+        report.extend(mine.problems)
+        cache.write_entry(entry, prefix, lambda folder: _write_cached(gdf, mine, folder))
+        return gdf
+    return _read_layer(path, report, what, polygons)
+
+
+def _read_cached(entry: Path) -> tuple[gpd.GeoDataFrame, list[Problem]] | None:
+    try:
+        meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        return gpd.read_parquet(entry / "layer.parquet"), [Problem(**p) for p in meta["problems"]]
+    except Exception:  # noqa: BLE001 — absent, damaged or another version (pyarrow, geopandas raise many types): read again
+        return None
+
+
+def _write_cached(gdf: gpd.GeoDataFrame, report: Report, folder: Path) -> None:
+    gdf.to_parquet(folder / "layer.parquet")
+    (folder / "meta.json").write_text(json.dumps({"problems": [asdict(p) for p in report.problems]},
+                                                 ensure_ascii=False), encoding="utf-8")
+
+
+def _read_layer(path: Path, report: Report, what: str, polygons: bool) -> gpd.GeoDataFrame:
     where = {"file": rel(path)}
     if not path.exists():
         report.error("geo-layer-missing", f"{what} introuvable : {rel(path)}", f"{what} not found: {rel(path)}", **where)

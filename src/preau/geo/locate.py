@@ -129,7 +129,7 @@ def _locate_group(task: dict) -> dict:
     report = Report(subject="geo")
     out = {"key": task["key"], "rows": task["rows"], "res": None, "sectors": None, "match": None, "addresses": 0}
     try:
-        ref = load_reference(task["paths"], cache_dir=task.get("cache"))
+        ref = load_reference(task["paths"], cache_dir=Path(task["cache"]) / "ban" if task.get("cache") else None)
         report.extend(ref.report.problems)
         out["addresses"] = ref.size
         index = None
@@ -209,8 +209,8 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
     maps the geocoder roles to the pupil frame's columns (default: the canonical pupil frame).
     ``workers`` > 1: départements handled by that many spawned processes (same results; memory is
     then that of ``workers`` départements at once). ``cache_dir``: where each département's prepared
-    BAN reference is kept and read back by the next build with the same files (see
-    :func:`preau.geo.reference.load_reference`).
+    BAN reference (``ban/``) and the layers read (``layers/``) are kept and read back by the next
+    build with the same files (see :mod:`preau.geo.cache`).
     Returns :class:`Located` ``(codes, quality, sectors)``: the residence sector per pupil in the
     same order (null when unknown), the geocoding quality (counts only, never an address) and the
     sectors. Raises :class:`preau.errors.PreauError` on a bad reference, rules or layer file.
@@ -232,7 +232,8 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
         # the layer is read (GDAL and GEOS release the GIL) while the pupils are split by
         # département below (polars too): national build, 6.4 s and 1.5 s, overlapped
         reader = ThreadPoolExecutor(1)
-        reading = reader.submit(read_sectors, sectors, report=report)
+        reading = reader.submit(read_sectors, sectors, report=report,
+                                cache_dir=Path(cache_dir) / "layers" if cache_dir else None)
         reader.shutdown(wait=False)
     n = pupils.height
     have = lambda k: cols.get(k) in pupils.columns  # noqa: E731
@@ -253,7 +254,8 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
         if sector_rules is None or communes is None:
             raise ValueError("locate_pupils: give sectors, or sector_rules and communes")
         rules = sector_rules if isinstance(sector_rules, pl.DataFrame) else read_rules(sector_rules, report)
-        communes = communes if isinstance(communes, gpd.GeoDataFrame) else read_communes(communes, report)
+        communes = (communes if isinstance(communes, gpd.GeoDataFrame)
+                    else read_communes(communes, report, cache_dir=Path(cache_dir) / "layers" if cache_dir else None))
         rules = rules.with_columns(insee_departement_expr(pl.col("insee")).alias("_dep"))
         commune_dep = communes["code_insee"].astype(str).map(insee_departement).to_numpy()
         # Overlaps between communes are resolved in each département's task, as a single build over

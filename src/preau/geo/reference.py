@@ -8,10 +8,7 @@ export (``adresses-65.csv`` or ``.csv.gz``). Required columns: ``numero``, ``nom
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -155,30 +152,11 @@ def _coordinates(df: pl.DataFrame, path: Path, report: Report) -> pl.DataFrame:
 
 
 # The prepared reference (the four frames of :class:`Reference`) of a set of BAN files, kept by
-# load_reference(..., cache_dir=...) as Parquet files: a later build with the same files reads it
-# instead of parsing and normalising the CSV again (the BAN is public data, nothing personal is
-# kept). Synthetic Nord (152 MB of CSV, 840k addresses): 1.27 s to prepare, 0.04 s to read back,
-# 28 MB. An entry is found by a key over the files (absolute path, size, modification time) and
-# the code that prepares them (this module and the normalisation rules): a changed file or a new
-# Préau version prepares it again, and replaces the former entry of the same files.
+# load_reference(..., cache_dir=...) as Parquet files (see preau.geo.cache): a later build with the
+# same files reads it instead of parsing and normalising the CSV again. Synthetic Nord (152 MB of
+# CSV, 840k addresses): 1.27 s to prepare, 0.04 s to read back, 28 MB.
 CACHE_FORMAT = 1
 _FRAMES = ("addresses", "streets", "communes", "postcodes")
-
-
-def _cache_entry(paths: list[Path], cache_dir: Path) -> tuple[Path, str]:
-    """(entry folder, name prefix shared by every entry of these files) for ``paths``."""
-    from preau import __version__
-    from preau.geo import normalize
-
-    # the working folder too: the file names in the reference's warnings are relative to it
-    h = hashlib.sha256(f"preau-ban-cache {CACHE_FORMAT} {__version__} {os.getcwd()}".encode())
-    for src in (__file__, normalize.__file__):  # the code that prepares the frames
-        h.update(Path(src).read_bytes())
-    for p in paths:
-        st = p.stat()
-        h.update(f"|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-    prefix = f"ban-{hashlib.sha256(str([str(p.resolve()) for p in paths]).encode()).hexdigest()[:12]}-"
-    return cache_dir / f"{prefix}{h.hexdigest()[:16]}", prefix
 
 
 def _read_cached(entry: Path) -> Reference | None:
@@ -193,24 +171,12 @@ def _read_cached(entry: Path) -> Reference | None:
         return None  # absent, partly removed or from another version: prepared again
 
 
-def _write_cached(ref: Reference, entry: Path, prefix: str) -> None:
-    """Write the entry (in a temporary folder renamed at the end: never half an entry), and remove
-    the former entries of the same files. A cache that cannot be written only costs time."""
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for n in _FRAMES:
-            getattr(ref, n).write_parquet(tmp / f"{n}.parquet", compression="lz4", statistics=False)
-        (tmp / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, "sources": ref.sources,
-                                                   "problems": [asdict(p) for p in ref.report.problems]},
-                                                  ensure_ascii=False), encoding="utf-8")
-        for old in entry.parent.glob(prefix + "*"):
-            if old.is_dir() and old != entry:
-                shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, entry)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _write_cached(ref: Reference, folder: Path) -> None:
+    for n in _FRAMES:
+        getattr(ref, n).write_parquet(folder / f"{n}.parquet", compression="lz4", statistics=False)
+    (folder / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, "sources": ref.sources,
+                                                  "problems": [asdict(p) for p in ref.report.problems]},
+                                                 ensure_ascii=False), encoding="utf-8")
 
 
 def load_reference(paths: str | Path | Iterable[str | Path], cache_dir: str | Path | None = None) -> Reference:
@@ -225,11 +191,13 @@ def load_reference(paths: str | Path | Iterable[str | Path], cache_dir: str | Pa
         paths = [paths]
     paths = [Path(p) for p in paths]
     if cache_dir is not None and paths and all(p.is_file() for p in paths):
-        entry, prefix = _cache_entry(paths, Path(cache_dir))
+        from preau.geo import cache, normalize
+
+        entry, prefix = cache.entry_for("ban", paths, Path(cache_dir), (__file__, normalize.__file__))
         ref = _read_cached(entry) if entry.is_dir() else None
         if ref is None:
             ref = _load_reference(paths)
-            _write_cached(ref, entry, prefix)
+            cache.write_entry(entry, prefix, lambda folder: _write_cached(ref, folder))
         return ref
     return _load_reference(paths)
 

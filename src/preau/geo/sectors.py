@@ -39,15 +39,16 @@ class SectorBuild:
 
 
 # ----------------------------------------------------------------------------------------------- reading
-def read_sectors(path: str | Path, key: str | None = None, report: Report | None = None) -> gpd.GeoDataFrame:
+def read_sectors(path: str | Path, key: str | None = None, report: Report | None = None,
+                 cache_dir: str | Path | None = None) -> gpd.GeoDataFrame:
     """Read sector polygons (GeoJSON, GPKG, Shapefile, FlatGeobuf) → Lambert-93, column ``code_secteur``.
 
     ``key`` names the sector identifier column (default: the first of ``code_secteur``, ``secteur``,
     ``code_rne``, ``uai``, ``id``). Invalid polygons are repaired with a warning; a missing key column,
-    an empty layer or an unknown CRS raise :class:`PreauError`.
+    an empty layer or an unknown CRS raise :class:`PreauError`. ``cache_dir``: see :func:`read_layer`.
     """
     report = report if report is not None else Report(subject=rel(path))
-    gdf = read_layer(path, report, what="couche des secteurs")
+    gdf = read_layer(path, report, what="couche des secteurs", cache_dir=cache_dir)
     # "code_secte": the name a Shapefile (10-character field names) gives "code_secteur".
     candidates = [key] if key else ["code_secteur", "code_secte", "secteur", "code_rne", "uai", "id"]
     found = next((c for c in candidates if c and c in gdf.columns), None)
@@ -65,10 +66,10 @@ def read_sectors(path: str | Path, key: str | None = None, report: Report | None
     return gdf
 
 
-def read_communes(path: str | Path, report: Report | None = None) -> gpd.GeoDataFrame:
-    """Commune polygons (``code_insee`` column) in Lambert-93."""
+def read_communes(path: str | Path, report: Report | None = None, cache_dir: str | Path | None = None) -> gpd.GeoDataFrame:
+    """Commune polygons (``code_insee`` column) in Lambert-93. ``cache_dir``: see :func:`read_layer`."""
     report = report if report is not None else Report(subject=rel(path))
-    gdf = read_layer(path, report, what="couche des communes")
+    gdf = read_layer(path, report, what="couche des communes", cache_dir=cache_dir)
     col = next((c for c in ("code_insee", "insee", "code_commune", "INSEE_COM", "code") if c in gdf.columns), None)
     if col is None:
         report.error("geo-commune-key", "colonne « code_insee » absente de la couche des communes",
