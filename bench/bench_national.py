@@ -257,8 +257,8 @@ def main() -> int:
                     help="stop the build after this many seconds and record the stages done (the record says so)")
     ap.add_argument("--out", type=Path, help="write the result record as JSON here")
     ap.add_argument("--warm", action="store_true",
-                    help="then build again, in a new process, with the BAN references the first build prepared "
-                         "(OUT/cache/ban), recorded beside the first build's figures (the goal is judged on the "
+                    help="then build again, in a new process, with the references the first build prepared "
+                         "(OUT/cache: BAN, sector and commune layers), recorded beside the first build's figures (the goal is judged on the "
                          "first, cold one)")
     ap.add_argument("--keep-cache", action="store_true",
                     help="empty the output folder but for its cache (OUT/cache) before building (used by --warm)")
@@ -316,7 +316,7 @@ def main() -> int:
     warm = None
     if args.warm:
         # the same build again in a new process (its own memory), the output folder emptied but for
-        # OUT/cache: the BAN references are read back from OUT/cache/ban; same outputs expected
+        # OUT/cache: the BAN references and layers are read back from it; same outputs expected
         cached_mb = round(sum(f.stat().st_size for f in (out / "cache").rglob("*") if f.is_file()) / 1e6, 1)
         rec = base / "warm.json"
         cmd = [sys.executable, __file__, "--keep-cache", "--out", str(rec), "--seed", str(args.seed),

@@ -31,7 +31,7 @@ SCENARIOS: dict[str, tuple[str, list[str], list[str]]] = {
     "synth": ("bench_synth.py", ["--departements", "all", "--years", "1", "--pupils", "12000000",
                                  "--synth-out", "bench/_work/national-synth", "--keep"], ["--departements", "65", "--years", "1"]),
     # the national build reuses the synth scenario's France (generated if missing); stopped after 15 min
-    # (then built again with the BAN references the first build prepared: --warm)
+    # (then built again with the references the first build prepared, BAN and layers: --warm)
     "national": ("bench_national.py", ["--synth", "bench/_work/national-synth", "--budget", "900", "--warm"],
                  ["--quick", "--warm"]),
     "validation": ("bench_validate.py", ["--rows", "1000000"], ["--rows", "100000"]),
@@ -174,8 +174,9 @@ def render_md(doc: dict) -> str:
                          f"{fmt_num(float(st.get('peak_rss_mb') or 0))} |")
         warm = stages["details"].get("warm")
         if warm:
-            lines += ["", f"Reconstruction à chaud (même espace de travail, références BAN préparées relues depuis "
-                      f"`_build/cache/ban`, {fmt_num(float(warm['cache_mb']))} Mo ; mêmes sorties : "
+            lines += ["", f"Reconstruction à chaud (même espace de travail, références préparées — BAN, couches des "
+                      f"secteurs et des communes — relues depuis `_build/cache`, {fmt_num(float(warm['cache_mb']))} Mo ; "
+                      f"mêmes sorties : "
                       f"{'oui' if warm['same_outputs'] else '**non**'}) / warm re-build : "
                       f"**{fmt_num(float(warm['seconds']))} s**, pic {fmt_num(float(warm['peak_rss_mb']))} Mo. "
                       "L'objectif est jugé sur la première construction, à froid.", "",
