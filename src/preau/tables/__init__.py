@@ -98,7 +98,7 @@ def derive(pupils: pl.DataFrame) -> pl.DataFrame:
 
     The age gap compares the birth year with the normal one for the level; ULIS pupils have none.
     """
-    year = pl.col("annee_scolaire").str.slice(0, 4).cast(pl.Int32)
+    year = pl.col("annee_scolaire").cast(pl.String).str.slice(0, 4).cast(pl.Int32)
     normal_age = pl.col("niveau").replace_strict(NORMAL_AGE, default=None, return_dtype=pl.Int32)
     gap = (year - pl.col("annee_naissance")) - normal_age  # > 0: older than normal → behind
     # The birth year is not needed once the gap is known. Every text column is stored as
