@@ -142,14 +142,12 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # 2 GB held until the end)
     pupils = read_exports(pub.sources)[0]
     result.pupils += pupils.height
-    # The text columns the geocoding does not read, as Categorical from now on (a 4-byte code per
-    # row instead of a 16-byte string view; derive() makes the others so after the geocoding):
-    # national pupil frame, main process settled 2.2 → 1.4 GiB for the whole geo stage, whose
-    # peak is the build's. The tables' functions read both kinds.
-    from preau.geo.locate import PUPIL_COLUMNS
-
+    # Every text column but the address, as Categorical from now on (a 4-byte code per row instead
+    # of a 16-byte string view; the geocoding hands each département's share to its task as text,
+    # derive() makes the rest so after the geocoding): national pupil frame settled 2.2 → 1.0 GiB
+    # as read, held through the geo stage, whose peak is the build's. The tables read both kinds.
     pupils = pupils.with_columns(pl.col(c).cast(pl.Categorical) for c, dtype in pupils.schema.items()
-                                 if dtype == pl.String and c not in PUPIL_COLUMNS.values())
+                                 if dtype == pl.String and c != "adresse")
     t = _timed(result, "ingest", t)
     # --- geography: offline geocoding and residence sectors (addresses stay in memory) ---
     progress(f"{pub.id} : géocodage hors ligne et secteurs")
@@ -165,7 +163,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         workers=_geo_workers(len(addresses)), cache_dir=cache_dir)
     # pupils whose address was not placed: one code per département of residence when the publisher
     # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
-    unlocated = (unlocated_sector_expr(pl.col("code_insee_residence")) if spans_departements(pupils)
+    unlocated = (unlocated_sector_expr(pl.col("code_insee_residence").cast(pl.Utf8)) if spans_departements(pupils)
                  else pl.lit(unlocated_sector(None)))
     # their code computed for them only, then scattered (national: 0.37M of 12M rows; 2.35 → 0.21 s,
     # where a fill_null evaluated the expression on every row)

@@ -159,6 +159,16 @@ def test_two_worker_processes_give_the_same_result(two, pupils, located):
     assert list(sectors["code_secteur"]) == list(located.sectors["code_secteur"])
 
 
+def test_categorical_columns_give_the_same_result(two, pupils, located):
+    # the build keeps the pupils' low-cardinality text columns Categorical (less memory)
+    cat = pupils.with_columns(pl.col(COLS["code_postal"], COLS["commune"], COLS["code_insee"]).cast(pl.Categorical))
+    codes, quality, _ = locate_pupils(cat, sorted(two.glob("adresses-*.csv")),
+                                      sector_rules=two / "carte-scolaire.csv", communes=two / "communes.geojson",
+                                      columns=COLS)
+    assert codes.fill_null("-").to_list() == located.codes.fill_null("-").to_list()
+    assert quality == located.quality
+
+
 def test_layer_part_keeps_the_sectors_listing_a_commune_of_the_departement():
     # one pass over the layer (not one per département); overseas codes take three digits
     layer = gpd.GeoDataFrame({"code_secteur": ["a", "b", "c", "d", "e"],

@@ -174,6 +174,11 @@ def _locate_group(task: dict) -> dict:
     return out
 
 
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its Categorical columns as text: what the geocoder reads (a task's share only)."""
+    return frame.with_columns(pl.col(pl.Categorical).cast(pl.Utf8))
+
+
 def _layer_parts(layer: gpd.GeoDataFrame) -> dict[str, np.ndarray] | None:
     """Row numbers of the sectors touching each département (by their ``communes`` list), computed in
     one pass over the layer; ``None`` when the layer has no such list (every task gets the whole layer)."""
@@ -238,8 +243,9 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
     n = pupils.height
     have = lambda k: cols.get(k) in pupils.columns  # noqa: E731
     empty = pl.lit("", pl.Utf8)
-    dep = pupils.select(departement_expr(pl.col(cols["code_insee"]) if have("code_insee") else empty,
-                                         pl.col(cols["code_postal"]) if have("code_postal") else empty)).to_series()
+    # (the columns may be Categorical: the build keeps the low-cardinality ones so, to hold less memory)
+    dep = pupils.select(departement_expr(pl.col(cols["code_insee"]).cast(pl.Utf8) if have("code_insee") else empty,
+                                         pl.col(cols["code_postal"]).cast(pl.Utf8) if have("code_postal") else empty)).to_series()
     keep = [c for c in cols.values() if c in pupils.columns]
     everyone = pl.int_range(0, n, dtype=pl.UInt32, eager=True)
     # Row numbers per département in one pass (not one comparison over all pupils per département).
@@ -268,7 +274,7 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
         for key, paths in groups.items():
             rows = everyone if key == ALL else by_dep.get(key, pl.Series("row", [], dtype=pl.UInt32))
             task = {"key": key, "paths": paths, "cache": cache_dir, "rows": rows, "columns": cols, "layer": None, "rules": None,
-                    "communes": None, "pupils": pupils.select(keep) if key == ALL else pupils.select(keep)[rows]}
+                    "communes": None, "pupils": _as_text(pupils.select(keep) if key == ALL else pupils.select(keep)[rows])}
             if layer is not None:
                 task["layer"] = _layer_part(layer, key, parts)
             elif key == ALL:
