@@ -175,7 +175,8 @@ def _locate_group(task: dict) -> dict:
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its Categorical columns as text: what the geocoder reads (a task's share only)."""
+    """``frame`` with its Categorical columns as text (the build keeps them Categorical, to hold less
+    memory): a task's share is pickled to its worker as plain text, with no category mapping."""
     return frame.with_columns(pl.col(pl.Categorical).cast(pl.Utf8))
 
 
@@ -243,9 +244,8 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
     n = pupils.height
     have = lambda k: cols.get(k) in pupils.columns  # noqa: E731
     empty = pl.lit("", pl.Utf8)
-    # (the columns may be Categorical: the build keeps the low-cardinality ones so, to hold less memory)
-    dep = pupils.select(departement_expr(pl.col(cols["code_insee"]).cast(pl.Utf8) if have("code_insee") else empty,
-                                         pl.col(cols["code_postal"]).cast(pl.Utf8) if have("code_postal") else empty)).to_series()
+    dep = pupils.select(departement_expr(pl.col(cols["code_insee"]) if have("code_insee") else empty,
+                                         pl.col(cols["code_postal"]) if have("code_postal") else empty)).to_series()
     keep = [c for c in cols.values() if c in pupils.columns]
     everyone = pl.int_range(0, n, dtype=pl.UInt32, eager=True)
     # Row numbers per département in one pass (not one comparison over all pupils per département).
