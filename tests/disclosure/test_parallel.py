@@ -209,3 +209,24 @@ def test_cells_with_no_deviation_near_them_are_repaired_on_the_whole_local_compo
     for a, b in zip(tight, wide):
         assert a.frame.equals(b.frame)
     assert verify(tight).ok
+
+
+def test_grouped_passes_find_the_same_cells(monkeypatch):
+    """The exact phase first pushes up to GROUP_CELLS pending cells of a block together (feasible
+    points: sound certificates), then gives the cells left their own LPs: the same cells are
+    protected and the unprotected ones get the same exact intervals as with one cell per LP.
+    (Fewer LPs on blocks of thousands of cells: measured on the national build, not here.)"""
+    A, hidden, value, _, true = _many_blocks(copies=6)
+    monkeypatch.setattr(attack_mod, "LEVELS", ())
+    monkeypatch.setattr(attack_mod, "WORKERS", 1)
+    for w in (8.0, 12.0):  # about half, then most of the hidden cells unprotected
+        runs = {}
+        for group in (1, 16):
+            monkeypatch.setattr(attack_mod, "GROUP_CELLS", group)
+            runs[group] = attack_mod.attack(A, hidden, value, np.where(hidden, w, 0.0), seed=true)
+        one, grouped = runs[1], runs[16]
+        assert 0 < one.protected.sum() < len(one.protected)  # both kinds of cells
+        assert np.array_equal(one.protected, grouped.protected)
+        bad = ~one.protected
+        assert grouped.exact[bad].all() and one.exact[bad].all()
+        assert np.allclose(one.low[bad], grouped.low[bad]) and np.allclose(one.high[bad], grouped.high[bad])
