@@ -126,3 +126,22 @@ def test_former_commune_name_of_a_commune_nouvelle(mini, tmp_path):
     res = geocode(pl.DataFrame({"adresse": ["3 rue des Lilas"], "code_postal": ["65900"], "commune": ["VIEUX HAMEAU"]}),
                   load_reference(p))
     assert res["result_code_insee"][0] == "65901" and res["result_type"][0] == "housenumber"
+
+
+def test_duplicate_addresses_keep_the_first_row(mini, tmp_path):
+    """Two BAN rows for one address (same commune, street, number, index): the first one in the
+    file is kept, with a warning counting the duplicates."""
+    ban = pl.read_csv(mini["ban"], separator=";", infer_schema=False)
+    first = ban.filter(pl.col("numero").cast(pl.Int32, strict=False).is_not_null()).head(1)
+    twin = first.with_columns(pl.lit("dup-1").alias("id"), (pl.col("x").cast(pl.Float64) + 500).cast(pl.Utf8).alias("x"))
+    p = tmp_path / "ban-doublon.csv"
+    pl.concat([ban, twin]).write_csv(p, separator=";")
+    ref = load_reference(p)
+    assert ref.size == load_reference(mini["ban"]).size
+    assert "dup-1" not in ref.addresses["id"].to_list() and first["id"][0] in ref.addresses["id"].to_list()
+    dup = [w for w in ref.report.warnings if w.code == "geo-reference-duplicates"]
+    assert len(dup) == 1 and dup[0].fr.startswith("1 adresse(s)")
+    # the twin written first wins
+    p2 = tmp_path / "ban-doublon-avant.csv"
+    pl.concat([twin, ban]).write_csv(p2, separator=";")
+    assert "dup-1" in load_reference(p2).addresses["id"].to_list()

@@ -255,7 +255,9 @@ def build_reference(df: pl.DataFrame, report: Report | None = None, sources: lis
         raise PreauError(report)
     df = df.with_columns((pl.col("numero") % 2).alias("par"))
     numbered = df.filter(pl.col("numero").is_not_null() & (pl.col("numero") < LIEU_DIT))
-    addresses = numbered.unique(["insee", "voie", "numero", "rep"], keep="first", maintain_order=True)
+    # the first row of each address (a filter on is_first_distinct: the same rows as a
+    # ``unique(keep="first", maintain_order=True)``, in half the time: 0.12 → 0.06 s for the Nord)
+    addresses = numbered.filter(pl.struct("insee", "voie", "numero", "rep").is_first_distinct())
     dup = numbered.height - addresses.height
     if dup:
         report.warning("geo-reference-duplicates",
