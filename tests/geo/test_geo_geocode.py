@@ -145,3 +145,52 @@ def test_duplicate_addresses_keep_the_first_row(mini, tmp_path):
     p2 = tmp_path / "ban-doublon-avant.csv"
     pl.concat([twin, ban]).write_csv(p2, separator=";")
     assert "dup-1" in load_reference(p2).addresses["id"].to_list()
+
+
+@pytest.mark.parametrize("threads_from", [0, 10**12])
+def test_fuzzy_streets_choose_as_token_sort_ratio_and_ratio_would(monkeypatch, threads_from):
+    """The score matrices (words sorted once, float32) give the choices and scores of rapidfuzz's
+    token_sort_ratio and ratio computed pair by pair in float64 (first best, token score on ties)."""
+    import random
+    from types import SimpleNamespace
+
+    from rapidfuzz import fuzz
+
+    import importlib
+
+    gc = importlib.import_module("preau.geo.geocode")
+    monkeypatch.setattr(gc, "FUZZY_THREADS_FROM", threads_from)
+    rnd = random.Random(7)
+    words = ["rue", "avenue", "chemin", "des", "de", "la", "lilas", "jean", "saint", "moulin", "pres", "gare",
+             "ecoles", "victor", "hugo", "pasteur", "republique", "tilleuls", "peupliers", "fontaine"]
+
+    def street() -> str:
+        return " ".join(rnd.choice(words) for _ in range(rnd.randint(2, 4)))
+
+    def typo(s: str) -> str:
+        i = rnd.randrange(len(s))
+        op = rnd.randrange(4)
+        return (s[:i] + s[i + 1:] if op == 0 else s[:i] + rnd.choice("aeiourst") + s[i:] if op == 1
+                else " ".join(reversed(s.split())) if op == 2 else s[:i] + rnd.choice("aeiourst") + s[i + 1:])
+
+    refs, asked = [], []
+    for insee in ("65001", "65002", "65003"):
+        names = sorted({street() for _ in range(60)})
+        refs += [(insee, n, n.replace(" ", "")) for n in names]
+        for _ in range(40):
+            q = typo(rnd.choice(names))
+            asked.append((insee, q, q.replace(" ", "") if rnd.random() < 0.8 else None))
+    ref = SimpleNamespace(streets=pl.DataFrame(refs, schema=["insee", "voie", "voie_full"], orient="row"))
+    pairs = pl.DataFrame(asked, schema=["insee", "voie", "voie_full"], orient="row").unique()
+    got = {(r[0], r[1], r[2]): (r[3], r[4]) for r in gc._fuzzy_streets(pairs, ref).iter_rows()}
+    expected = {}
+    for insee, q, qf in pairs.iter_rows():
+        cand = [r for r in refs if r[0] == insee]
+        sa = [fuzz.token_sort_ratio(q, c[1], score_cutoff=gc.FUZZY_STREET_CUTOFF) for c in cand]
+        sb = [fuzz.ratio(qf or "", c[2], score_cutoff=gc.FUZZY_STREET_CUTOFF) for c in cand]
+        ia, ib = max(range(len(cand)), key=lambda i: (sa[i], -i)), max(range(len(cand)), key=lambda i: (sb[i], -i))
+        best, score = (ia, sa[ia]) if sa[ia] >= sb[ib] or not qf else (ib, sb[ib])
+        if score >= gc.FUZZY_STREET_CUTOFF:
+            expected[(insee, q, qf)] = (cand[best][1], min(score / 100.0, 0.99))
+    assert len(expected) > 50  # most typos are within the cutoff, some are not
+    assert got == expected

@@ -29,6 +29,7 @@ RESULT_TYPES = ("housenumber", "interpolation", "street", "municipality", "not_f
 DEFAULT_COLUMNS = {"adresse": "adresse", "code_postal": "code_postal", "commune": "commune", "code_insee": "code_insee"}
 FUZZY_STREET_CUTOFF = 82.0
 FUZZY_COMMUNE_CUTOFF = 85.0
+FUZZY_THREADS_FROM = 200_000  # pairs scored by one cdist call from which it runs on every core
 FUZZY_BLOCK = 500  # unmatched streets scored at once against a commune's streets (bounds the matrix)
 MAX_ONE_SIDED_GAP = 20  # house numbers beyond the last known one still interpolated
 _OUT = ["result_type", "result_score", "result_code_insee", "result_id", "x", "y", "lon", "lat"]
@@ -113,6 +114,12 @@ def _resolve_communes(keys: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     return out.select("ik_in", "cp_in", "ck_in", "insee", "cscore")
 
 
+def _sorted_tokens(text: str) -> str:
+    """``text`` with its words sorted: ``fuzz.ratio`` of two such strings is ``fuzz.token_sort_ratio``
+    of the originals (what rapidfuzz computes, without sorting each choice again per pair)."""
+    return " ".join(sorted(text.split()))
+
+
 def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     """Distinct unmatched (insee, voie, voie_full) → best street of the same commune (voie_ref, sscore).
 
@@ -129,25 +136,37 @@ def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     rows = []
     # One score matrix per commune (all its unmatched streets × its streets, in C++, both cores),
     # instead of one extractOne call per street; the same scores and the same first-best choice.
+    # token_sort_ratio as fuzz.ratio on words sorted once per string, and float32 matrices (their
+    # order is that of the float64 scores: two distinct ratios of street-length strings differ by far
+    # more than float32's precision), the winner's score computed again in float64: same choices,
+    # same scores; national Paris, 7,137 streets × 8,645: 1.05 → 0.5 s.
     asked = pairs.filter(pl.col("voie") != "").group_by("insee").agg("voie", "voie_full")
     for insee, voies, full_in in asked.iter_rows():
         keys, fulls = by_commune.get(insee, (None, None))
         if not keys:
             continue
+        skeys = [_sorted_tokens(k) for k in keys]
+        fulls = [f or "" for f in fulls]
         for lo in range(0, len(voies), FUZZY_BLOCK):
             q, qf = voies[lo:lo + FUZZY_BLOCK], full_in[lo:lo + FUZZY_BLOCK]
+            qs = [_sorted_tokens(v) for v in q]
+            # both cores for large matrices only: threads cost more than small ones take
+            workers = -1 if len(q) * len(keys) >= FUZZY_THREADS_FROM else 1
             # token_sort_ratio: typos and swapped words; a shared "rue" alone never reaches the cutoff.
-            a = process.cdist(q, keys, scorer=fuzz.token_sort_ratio, score_cutoff=FUZZY_STREET_CUTOFF,
-                              dtype=np.float64, workers=-1)
+            a = process.cdist(qs, skeys, scorer=fuzz.ratio, score_cutoff=FUZZY_STREET_CUTOFF,
+                              dtype=np.float32, workers=workers)
             b = process.cdist([f or "" for f in qf], fulls, scorer=fuzz.ratio, score_cutoff=FUZZY_STREET_CUTOFF,
-                              dtype=np.float64, workers=-1)
+                              dtype=np.float32, workers=workers)
             ia, ib = a.argmax(axis=1), b.argmax(axis=1)
             sa, sb = a[np.arange(len(q)), ia], b[np.arange(len(q)), ib]
             for j in range(len(q)):
                 # The best of both wins, the token score on ties; below the cutoff a score is 0.
-                best = (ia[j], sa[j]) if sa[j] >= sb[j] or not qf[j] else (ib[j], sb[j])
-                if best[1] >= FUZZY_STREET_CUTOFF:
-                    rows.append((insee, q[j], qf[j], keys[best[0]], min(best[1] / 100.0, 0.99)))
+                if sa[j] >= sb[j] or not qf[j]:
+                    best, score = ia[j], (fuzz.ratio(qs[j], skeys[ia[j]]) if sa[j] else 0.0)
+                else:
+                    best, score = ib[j], fuzz.ratio(qf[j], fulls[ib[j]])
+                if score >= FUZZY_STREET_CUTOFF:
+                    rows.append((insee, q[j], qf[j], keys[best], min(score / 100.0, 0.99)))
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
