@@ -230,3 +230,40 @@ def test_grouped_passes_find_the_same_cells(monkeypatch):
         bad = ~one.protected
         assert grouped.exact[bad].all() and one.exact[bad].all()
         assert np.allclose(one.low[bad], grouped.low[bad]) and np.allclose(one.high[bad], grouped.high[bad])
+
+
+def test_cells_that_can_only_move_up_are_repaired_a_few_at_a_time(monkeypatch):
+    """Up to REPAIR_GROUP cells below their width, no two sharing an equation neighbourhood, get one
+    protection LP together: fewer LPs than one per cell, the audit passes (each cell moved by its
+    width in a feasible point), and joint LPs with several cells fixed really ran."""
+    from preau.disclosure import suppress, verify
+
+    tables = list(school_level_tables(n_schools=300, n_communes=50, seed=21))
+    monkeypatch.setattr(suppress, "_local_pass", lambda st, A, AT: 0)  # every cell left to the repair
+    monkeypatch.setattr(attack_mod, "WORKERS", 1)
+    import highspy
+
+    fixed_per_lp = []  # cells fixed at their width in each protection LP
+    real_bounds = highspy.Highs.changeColsBounds
+
+    def spy(self, num, cols, lower, upper):
+        lower, upper = np.asarray(lower), np.asarray(upper)
+        fixed = int(((lower == upper) & (lower > 0)).sum())
+        if fixed:
+            fixed_per_lp.append(fixed)
+        return real_bounds(self, num, cols, lower, upper)
+
+    runs = {}
+    for group in (1, 4):
+        monkeypatch.setattr(suppress, "REPAIR_GROUP", group)
+        fixed_per_lp.clear()
+        monkeypatch.setattr(highspy.Highs, "changeColsBounds", spy)
+        stats = suppress.ProtectionStats("modular")
+        out = protect(tables, stats=stats)
+        monkeypatch.setattr(highspy.Highs, "changeColsBounds", real_bounds)
+        assert verify(out).ok
+        runs[group] = (stats.repair_lps, max(fixed_per_lp, default=0), stats.hidden)
+    print(runs)
+    assert runs[1][1] == 1  # one cell per LP
+    assert runs[4][1] > 1  # several cells in one LP
+    assert runs[4][0] < runs[1][0]  # fewer LPs

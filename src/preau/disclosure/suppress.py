@@ -541,11 +541,28 @@ class _SubState:
         return self.sup[idx] | self.unknown_always[idx]
 
 
+# Cells of a component whose count is below their width can only be moved up (``y_c = +w``): up to
+# REPAIR_GROUP of them, no two sharing an equation with the other's equation neighbours, get one
+# protection LP together (``y_c = w_c`` for each; any optimum moves each by its width, so hiding
+# its support protects them all, as one LP per cell would). HiGHS pays about half of a repair LP's
+# time whatever its iterations (national local components: 3–5 ms of 6–9 ms), so fewer LPs cost
+# less; the joint optimum may share less than one cell after another does (a cell hidden by the
+# first is free for the next). Measured on the 12 largest local components of the national round
+# 0 (1,368 LPs, 13.9 s): 2 cells 828 LPs, 10.7 s; 4 cells 550 LPs, 8.3 s, 1,170 cells hidden
+# instead of 1,150 (+1.7 %), pupils +1.6 %; 8 cells 7.8 s, +2.0 %, +1.1 %; requiring the cells to
+# be 2 steps apart leaves no group at all. The cells that can move both ways keep their own LPs.
+# National replay, back to back: repair 27.2 → 18.0 s (6,066 → 2,580 LPs), protect 70.9 → 63.9 s;
+# 676,379 cells hidden instead of 676,300 (+0.012 %), 14,740,442 pupils (+0.018 %); the
+# school × level bench: 130,732 cells instead of 130,736, the same pupils.
+REPAIR_GROUP = 4
+
+
 def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int, int]:
     """Protection LPs of ``cells`` (local numbers, in order) on their whole component ``ss``: one
-    HiGHS model kept warm across the cells (only the repaired cell's bounds and the costs of newly
-    hidden cells change). A deviation moves cells of the component only, so components are
-    independent: any process may repair any of them, in any order, with the same result.
+    HiGHS model kept warm across the cells (only the repaired cells' bounds and the costs of newly
+    hidden cells change; cells that can only move up are repaired ``REPAIR_GROUP`` at a time). A
+    deviation moves cells of the component only, so components are independent: any process may
+    repair any of them, in any order, with the same result.
     Returns (cells newly hidden, lo, hi, cells with no deviation, cells tried, LPs solved)."""
     ss, cells = job
     n = len(ss.x)
@@ -554,39 +571,92 @@ def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
     M, cost, upper = _deviation_lp(ss, N, w)
     h = build_lp(M, cost=cost, upper=upper, presolve="choose")
     h.setOptionValue("simplex_strategy", 1)  # dual simplex: re-solves after bound changes stay warm
+    AC = ss.AC  # equations × cells (CSC)
+    AR = AC.tocsr() if REPAIR_GROUP > 1 else None
     sup0 = ss.sup.copy()
     hid = ss.hidden_at(N)
     failed: list[int] = []
     tried = lps = 0
-    for c in cells:
-        if not ss.sup[c] or ss.hi[c] - ss.lo[c] >= ss.width[c] - 1e-6:
-            continue  # hidden earlier only, or certified by a repair before it
+
+    def unprotected(c: int) -> bool:  # not hidden earlier only, nor certified by a repair before
+        return bool(ss.sup[c]) and ss.hi[c] - ss.lo[c] < ss.width[c] - 1e-6
+
+    def update_costs() -> None:  # cells hidden since the model was built: their cost changes
         now = ss.hidden_at(N)
         changed = np.nonzero(now != hid)[0]
-        if len(changed):  # cells hidden since the model was built: their cost changes
+        if len(changed):
             cc = _deviation_cost(ss, changed, w)
             cols = np.concatenate([changed, changed + n]).astype(np.int32)
             h.changeColsCost(len(cols), cols, np.concatenate([cc, cc]))
             hid[changed] = now[changed]
-        tried += 1
-        wc = float(ss.width[c])
+
+    def solve(group: np.ndarray, directions: np.ndarray):
+        """Optimal deviation with ``y_c = direction × width`` for each cell of ``group``, or None."""
+        nonlocal lps
+        wc = ss.width[group].astype(np.float64)
+        fixed = np.where(directions > 0, group, group + n)
+        zero = np.where(directions > 0, group + n, group)
+        cols = np.concatenate([fixed, zero]).astype(np.int32)
+        val = np.concatenate([wc, np.zeros(len(group))])
+        h.changeColsBounds(len(cols), cols, val, val)
+        h.run()
+        lps += 1
+        y = None
+        if optimal(h):
+            sol = np.asarray(h.getSolution().col_value)
+            y = sol[:n] - sol[n:]
+        back = np.concatenate([group, group + n]).astype(np.int32)
+        h.changeColsBounds(len(back), back, np.zeros(len(back)), np.concatenate([np.full(len(group), BIG), ss.x[group]]))
+        return y
+
+    def one(c: int) -> None:
         best = None
         for direction in (1.0, -1.0):
-            if direction < 0 and ss.x[c] < wc:
+            if direction < 0 and ss.x[c] < ss.width[c]:
                 continue
-            fixed, zero = (c, n + c) if direction > 0 else (n + c, c)
-            h.changeColsBounds(2, np.array([fixed, zero], dtype=np.int32), np.array([wc, 0.0]), np.array([wc, 0.0]))
-            h.run()
-            lps += 1
-            if optimal(h):
-                sol = np.asarray(h.getSolution().col_value)
-                best = _cheaper(best, sol[:n] - sol[n:], N, ss)
-            h.changeColsBounds(2, np.array([c, n + c], dtype=np.int32), np.array([0.0, 0.0]),
-                               np.array([BIG, ss.x[c]]))
+            y = solve(np.array([c]), np.array([direction]))
+            if y is not None:
+                best = _cheaper(best, y, N, ss)
         if best is None:
             failed.append(int(c))
         else:
             _apply_deviation(ss, best)
+
+    pending = list(cells)
+    while True:
+        pending = [c for c in pending if unprotected(c)]
+        if not pending:
+            break
+        # the first cell left, and (when it can only move up) the next ones that can only move up
+        # and share no equation with the group's equation neighbours
+        group, rest = [pending[0]], pending[1:]
+        if REPAIR_GROUP > 1 and ss.x[group[0]] < ss.width[group[0]]:
+            used = np.zeros(AC.shape[0], bool)
+            later = []
+            for c in [group[0]] + rest:
+                rows = AC.indices[AC.indptr[c]:AC.indptr[c + 1]]
+                if c == group[0] or (len(group) < REPAIR_GROUP and ss.x[c] < ss.width[c] and not used[rows].any()):
+                    if c != group[0]:
+                        group.append(c)
+                    used[AC[:, AR[rows].indices].indices] = True
+                else:
+                    later.append(c)
+            rest = later
+        update_costs()
+        tried += len(group)
+        if len(group) == 1:
+            one(group[0])
+        else:
+            y = solve(np.asarray(group), np.ones(len(group)))
+            if y is not None:
+                _apply_deviation(ss, _cheaper(None, y, N, ss))
+            else:  # some cell of the group cannot move with the others: each alone
+                for c in group:
+                    update_costs()
+                    one(c)
+        pending = rest
+    order = {c: i for i, c in enumerate(cells)}
+    failed.sort(key=order.__getitem__)  # in the order given (groups take cells out of it)
     return np.nonzero(ss.sup & ~sup0)[0], ss.lo, ss.hi, failed, tried, lps
 
 
