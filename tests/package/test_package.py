@@ -206,3 +206,23 @@ def test_dcat_spatial_of_a_large_territory_lists_its_departements(built):
     g = Graph()
     g.parse(data=json.dumps(dcat.dataset_document(desc)), format="json-ld")
     assert len({s for s in g.objects(None, DCT.spatial) if "id.insee.fr/geo/commune/" in str(s)}) == dcat.MAX_COMMUNES
+
+
+def test_sha256_many_is_sha256_file_of_each(tmp_path):
+    """Files hashed two at a time give each file's own digest; a missing file is left out (its
+    caller hashes it alone and gets the error there)."""
+    import hashlib
+
+    from preau.package.files import sha256_file, sha256_many
+
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(bytes([i]) * (3 << 20) + b"end%d" % i)  # several read blocks each
+        paths.append(p)
+    missing = tmp_path / "absent.csv"
+    got = sha256_many(paths + [missing, paths[0]])
+    assert set(got) == set(paths)
+    for p in paths:
+        assert got[p] == sha256_file(p) == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert len(set(got.values())) == 5

@@ -25,7 +25,7 @@ from preau.catalog.report import PublishReport
 from preau.errors import rel
 from preau.package import DCAT_FILE, DESCRIPTOR, Package
 from preau.package import dcat
-from preau.package.files import dumps_json, sha256_bytes, sha256_file, write_if_changed, copy_if_changed
+from preau.package.files import dumps_json, sha256_bytes, sha256_file, sha256_many, write_if_changed, copy_if_changed
 
 INDEX = "catalog.json"
 FEED_JSONLD = "catalog.jsonld"
@@ -51,9 +51,10 @@ def _sync_package(pkg: Package, dest: Path, report: PublishReport, dry_run: bool
     existed = (dest / DESCRIPTOR).is_file()
     changed = False
     wanted = _files_of(pkg)
+    digests = sha256_many(pkg.folder / name for name in wanted)
     for name in wanted:
         src = pkg.folder / name
-        digest, size = sha256_file(src), src.stat().st_size
+        digest, size = digests.get(src) or sha256_file(src), src.stat().st_size
         if _same(dest / name, digest, size):
             report.add("resource", f"{pkg.name}/{name}", "unchanged")
             continue

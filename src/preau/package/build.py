@@ -19,7 +19,7 @@ from typing import Any
 
 from preau.errors import PreauError, Report, rel
 from preau.package import dcat
-from preau.package.files import copy_if_changed, dumps_json, sha256_bytes, sha256_file, write_if_changed
+from preau.package.files import copy_if_changed, dumps_json, sha256_bytes, sha256_file, sha256_many, write_if_changed
 from preau.workspace import LICENCES, Workspace, load_workspace
 
 DESCRIPTOR = "datapackage.json"
@@ -252,6 +252,8 @@ def _plan_one(manifest_path: Path, ws: Workspace, out_dir: Path, report: Report,
     seen: set[str] = set()
     all_years_parquet: tuple[Path, dict[str, Any]] | None = None
     parquet_years: set[str] = set()
+    digests = sha256_many(folder / r["path"] for r in manifest["resources"]
+                          if isinstance(r, dict) and _safe_rel(r.get("path")) and (folder / r["path"]).is_file())
     for i, r in enumerate(manifest["resources"]):
         if not isinstance(r, dict) or not _safe_rel(r.get("path")):
             report.error("package-manifest", f"ressource n°{i + 1} : « path » relatif attendu",
@@ -278,7 +280,7 @@ def _plan_one(manifest_path: Path, ws: Workspace, out_dir: Path, report: Report,
             ok = False
             continue
         seen.add(dest)
-        digest = sha256_file(src)
+        digest = digests.get(src) or sha256_file(src)
         copies.append((src, dest, digest))
         res = _resource(dest, fmt, src.stat().st_size, digest, "data", year, r.get("rows"), r.get("title"),
                         schema_rel if kind != "layer" else None, kind)
