@@ -93,3 +93,20 @@ def test_ministry_table(pupils, synth_dir):
             == m["nombre_total_d_eleves"]).all()
     assert (m["nombre_total_de_classes"] >= 1).all()
     assert set(m["secteur"]) == {"public", "privé"}
+
+
+def test_service_cells_are_the_pupils_counted_row_by_row(pupils, ws):
+    """Every school × service × registered cell of the service table is the number of pupil rows of
+    that school with that service flag (the table is summed from one count over all services)."""
+    f = build_table(ws.datasets["restauration-periscolaire-ecole"], pupils).frame
+    leaf = f.filter((pl.col("uai") != "TOTAL") & (pl.col("inscrit") != "TOTAL"))
+    rows = []
+    for service in ("cantine", "periscolaire", "transport"):
+        rows.append(pupils.group_by(pl.col("annee_scolaire").cast(pl.String), pl.col("uai").cast(pl.String),
+                                    pl.when(pl.col(service)).then(pl.lit("oui")).otherwise(pl.lit("non")).alias("inscrit"))
+                    .len().with_columns(pl.lit(service).alias("service")))
+    direct = pl.concat(rows).rename({"len": "direct"})
+    both = leaf.join(direct, on=["annee_scolaire", "uai", "service", "inscrit"], how="full", coalesce=True)
+    assert both.height == leaf.height  # zeros are listed (complete grid), nothing is missing
+    assert (both["effectif"] == both["direct"].fill_null(0)).all()
+    assert both["direct"].null_count() < both.height  # the check is not vacuous

@@ -113,8 +113,9 @@ def derive(pupils: pl.DataFrame) -> pl.DataFrame:
 
 
 def aggregate(frame: pl.DataFrame, dims: list[str], parents: dict[str, dict[str, str]],
-              margins: list[str], complete: list[str] = ()) -> pl.DataFrame:
-    """Count rows of ``frame`` over ``dims`` with margins.
+              margins: list[str], complete: list[str] = (), weight: str | None = None) -> pl.DataFrame:
+    """Count rows of ``frame`` over ``dims`` with margins (``weight``: sum that column instead, for a
+    frame already counted over more dimensions).
 
     For each dimension in ``margins`` every value is also counted under each ancestor given by
     ``parents[dim]`` (value → parent, up to ``TOTAL``; a value without parent goes to ``TOTAL``).
@@ -124,8 +125,8 @@ def aggregate(frame: pl.DataFrame, dims: list[str], parents: dict[str, dict[str,
     # grouped on categorical codes, not strings: national pupil files (12M rows) peaked at several
     # GB per table in the string hash tables
     strings = [d for d in dims if frame.schema[d] in (pl.String, pl.Categorical)]
-    base = (frame.lazy().select(dims).with_columns(pl.col(strings).cast(pl.Categorical))
-            .group_by(dims).agg(pl.len().cast(pl.Int64).alias("effectif"))
+    base = (frame.lazy().select(dims + ([weight] if weight else [])).with_columns(pl.col(strings).cast(pl.Categorical))
+            .group_by(dims).agg((pl.col(weight).sum() if weight else pl.len()).cast(pl.Int64).alias("effectif"))
             .with_columns(pl.col(strings).cast(pl.String)).collect())
     for d in dims:
         if d not in margins:
@@ -220,9 +221,16 @@ def build_table(dataset, pupils: pl.DataFrame, geo: dict[str, dict[str, str]] | 
     if "service" in dims:  # one partition of the pupils per service, stacked
         parts = []
         sub_dims = [d for d in dims if d != "service"]
+        # the pupils counted once over the other dimensions and the three services (one pass over
+        # the pupil rows instead of three; national: 2.3 → 1.5 s, same table), each service summed from it
+        other = [d for d in sub_dims if d != "inscrit"]
+        strings = [d for d in other if src.schema[d] in (pl.String, pl.Categorical)]
+        counted = (src.lazy().with_columns(pl.col(strings).cast(pl.Categorical))
+                   .group_by(other + list(SERVICES)).agg(pl.len().alias("_n")).collect())
         for service in SERVICES:
-            s = src.with_columns(pl.when(pl.col(service)).then(pl.lit("oui")).otherwise(pl.lit("non")).alias("inscrit"))
-            parts.append(aggregate(s, sub_dims, parents, margins, complete).with_columns(pl.lit(service).alias("service")))
+            s = counted.with_columns(pl.when(pl.col(service)).then(pl.lit("oui")).otherwise(pl.lit("non")).alias("inscrit"))
+            parts.append(aggregate(s, sub_dims, parents, margins, complete, weight="_n")
+                         .with_columns(pl.lit(service).alias("service")))
         frame = pl.concat(parts).select(dims + ["effectif"])
     else:
         frame = aggregate(src, dims, parents, margins, complete)
