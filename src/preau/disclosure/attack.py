@@ -145,10 +145,11 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
         if DEBUG:
             print(f"  push {rnd}: pending {pending_mask().sum()} / {n} t={time.perf_counter() - T0:.2f}",
                   file=sys.stderr)
-    # grouped passes: up to GROUP_CELLS (exact mode; GROUP_LOCAL_CELLS on restricted LPs) pending cells of each block pushed together,
-    # each cell once; most pending cells are protected, and cells far apart in a block barely
-    # interfere, so one LP certifies many (a feasible point: sound). The cells it leaves get their
-    # own exact LPs below.
+    # grouped passes: up to GROUP_CELLS pending cells of each block (GROUP_LOCAL_CELLS on the
+    # restricted LPs) pushed together, each cell once; most pending cells are protected, and cells
+    # far apart in a block barely interfere, so one LP certifies many (a feasible point: sound). In
+    # exact mode the cells it leaves get their own exact LPs below; on restricted LPs they are left
+    # to the exact phase of the caller.
     if GROUP_CELLS > 1:
         tried = np.zeros(n, bool)
         while True:

@@ -631,14 +631,21 @@ def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
         # and share no equation with the group's equation neighbours
         group, rest = [pending[0]], pending[1:]
         if REPAIR_GROUP > 1 and ss.x[group[0]] < ss.width[group[0]]:
-            used = np.zeros(AC.shape[0], bool)
+            used = np.zeros(AC.shape[0], bool)  # equations of the group's equation neighbours
+
+            def claim(c: int, rows: np.ndarray) -> None:
+                used[AC[:, AR[rows].indices].indices] = True
+
+            claim(group[0], AC.indices[AC.indptr[group[0]]:AC.indptr[group[0] + 1]])
             later = []
-            for c in [group[0]] + rest:
+            for i, c in enumerate(rest):
+                if len(group) == REPAIR_GROUP:
+                    later += rest[i:]
+                    break
                 rows = AC.indices[AC.indptr[c]:AC.indptr[c + 1]]
-                if c == group[0] or (len(group) < REPAIR_GROUP and ss.x[c] < ss.width[c] and not used[rows].any()):
-                    if c != group[0]:
-                        group.append(c)
-                    used[AC[:, AR[rows].indices].indices] = True
+                if ss.x[c] < ss.width[c] and not used[rows].any():
+                    group.append(c)
+                    claim(c, rows)
                 else:
                     later.append(c)
             rest = later

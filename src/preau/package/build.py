@@ -252,6 +252,7 @@ def _plan_one(manifest_path: Path, ws: Workspace, out_dir: Path, report: Report,
     seen: set[str] = set()
     all_years_parquet: tuple[Path, dict[str, Any]] | None = None
     parquet_years: set[str] = set()
+    # the resources' files hashed ahead, two at a time (the loop below checks each and reports)
     digests = sha256_many(folder / r["path"] for r in manifest["resources"]
                           if isinstance(r, dict) and _safe_rel(r.get("path")) and (folder / r["path"]).is_file())
     for i, r in enumerate(manifest["resources"]):
