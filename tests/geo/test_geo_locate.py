@@ -198,3 +198,50 @@ def test_cached_references_give_the_same_result(two, pupils, located, tmp_path):
         assert list(sectors["code_secteur"]) == list(located.sectors["code_secteur"])
         assert len(list((cache / "ban").glob("ban-*"))) == len(bans)
         assert len(list((cache / "layers").glob("layer-*"))) == 1  # the communes layer (sectors built)
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_rows_by_departement_equal_the_row_wise_expression(categorical):
+    # codes normalised once per distinct value (Categorical: per category), rows in order; the
+    # INSEE code decides when usable, else the postcode (Corsica split, overseas on 3 digits)
+    from preau.geo.locate import PUPIL_COLUMNS, _rows_by_departement
+
+    insee = ["65440", None, "", "2a004", " 1053", "97411", "xx", None, "12345", "", "2B033", "32013"] * 3
+    cps = ["65000", "20100", "20200", None, "01000", "97400", "06500", "6500", None, "abc", "20600", ""] * 3
+    frame = pl.DataFrame({"code_insee_residence": insee, "code_postal": cps})
+    if categorical:
+        frame = frame.with_columns(pl.all().cast(pl.Categorical))
+    dep = frame.select(departement_expr(pl.col("code_insee_residence"), pl.col("code_postal"))).to_series()
+    expected = {}
+    for i, d in enumerate(dep.to_list()):
+        if d is not None:
+            expected.setdefault(d, []).append(i)
+    got = {k: v.to_list() for k, v in _rows_by_departement(frame, PUPIL_COLUMNS).items()}
+    assert got == expected
+    assert set(got) == {"65", "2A", "2B", "01", "974", "06", "12", "32"}
+
+
+def test_workers_prepare_references_while_the_layer_is_read(two, pupils, tmp_path):
+    """Two workers, a given sector layer and a cache: the references are prepared while the layer
+    is read, every département is handled once, the answers are those of one process uncached."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from preau.geo.locate import _groups, _Preparing
+    from preau.geo.reference import reference_cached
+
+    bans = sorted(two.glob("adresses-*.csv"))
+    serial, q1, _ = locate_pupils(pupils, bans, sectors=two / "secteurs.geojson", columns=COLS)
+    cache = tmp_path / "cache"
+    codes, q2, _ = locate_pupils(pupils, bans, sectors=two / "secteurs.geojson", columns=COLS, workers=2,
+                                 cache_dir=cache)
+    assert codes.fill_null("-").to_list() == serial.fill_null("-").to_list() and q1 == q2
+    assert all(reference_cached([b], cache / "ban") for b in bans)
+    # the order of the tasks: each group once, whatever was prepared when the layer came
+    groups = _groups(bans)
+    fresh = tmp_path / "fresh"
+    with ThreadPoolExecutor(2) as pool, ThreadPoolExecutor(1) as other:
+        prep = _Preparing(pool, 2, groups, fresh)
+        reading = other.submit(lambda: [f.result() for f in list(prep.busy)])  # done once both are prepared
+        order = prep.until(reading)
+    assert sorted(order) == sorted(groups) and len(order) == len(groups)
+    assert all(reference_cached(groups[k], fresh / "ban") for k in order)

@@ -33,8 +33,8 @@ from preau.errors import PreauError, Report
 from preau.geo.assign import SectorIndex, assign_sectors
 from preau.geo.geocode import geocode, quality
 from preau.geo.layers_io import L93
-from preau.geo.normalize import insee_key, postcode_key
-from preau.geo.reference import load_reference
+from preau.geo.normalize import distinct_rows, insee_key, postcode_key
+from preau.geo.reference import load_reference, reference_cached
 from preau.geo.sectors import (build_sectors, overlap_warning, read_communes, read_rules, read_sectors,
                                resolve_overlaps)
 from preau.processes import spawn_pool
@@ -72,6 +72,42 @@ def departement_expr(insee: pl.Expr, postcode: pl.Expr) -> pl.Expr:
                .when(cp.str.starts_with("20")).then(corsica)
                .otherwise(cp.str.slice(0, 2)))
     return pl.when(ik != "").then(from_insee).otherwise(from_cp)
+
+
+def _codes_of(frame: pl.DataFrame, name: str | None) -> tuple[np.ndarray, pl.Series]:
+    """(position of each row's value among ``values``, ``values``): a Categorical column's own codes
+    and categories, or the distinct values of a text column; a missing column is all ``""``."""
+    if name is None or name not in frame.columns:
+        return np.zeros(frame.height, dtype=np.uint32), pl.Series([""], dtype=pl.Utf8)
+    col = frame.get_column(name)
+    if col.dtype == pl.Categorical:
+        values = col.dtype.categories.to_series().cast(pl.Utf8)  # physical code = position
+        # a null row points after the last category, to an added ""
+        codes = col.to_physical().fill_null(len(values)).to_numpy()
+        return codes, values.append(pl.Series([""], dtype=pl.Utf8))
+    values, codes = distinct_rows(frame.select(pl.col(name).cast(pl.Utf8)), [name])
+    return codes, values.get_column(name)
+
+
+def _rows_by_departement(pupils: pl.DataFrame, cols: Mapping[str, str]) -> dict[str, pl.Series]:
+    """Row numbers (in order) of the pupils of each département (:func:`departement_expr`), the codes
+    being normalised once per distinct INSEE code and postcode, not once per pupil (national build,
+    12M pupils: 3.3 → 0.7 s)."""
+    ins, ins_values = _codes_of(pupils, cols.get("code_insee"))
+    cps, cp_values = _codes_of(pupils, cols.get("code_postal"))
+    from_insee = pl.select(departement_expr(ins_values, pl.lit("", pl.Utf8))).to_series()  # null: unusable code
+    from_cp = pl.select(departement_expr(pl.lit("", pl.Utf8), cp_values)).to_series()
+    labels = pl.concat([from_insee, from_cp]).drop_nulls().unique().sort().to_list()
+    index = {v: i for i, v in enumerate(labels)}
+    to_code = lambda s: np.array([index.get(v, len(labels)) for v in s.to_list()], dtype=np.int16)  # noqa: E731
+    dep = to_code(from_insee)[ins]
+    # the INSEE code decides when it is usable, else the postcode (len(labels): neither)
+    use_cp = pl.select(insee_key(ins_values) == "").to_series().to_numpy()[ins]
+    dep[use_cp] = to_code(from_cp)[cps[use_cp]]
+    order = np.argsort(dep, kind="stable").astype(np.uint32)
+    bounds = np.searchsorted(dep[order], np.arange(len(labels) + 1))
+    return {lab: pl.Series("row", order[bounds[i]:bounds[i + 1]])
+            for i, lab in enumerate(labels) if bounds[i + 1] > bounds[i]}
 
 
 def _groups(reference_paths: Iterable[str | Path]) -> dict[str, list[Path]]:
@@ -174,6 +210,54 @@ def _locate_group(task: dict) -> dict:
     return out
 
 
+def _largest_first(groups: dict[str, list[Path]]) -> list[str]:
+    """Group keys by decreasing size of their BAN files: with the largest départements first, two
+    workers finish together (in code order, one was left alone with the Val-d'Oise at the end)."""
+    size = {k: sum(p.stat().st_size for p in ps if p.is_file()) for k, ps in groups.items()}
+    return sorted(groups, key=lambda k: -size[k])
+
+
+def _prepare_reference(paths: list[Path], cache: str) -> None:
+    """Worker job: one group's BAN reference prepared into the cache (its task then reads it back)."""
+    if reference_cached(paths, Path(cache) / "ban"):
+        return  # a warm build: nothing to prepare
+    try:
+        load_reference(paths, cache_dir=Path(cache) / "ban")
+    except PreauError:
+        pass  # not kept: the group's own task reads the files again and reports the problem
+
+
+class _Preparing:
+    """While the sector layer is read (every task needs its part of it), the workers prepare the
+    largest groups' BAN references into the cache instead of waiting; their tasks then read them
+    back (national build: the layer takes 8 s, the workers sat idle after their start)."""
+
+    def __init__(self, pool, workers: int, groups: dict[str, list[Path]], cache_dir):
+        self.pool, self.workers, self.groups, self.cache = pool, workers, groups, str(cache_dir)
+        self.keys, self.next, self.busy, self.ready = _largest_first(groups), 0, {}, []
+        self._fill(2 * workers)  # queued ahead: the caller splits the pupils meanwhile
+
+    def _fill(self, size: int) -> None:
+        while len(self.busy) < size and self.next < len(self.keys):
+            key = self.keys[self.next]
+            self.busy[self.pool.submit(_prepare_reference, self.groups[key], self.cache)] = key
+            self.next += 1
+
+    def until(self, reading) -> list[str]:
+        """Prepare until ``reading`` is done; returns the order of the tasks: prepared groups first,
+        the others by decreasing size, those still being prepared last (so their task finds the
+        reference ready instead of computing it a second time)."""
+        while True:
+            for f in [f for f in self.busy if f.done()]:
+                f.result()  # a bug is raised here; a bad file is left to its task
+                self.ready.append(self.busy.pop(f))
+            if reading.done() or not (self.busy or self.next < len(self.keys)):
+                break
+            self._fill(self.workers)
+            wait([reading, *self.busy], return_when=FIRST_COMPLETED)
+        return self.ready + self.keys[self.next:] + list(self.busy.values())
+
+
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with its Categorical columns as text (the build keeps them Categorical, to hold less
     memory): a task's share is pickled to its worker as plain text, with no category mapping."""
@@ -236,21 +320,20 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
     reading = None
     if sectors is not None and not isinstance(sectors, gpd.GeoDataFrame):
         # the layer is read (GDAL and GEOS release the GIL) while the pupils are split by
-        # département below (polars too): national build, 6.4 s and 1.5 s, overlapped
+        # département below (polars too) and the workers prepare references: national build, 8 s
         reader = ThreadPoolExecutor(1)
         reading = reader.submit(read_sectors, sectors, report=report,
                                 cache_dir=Path(cache_dir) / "layers" if cache_dir else None)
         reader.shutdown(wait=False)
+    # while the layer is read, the workers prepare BAN references (every task needs its layer part)
+    preparing = (_Preparing(pool, workers, groups, cache_dir)
+                 if pool is not None and reading is not None and cache_dir is not None else None)
     n = pupils.height
-    have = lambda k: cols.get(k) in pupils.columns  # noqa: E731
-    empty = pl.lit("", pl.Utf8)
-    dep = pupils.select(departement_expr(pl.col(cols["code_insee"]) if have("code_insee") else empty,
-                                         pl.col(cols["code_postal"]) if have("code_postal") else empty)).to_series()
     keep = [c for c in cols.values() if c in pupils.columns]
     everyone = pl.int_range(0, n, dtype=pl.UInt32, eager=True)
-    # Row numbers per département in one pass (not one comparison over all pupils per département).
-    by_dep = {k[0]: f.get_column("row") for k, f in pl.DataFrame({"dep": dep, "row": everyone}).drop_nulls("dep")
-              .partition_by("dep", as_dict=True, maintain_order=True).items()}
+    by_dep = _rows_by_departement(pupils, cols)
+    order = (preparing.until(reading) if preparing is not None
+             else _largest_first(groups) if pool is not None else list(groups))
     if sectors is not None:
         layer = reading.result() if reading is not None else sectors
         if layer.crs is not None and layer.crs.to_epsg() != 2154:
@@ -271,7 +354,8 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
         commune_tree = shapely.STRtree(commune_geoms)
 
     def tasks():
-        for key, paths in groups.items():
+        for key in order:
+            paths = groups[key]
             rows = everyone if key == ALL else by_dep.get(key, pl.Series("row", [], dtype=pl.UInt32))
             task = {"key": key, "paths": paths, "cache": cache_dir, "rows": rows, "columns": cols, "layer": None, "rules": None,
                     "communes": None, "pupils": _as_text(pupils.select(keep) if key == ALL else pupils.select(keep)[rows])}

@@ -202,6 +202,17 @@ def load_reference(paths: str | Path | Iterable[str | Path], cache_dir: str | Pa
     return _load_reference(paths)
 
 
+def reference_cached(paths: Iterable[str | Path], cache_dir: str | Path) -> bool:
+    """Whether :func:`load_reference` would read these files' reference back from ``cache_dir``."""
+    from preau.geo import cache, normalize
+
+    paths = [Path(p) for p in paths]
+    if not paths or not all(p.is_file() for p in paths):
+        return False
+    entry, _ = cache.entry_for("ban", paths, Path(cache_dir), (__file__, normalize.__file__))
+    return (entry / "meta.json").is_file()
+
+
 def _load_reference(paths: list[Path]) -> Reference:
     report = Report(subject="ban")
     frames = []
