@@ -176,11 +176,11 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
               .with_columns(codes.alias("code_secteur_residence")))
     del codes
     pupils = derive(pupils)
-    # the layers without counts (schools, communes) are written meanwhile (background process on
-    # national territories; see preau.geo.start_layers)
+    # the layers without counts (schools, communes) are written meanwhile, and the sector layer's
+    # geometry work is made (background process on national territories; see preau.geo.start_layers)
     schools_path = _need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0]
     layer_job = geo.start_layers(out_dir, pub.id, schools=geo.schools_layer(schools_path),
-                                 communes=geo.communes_layer(communes), schemas_dir=ws.root / "schemas")
+                                 communes=geo.communes_layer(communes), sectors=sectors, schemas_dir=ws.root / "schemas")
     t = _timed(result, "geo", t)
     try:
         # --- tables ---
@@ -300,8 +300,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         # --- geo layers (only protected counts) ---
         progress(f"{pub.id} : couches géographiques")
         sector_counts = protected.get("effectifs-secteur-niveau", (None, None))[0]
-        layers = geo.publish_layers(out_dir, pub.id, sectors=sectors, counts=sector_counts, schemas_dir=ws.root / "schemas")
-        layers = {**layer_job.result(), **layers}
+        layers = layer_job.finish(sector_counts)
         for name, manifest in sorted(layers.items()):
             result.outputs.append(DatasetOutput(name, pub.id, pub_dir / name, manifest))
         _timed(result, "layers", t)

@@ -210,3 +210,50 @@ def test_layer_without_crs_is_written_as_lambert93(tmp_path, sectors):
     assert -1 < lon0 < lon1 < 1 and 43 < lat0 < lat1 < 44  # reprojected from Lambert-93, not from degrees
     for r in b["resources"]:
         assert pyogrio.read_info(tmp_path / "b" / r["path"])["crs"] == r["crs"]
+
+
+def test_sector_geometry_prepared_ahead_gives_the_same_files(tmp_path, mini, sectors, monkeypatch):
+    """The sector layer's geometry work made ahead (background process, while the tables are
+    protected) then the counts: the same files and manifest as written in one go; the prepared
+    work is really used, and ignored for a layer of other rows."""
+    from preau.geo import layers as layers_mod
+    from preau.geo import start_layers
+
+    def files(root):
+        folder = root / "demo-65" / "secteurs-scolaires"
+        return {p.name: pyogrio.read_dataframe(p) for p in sorted(folder.iterdir()) if p.suffix in (".gpkg", ".fgb", ".geojson")}
+
+    strip = lambda m: {k: v for k, v in m.items() if k != "generated"}  # noqa: E731
+    one = publish_layers(tmp_path / "one", "demo-65", sectors=sectors, counts=_counts(), parallel=False)
+    layer = sectors_layer(sectors, _counts())
+    prepared = layers_mod.prepare_geometry(sectors_layer(sectors), "secteurs-scolaires")
+    real_grid = layers_mod._centimetre_grid
+    monkeypatch.setattr(layers_mod, "_centimetre_grid", lambda g: (_ for _ in ()).throw(AssertionError("recomputed")))
+    ahead = layers_mod.write_layer(layer, tmp_path / "ahead", "secteurs-scolaires", "demo-65", prepared=prepared,
+                                   school_years=one["secteurs-scolaires"]["school_years"])
+    monkeypatch.setattr(layers_mod, "_centimetre_grid", real_grid)
+    assert strip(ahead) == strip(one["secteurs-scolaires"])
+    want = files(tmp_path / "one")
+    assert sorted(want) == sorted(files(tmp_path / "ahead"))
+    for name, frame in files(tmp_path / "ahead").items():
+        assert frame.equals(want[name]), name
+    assert (tmp_path / "ahead" / "demo-65" / "secteurs-scolaires" / "apercu.svg").read_text() == \
+        (tmp_path / "one" / "demo-65" / "secteurs-scolaires" / "apercu.svg").read_text()
+    # prepared for other rows: not used (the layer's own geometry is written)
+    other = layers_mod.prepare_geometry(sectors_layer(sectors).iloc[::-1], "secteurs-scolaires")
+    layers_mod.write_layer(layer, tmp_path / "other", "secteurs-scolaires", "demo-65", prepared=other,
+                           school_years=one["secteurs-scolaires"]["school_years"])
+    for name, frame in files(tmp_path / "other").items():
+        assert frame.equals(want[name]), name
+    # through the background process of start_layers
+    monkeypatch.setattr(layers_mod, "BACKGROUND_FROM", 0)
+    monkeypatch.setattr(layers_mod, "PARALLEL_WRITE_FROM", 0)
+    job = start_layers(tmp_path / "bg", "demo-65", sectors=sectors)
+    try:
+        assert job.preparing is not None
+        there = job.finish(_counts())
+    finally:
+        job.close()
+    assert sorted(there) == ["secteurs-scolaires"] and strip(there["secteurs-scolaires"]) == strip(one["secteurs-scolaires"])
+    for name, frame in files(tmp_path / "bg").items():
+        assert frame.equals(want[name]), name

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -249,7 +250,13 @@ def _json_value(v):
     return v
 
 
-def write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
+def _geojson_geometries(geoms: np.ndarray) -> list:
+    """GeoJSON text of WGS84 geometries (RFC 7946 ring orientation, 6 decimals; ``None`` stays None)."""
+    geoms = shapely.transform(shapely.orient_polygons(geoms, exterior_cw=False), lambda c: np.round(c, 6))
+    return list(shapely.to_geojson(geoms))
+
+
+def write_geojson(frame: gpd.GeoDataFrame, path: Path, geometry_json: list | None = None) -> None:
     """An RFC 7946 GeoJSON file of a WGS84 layer: exterior rings counter-clockwise, holes clockwise,
     coordinates rounded to 6 decimals (about 10 cm), no ``crs`` member.
 
@@ -257,9 +264,7 @@ def write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
     written with :mod:`json`: GDAL's GeoJSON driver took 15.9 s for the national sectors layer
     (48,655 polygons, 151 MB), this 3 s. (No geometry of a French territory crosses the antimeridian,
     the one case where GDAL would also split polygons.)"""
-    geoms = frame.geometry.to_numpy()
-    geoms = shapely.transform(shapely.orient_polygons(geoms, exterior_cw=False), lambda c: np.round(c, 6))
-    geo_json = shapely.to_geojson(geoms)
+    geo_json = geometry_json if geometry_json is not None else _geojson_geometries(frame.geometry.to_numpy())
     names = [c for c in frame.columns if c != frame.geometry.name]
     columns = [[_json_value(v) for v in frame[c].astype(object).tolist()] for c in names]
     dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
@@ -272,11 +277,16 @@ def write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
         f.write("\n]}\n")
 
 
-def _write_files(l93: gpd.GeoDataFrame, crs: str, folder: Path, base: str) -> tuple[list[tuple[str, str, str]], np.ndarray]:
+def _write_files(l93: gpd.GeoDataFrame, crs: str, folder: Path, base: str,
+                 prepared: "PreparedGeometry | None" = None) -> tuple[list[tuple[str, str, str]], np.ndarray]:
     """The files of one CRS (GeoJSON in WGS84 only, RFC 7946; GeoPackage; FlatGeobuf) of a
     Lambert-93 layer; returns (name, format, crs) of each and the bounds of the geometries written
-    (in ``crs``). Runs here or in a worker process."""
-    frame = l93.to_crs(crs) if crs != L93 else l93
+    (in ``crs``). Runs here or in a worker process. ``prepared``: the WGS84 geometries and their
+    GeoJSON text, made ahead."""
+    if crs == WGS84 and prepared is not None:
+        frame = l93.set_geometry(gpd.GeoSeries(prepared.wgs, index=l93.index, crs=WGS84))
+    else:
+        frame = l93.to_crs(crs) if crs != L93 else l93
     tag, _ = CRS_LABEL[crs]
     out = []
     for fmt, driver in (("geojson", "GeoJSON"), ("gpkg", "GPKG"), ("fgb", "FlatGeobuf")):
@@ -285,7 +295,7 @@ def _write_files(l93: gpd.GeoDataFrame, crs: str, folder: Path, base: str) -> tu
         name = f"{base}-{tag}.{fmt}"
         out.append((name, fmt, crs))
         if fmt == "geojson":
-            write_geojson(frame, folder / name)
+            write_geojson(frame, folder / name, prepared.geojson if prepared is not None else None)
             continue
         opts = {"layer_options": {"SPATIAL_INDEX": "YES"}} if fmt == "fgb" else {}
         frame.to_file(folder / name, driver=driver, engine="pyogrio", layer=base if fmt == "gpkg" else None, **opts)
@@ -314,13 +324,43 @@ def wgs84_bounds(layer: gpd.GeoDataFrame) -> np.ndarray:
     return np.array([lon.min(), lat.min(), lon.max(), lat.max()])
 
 
+@dataclass
+class PreparedGeometry:
+    """What :func:`write_layer` computes from a layer's geometries alone, made ahead of its counts
+    (:func:`start_layers`: while the tables are protected)."""
+
+    keys: list  # the layer's first column, row by row: the layer written must have the same rows
+    l93: np.ndarray  # Lambert-93 geometries on the centimetre grid
+    wgs: np.ndarray  # the same in WGS84
+    geojson: list  # their GeoJSON text (RFC 7946)
+    svg: str  # the preview
+
+
+def _as_l93(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """A layer without a CRS is taken as Lambert-93 (as read_layer does); another CRS is reprojected."""
+    if gdf.crs is None:
+        return gdf.set_crs(L93)
+    return gdf.to_crs(L93) if gdf.crs.to_epsg() != 2154 else gdf
+
+
+def prepare_geometry(gdf: gpd.GeoDataFrame, dataset: str) -> PreparedGeometry:
+    """The geometry work of :func:`write_layer` for ``gdf``'s rows (national sectors: 6 s of 9)."""
+    l93 = _centimetre_grid(_as_l93(gdf).geometry.to_numpy())
+    wgs = gpd.GeoSeries(l93, crs=L93).to_crs(WGS84).to_numpy()
+    title = TITLES.get(dataset, {"fr": dataset})["fr"]
+    svg = svg_preview(gpd.GeoDataFrame(geometry=gpd.GeoSeries(l93, crs=L93)), title=title)
+    return PreparedGeometry(keys=gdf.iloc[:, 0].tolist(), l93=l93, wgs=wgs, geojson=_geojson_geometries(wgs), svg=svg)
+
+
 def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publisher: str | None, *,
                 school_years: list[str] | None = None, schemas_dir: Path | None = None,
-                report: Report | None = None, parallel: bool = True) -> dict:
+                report: Report | None = None, parallel: bool = True,
+                prepared: PreparedGeometry | None = None) -> dict:
     """Write one layer dataset folder (all formats, preview, validation and manifest); returns the manifest.
 
     The folder is ``out_dir/<publisher>/<dataset>/`` (``out_dir`` itself when ``publisher`` is None).
-    ``parallel``: a large layer may write its WGS84 files in a second process."""
+    ``parallel``: a large layer may write its WGS84 files in a second process. ``prepared``: its
+    geometry work made ahead (:func:`prepare_geometry`), used when the rows are the same."""
     report = report if report is not None else Report(subject=dataset)
     if gdf is None or len(gdf) == 0:
         report.error("geo-layer-empty", f"couche « {dataset} » vide : rien à publier", f"layer '{dataset}' is empty: nothing to publish")
@@ -334,30 +374,30 @@ def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publis
     tmp.mkdir(parents=True)
     resources = []
     pool = None
-    if parallel and len(gdf) >= PARALLEL_WRITE_FROM and (os.cpu_count() or 1) >= 2:
+    if prepared is not None and (len(prepared.keys) != len(gdf) or prepared.keys != gdf.iloc[:, 0].tolist()):
+        prepared = None  # other rows: done here
+    if prepared is None and parallel and len(gdf) >= PARALLEL_WRITE_FROM and (os.cpu_count() or 1) >= 2:
         # the WGS84 files (reprojection included) in a spawned process, Lambert-93 here; the process
         # starts now, while the geometries are put on the centimetre grid (national sectors: 1.4 s)
         from preau.processes import spawn_pool
 
         pool = spawn_pool(1, preload=__name__)
     try:
-        # a layer without a CRS is taken as Lambert-93 (as read_layer does); another CRS is reprojected
-        if gdf.crs is None:
-            l93 = gdf.set_crs(L93)
-        elif gdf.crs.to_epsg() != 2154:
-            l93 = gdf.to_crs(L93)
-        else:
-            l93 = gdf
-        l93 = l93.copy()
-        l93["geometry"] = _centimetre_grid(l93.geometry.to_numpy())
-        if pool is not None:
+        l93 = _as_l93(gdf).copy()
+        l93["geometry"] = prepared.l93 if prepared is not None else _centimetre_grid(l93.geometry.to_numpy())
+        if prepared is not None:
+            wgs_files = None
+            names, bounds = _write_files(l93, WGS84, tmp, base, prepared)
+            names += _write_files(l93, L93, tmp, base)[0]
+        elif pool is not None:
             wgs_files = pool.submit(_write_files, l93, WGS84, tmp, base)
             names, _ = _write_files(l93, L93, tmp, base)
         else:
             wgs_files = None
             names, bounds = _write_files(l93, WGS84, tmp, base)
             names += _write_files(l93, L93, tmp, base)[0]
-        (tmp / "apercu.svg").write_text(svg_preview(l93, title=title["fr"]), encoding="utf-8")
+        (tmp / "apercu.svg").write_text(prepared.svg if prepared is not None else svg_preview(l93, title=title["fr"]),
+                                        encoding="utf-8")
         validation = _validate_attributes(l93, _load_schema(schema_name, schemas_dir), tmp / "validation.json", base)
         if wgs_files is not None:
             wgs_names, bounds = wgs_files.result()
@@ -417,27 +457,64 @@ def publish_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataF
         manifests["carte-ecoles"] = write_layer(schools, out_dir, "carte-ecoles", publisher, schemas_dir=schemas_dir,
                                                parallel=parallel)
     if sectors is not None:
-        layer = sectors_layer(sectors, counts)
-        years = sorted(set(layer["annee_scolaire"].dropna())) if "annee_scolaire" in layer.columns else []
-        manifests["secteurs-scolaires"] = write_layer(layer, out_dir, "secteurs-scolaires", publisher,
-                                                      school_years=years, schemas_dir=schemas_dir, parallel=parallel)
+        manifests["secteurs-scolaires"] = _write_sectors(out_dir, publisher, sectors, counts, schemas_dir, parallel)
     if communes is not None:
         manifests["communes"] = write_layer(communes_layer(communes), out_dir, "communes", publisher,
                                             schemas_dir=schemas_dir, parallel=parallel)
     return manifests
 
 
+def _write_sectors(out_dir, publisher: str, sectors: gpd.GeoDataFrame, counts: pl.DataFrame | None,
+                   schemas_dir: Path | None, parallel: bool, prepared: PreparedGeometry | None = None) -> dict:
+    layer = sectors_layer(sectors, counts)
+    years = sorted(set(layer["annee_scolaire"].dropna())) if "annee_scolaire" in layer.columns else []
+    return write_layer(layer, out_dir, "secteurs-scolaires", publisher, school_years=years, schemas_dir=schemas_dir,
+                       parallel=parallel, prepared=prepared)
+
+
+# In the background process of start_layers: the sectors and their geometry work, waiting for counts.
+_PREPARED: dict[str, tuple[gpd.GeoDataFrame, PreparedGeometry]] = {}
+
+
+def _prepare_sectors(sectors: gpd.GeoDataFrame) -> None:
+    _PREPARED["secteurs-scolaires"] = (sectors, prepare_geometry(sectors_layer(sectors), "secteurs-scolaires")
+                                       if len(sectors) else None)
+
+
+def _write_prepared_sectors(out_dir, publisher: str, counts: pl.DataFrame | None, schemas_dir: Path | None) -> dict:
+    sectors, prepared = _PREPARED.pop("secteurs-scolaires")
+    return {"secteurs-scolaires": _write_sectors(out_dir, publisher, sectors, counts, schemas_dir, False, prepared)}
+
+
 class LayerJob:
     """Layers being written in a background process (see :func:`start_layers`); ``result()`` gives
     their manifests, ``close()`` waits for the process (call it in a ``finally``)."""
 
-    def __init__(self, future=None, pool=None, args: tuple = (), kwargs: dict | None = None):
+    def __init__(self, future=None, pool=None, args: tuple = (), kwargs: dict | None = None,
+                 sectors: gpd.GeoDataFrame | None = None, preparing=None):
         self.future, self.pool, self.args, self.kwargs = future, pool, args, kwargs or {}
+        self.sectors, self.preparing = sectors, preparing
 
     def result(self) -> dict[str, dict]:
+        """The manifests of the layers without counts (schools, communes)."""
         if self.future is None:  # small territory: written here, now
             return publish_layers(*self.args, **self.kwargs)
         return self.future.result()
+
+    def finish(self, counts: pl.DataFrame | None = None) -> dict[str, dict]:
+        """Every layer's manifest, the sector layer (given to :func:`start_layers`) written now with
+        the protected ``counts``: by the background process, which made its geometry work ahead."""
+        if self.future is None:
+            return publish_layers(*self.args, **self.kwargs, sectors=self.sectors, counts=counts)
+        done = self.future.result()
+        if self.preparing is not None:
+            self.preparing.result()
+            return {**done, **self.pool.submit(_write_prepared_sectors, *self.args, counts,
+                                               self.kwargs.get("schemas_dir")).result()}
+        if self.sectors is not None:
+            return {**done, **publish_layers(*self.args, sectors=self.sectors, counts=counts,
+                                             schemas_dir=self.kwargs.get("schemas_dir"))}
+        return done
 
     def close(self) -> None:
         if self.pool is not None:
@@ -452,18 +529,26 @@ BACKGROUND_FROM = 20_000
 
 
 def start_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataFrame | None = None,
-                 communes: gpd.GeoDataFrame | None = None, schemas_dir: Path | None = None) -> LayerJob:
+                 communes: gpd.GeoDataFrame | None = None, sectors: gpd.GeoDataFrame | None = None,
+                 schemas_dir: Path | None = None) -> LayerJob:
     """:func:`publish_layers` of the layers that need no protected count (schools, communes), in a
     spawned process when they are large and the machine has two cores: it runs while the tables
-    are protected. The result and any :class:`PreauError` come back through :meth:`LayerJob.result`."""
+    are protected. The same process then makes the geometry work of a large sector layer
+    (:func:`prepare_geometry`), and writes it once :meth:`LayerJob.finish` gives the counts
+    (national sectors: the build's layer step 9.5 → 4 s). The manifests and any
+    :class:`PreauError` come back through :meth:`LayerJob.result` / :meth:`LayerJob.finish`."""
     kwargs = {"schools": schools, "communes": communes, "schemas_dir": schemas_dir}
-    features = sum(len(g) for g in (schools, communes) if g is not None)
+    features = sum(len(g) for g in (schools, communes, sectors) if g is not None)
     if features < BACKGROUND_FROM or (os.cpu_count() or 1) < 2:
-        return LayerJob(args=(out_dir, publisher), kwargs=kwargs)
+        return LayerJob(args=(out_dir, publisher), kwargs=kwargs, sectors=sectors)
     from preau.processes import spawn_pool
 
-    pool = spawn_pool(1)
-    return LayerJob(pool.submit(publish_layers, out_dir, publisher, parallel=False, **kwargs), pool)
+    pool = spawn_pool(1)  # one process: the sectors' geometry work stays in it for the last step
+    future = pool.submit(publish_layers, out_dir, publisher, parallel=False, **kwargs)
+    if sectors is not None and len(sectors) >= PARALLEL_WRITE_FROM:
+        return LayerJob(future, pool, args=(out_dir, publisher), kwargs=kwargs,
+                        preparing=pool.submit(_prepare_sectors, sectors))
+    return LayerJob(future, pool, args=(out_dir, publisher), kwargs=kwargs, sectors=sectors)
 
 
 def build_layers(out_dir: str | Path, publisher: str, *, ecoles: str | Path, communes: str | Path,
