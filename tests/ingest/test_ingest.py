@@ -245,3 +245,17 @@ def test_ragged_rows_found_with_crlf_and_blank_lines():
 
     chunk = b"a;b;c\r\n1;2;3\r\n\r\n1;2\r\n\r\r\n1;2;3;4\n1;2;3\n\n"
     assert _ragged_rows(chunk, ";", 3) == [4, 6]
+
+
+def test_duplicate_pupils_found_whatever_the_hashes_say():
+    """The hash check only skips the exact count when every (year, identifier) pair is distinct:
+    duplicates in a year, none across years, rows without identifier never duplicates."""
+    from preau.ingest import _duplicate_pupils
+
+    frame = pl.DataFrame({"annee_scolaire": ["2025-2026", "2026-2027", "2026-2027", "2026-2027", "2026-2027", "2026-2027"],
+                          "identifiant_eleve": ["A1", "A1", "B2", None, "", "B2"], "_line": [2, 3, 4, 5, 6, 7]})
+    assert _duplicate_pupils(frame)["_line"].to_list() == [4, 7]
+    assert _duplicate_pupils(frame.head(5)).height == 0  # the same pupil two years, blank identifiers
+    nulls = pl.DataFrame({"annee_scolaire": ["2026-2027"] * 3, "identifiant_eleve": [None, None, ""], "_line": [2, 3, 4]},
+                         schema={"annee_scolaire": pl.String, "identifiant_eleve": pl.String, "_line": pl.Int64})
+    assert _duplicate_pupils(nulls).height == 0 and _duplicate_pupils(nulls.clear()).height == 0

@@ -551,8 +551,7 @@ def read_export(path: str | Path, profile: str | None = None, school_year: str |
              path, line=2)
         raise PreauError(report)
     frame = pl.concat(frames)
-    dup = frame.filter(pl.col("identifiant_eleve").is_not_null() & (pl.col("identifiant_eleve") != "")) \
-        .filter(pl.len().over(["annee_scolaire", "identifiant_eleve"]) > 1)
+    dup = _duplicate_pupils(frame)
     if dup.height:
         col.add("duplicate-pupil", "élève en double (même identifiant la même année scolaire)",
                 "duplicate pupil (same identifier in the same school year)", "identifiant_eleve",
@@ -561,6 +560,20 @@ def read_export(path: str | Path, profile: str | None = None, school_year: str |
     report.raise_if_errors()
     frame = frame.with_columns(pl.col(["cantine", "periscolaire", "transport"]).cast(pl.Boolean))
     return IngestResult(frame=frame.select(KEPT_COLUMNS), report=report, info=info, profile=prof.id, rows=frame.height)
+
+
+def _duplicate_pupils(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose (school year, pupil identifier) is another row's too (rows without identifier aside).
+
+    Most exports have none, and as many distinct hashes of the pair as rows prove it (equal pairs
+    have equal hashes): 0.4 s for 12M rows, where the exact window count takes 4.4 s (7 CPU-s). It
+    runs only when the hashes say there may be some."""
+    present = pl.col("identifiant_eleve").is_not_null() & (pl.col("identifiant_eleve") != "")
+    distinct, given = frame.select(pl.struct("annee_scolaire", "identifiant_eleve").hash().filter(present).n_unique(),
+                                   present.sum()).row(0)
+    if distinct == given:
+        return frame.clear()
+    return frame.filter(present).filter(pl.len().over(["annee_scolaire", "identifiant_eleve"]) > 1)
 
 
 def _ragged_rows(chunk: bytes, delimiter: str, n_fields: int) -> list[int]:
