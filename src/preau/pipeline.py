@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -136,6 +137,13 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     if not pub.sources:
         raise PreauError(Problem("publisher-sources", "aucun export élèves déclaré ([[sources]])",
                                  "no pupil export declared ([[sources]])", file=rel(pub.file), field="sources"))
+    # the commune layer is read beside the ingest (GDAL releases the GIL: national, 1.3 s taken off
+    # the build's path); a problem in it is raised once the exports are read
+    communes_path = _need_ref(pub, ws, "communes", "communes", "communes")[0]
+    reader = ThreadPoolExecutor(1)
+    communes_read = reader.submit(geo.read_communes, communes_path,
+                                  cache_dir=cache_dir / "layers" if cache_dir else None)
+    reader.shutdown(wait=False)
     progress(f"{pub.id} : lecture des exports")
     # only the frame is kept: the per-file results hold the same columns, and keeping them would
     # keep the addresses and the birth years alive after they are dropped below (national build:
@@ -152,8 +160,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # --- geography: offline geocoding and residence sectors (addresses stay in memory) ---
     progress(f"{pub.id} : géocodage hors ligne et secteurs")
     # One département at a time (BAN file by BAN file): bounded memory (preau.geo.locate).
-    communes = geo.read_communes(_need_ref(pub, ws, "communes", "communes", "communes")[0],
-                                 cache_dir=cache_dir / "layers" if cache_dir else None)
+    communes = communes_read.result()
     sectors_path = _ref_paths(pub, ws, "sectors")
     addresses = _need_ref(pub, ws, "addresses", "adresses BAN", "BAN addresses")
     codes, result.geocoding[pub.id], sectors = geo.locate_pupils(

@@ -110,3 +110,22 @@ def test_service_cells_are_the_pupils_counted_row_by_row(pupils, ws):
     assert both.height == leaf.height  # zeros are listed (complete grid), nothing is missing
     assert (both["effectif"] == both["direct"].fill_null(0)).all()
     assert both["direct"].null_count() < both.height  # the check is not vacuous
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_derive_age_gap_and_cycle(categorical):
+    """ecart_age from the school year's first year, the birth year and the level's normal age:
+    ahead, normal, behind, none for ULIS; per distinct year (several years in one frame)."""
+    from preau.codes import NORMAL_AGE
+
+    cp = NORMAL_AGE["CP"]
+    frame = pl.DataFrame({"annee_scolaire": ["2026-2027", "2026-2027", "2026-2027", "2025-2026", "2026-2027", None],
+                          "niveau": ["CP", "CP", "CP", "CP", "ULIS", "CP"],
+                          "annee_naissance": [2026 - cp + 1, 2026 - cp, 2026 - cp - 2, 2025 - cp, 2016, 2020]},
+                         schema_overrides={"annee_naissance": pl.Int32})
+    if categorical:
+        frame = frame.with_columns(pl.col("annee_scolaire", "niveau").cast(pl.Categorical))
+    out = derive(frame)
+    assert out["ecart_age"].cast(pl.String).to_list() == ["avance", "normal", "retard", "normal", None, None]
+    assert out["cycle"].cast(pl.String).to_list() == ["C2", "C2", "C2", "C2", "ULIS", "C2"]
+    assert "annee_naissance" not in out.columns and out.schema["ecart_age"] == pl.Categorical

@@ -98,18 +98,24 @@ def derive(pupils: pl.DataFrame) -> pl.DataFrame:
 
     The age gap compares the birth year with the normal one for the level; ULIS pupils have none.
     """
-    year = pl.col("annee_scolaire").cast(pl.String).str.slice(0, 4).cast(pl.Int32)
+    # the school year's first year per distinct year (not a string slice per pupil)
+    years = [y for y in pupils.get_column("annee_scolaire").unique().cast(pl.String).to_list() if y]
+    year = pl.col("annee_scolaire").replace_strict({y: int(y[:4]) for y in years}, default=None, return_dtype=pl.Int32)
     normal_age = pl.col("niveau").replace_strict(NORMAL_AGE, default=None, return_dtype=pl.Int32)
     gap = (year - pl.col("annee_naissance")) - normal_age  # > 0: older than normal → behind
+    # sign + 1 picks the label (null without a normal age): a gather of Categorical codes, not a
+    # when/then chain of strings (national, 12M pupils: 0.70 → 0.32 s)
+    ecart = _ECART_LABELS.gather(pupils.select(gap.sign() + 1).to_series())
     # The birth year is not needed once the gap is known. Every text column is stored as
     # Categorical (a 4-byte code per row instead of a 16-byte string view): national pupil frame
     # (12M rows) 1.8 GB → 0.5 GB for the tables stage. The tables' functions read both kinds.
     return pupils.with_columns(
-        pl.when(normal_age.is_null()).then(None)
-        .when(gap > 0).then(pl.lit("retard")).when(gap < 0).then(pl.lit("avance")).otherwise(pl.lit("normal"))
-        .alias("ecart_age"),
+        ecart.alias("ecart_age"),
         pl.col("niveau").replace_strict(CYCLE, default=None).alias("cycle"),
     ).drop("annee_naissance").with_columns(pl.col(pl.String).cast(pl.Categorical))
+
+
+_ECART_LABELS = pl.Series("ecart_age", ["avance", "normal", "retard"]).cast(pl.Categorical)  # gap < 0, = 0, > 0
 
 
 def aggregate(frame: pl.DataFrame, dims: list[str], parents: dict[str, dict[str, str]],
