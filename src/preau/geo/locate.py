@@ -411,8 +411,12 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
     del done
     located = pl.concat(frames) if frames else pl.DataFrame(
         schema={"code_secteur_residence": pl.Utf8, "result_type": pl.Utf8, "result_score": pl.Float64, "row": pl.UInt32})
-    full = (pl.DataFrame({"row": pl.int_range(0, n, dtype=pl.UInt32, eager=True)})
-            .join(located, on="row", how="left", maintain_order="left")
+    # a pupil is in one task at most: its result is gathered by position, null where it has none
+    # (a left join on the 12M row numbers took 1.7 s nationally)
+    at = np.full(n, -1, dtype=np.int64)
+    at[located.get_column("row").to_numpy()] = np.arange(located.height)
+    where = pl.Series(at).set(pl.Series(at < 0), None)
+    full = (located.drop("row").select(pl.all().gather(where))
             .with_columns(pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0)))
     q = quality(full)
     q["departements"] = per_dep
