@@ -148,7 +148,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # only the frame is kept: the per-file results hold the same columns, and keeping them would
     # keep the addresses and the birth years alive after they are dropped below (national build:
     # 2 GB held until the end)
-    pupils = read_exports(pub.sources)[0]
+    pupils = read_exports(pub.sources, categorical=True)[0]
     result.pupils += pupils.height
     # Every text column but the address, as Categorical from now on (a 4-byte code per row instead
     # of a 16-byte string view; the geocoding hands each département's share to its task as text,

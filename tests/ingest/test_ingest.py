@@ -259,3 +259,26 @@ def test_duplicate_pupils_found_whatever_the_hashes_say():
     nulls = pl.DataFrame({"annee_scolaire": ["2026-2027"] * 3, "identifiant_eleve": [None, None, ""], "_line": [2, 3, 4]},
                          schema={"annee_scolaire": pl.String, "identifiant_eleve": pl.String, "_line": pl.Int64})
     assert _duplicate_pupils(nulls).height == 0 and _duplicate_pupils(nulls.clear()).height == 0
+
+
+def test_categorical_frame_holds_the_same_values(synth_dir):
+    """``categorical=True`` (the build) keeps the few-valued columns Categorical: same values as text."""
+    from preau.ingest import BY_VALUE
+
+    text = read_export(synth_dir / f"eleves-{YEAR}.csv").frame
+    cat = read_export(synth_dir / f"eleves-{YEAR}.csv", categorical=True).frame
+    wanted = [c for c in BY_VALUE if c in KEPT_COLUMNS and c not in ("cantine", "periscolaire", "transport")]
+    assert all(cat.schema[c] == pl.Categorical for c in wanted) and all(text.schema[c] == pl.String for c in wanted)
+    assert cat.with_columns(pl.col(wanted).cast(pl.String)).equals(text)
+
+
+def test_values_checked_once_per_distinct_value_keep_rows_apart(tmp_path):
+    """Stripped and normalised per distinct value: spaces around a level or a school code, lower
+    case, synonyms; the errors still name each row."""
+    from preau.ingest import _Distinct
+
+    col = pl.Series(["CP", " cp ", None, "CM2", "CP", "", "cours préparatoire"])
+    d = _Distinct(col)
+    assert d.rows(d.values).to_list() == ["CP", "cp", None, "CM2", "CP", "", "cours préparatoire"]
+    assert d.mask(d.values == "CP").to_list() == [True, False, False, False, True, False, False]
+    assert [d.values[i] for i in d.first_rows(d.values.is_in(["CM2", "cp"]))] == ["cp", "CM2"]
