@@ -355,12 +355,14 @@ def prepare_geometry(gdf: gpd.GeoDataFrame, dataset: str) -> PreparedGeometry:
 def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publisher: str | None, *,
                 school_years: list[str] | None = None, schemas_dir: Path | None = None,
                 report: Report | None = None, parallel: bool = True,
-                prepared: PreparedGeometry | None = None) -> dict:
+                prepared: PreparedGeometry | None = None, wgs_job=None) -> dict:
     """Write one layer dataset folder (all formats, preview, validation and manifest); returns the manifest.
 
     The folder is ``out_dir/<publisher>/<dataset>/`` (``out_dir`` itself when ``publisher`` is None).
     ``parallel``: a large layer may write its WGS84 files in a second process. ``prepared``: its
-    geometry work made ahead (:func:`prepare_geometry`), used when the rows are the same."""
+    geometry work made ahead (:func:`prepare_geometry`), used when the rows are the same; with
+    ``wgs_job`` (``folder → future of _write_files' result``), the WGS84 files are written by that
+    job (the process holding the prepared WGS84 geometries) while this one writes the others."""
     report = report if report is not None else Report(subject=dataset)
     if gdf is None or len(gdf) == 0:
         report.error("geo-layer-empty", f"couche « {dataset} » vide : rien à publier", f"layer '{dataset}' is empty: nothing to publish")
@@ -375,7 +377,7 @@ def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publis
     resources = []
     pool = None
     if prepared is not None and (len(prepared.keys) != len(gdf) or prepared.keys != gdf.iloc[:, 0].tolist()):
-        prepared = None  # other rows: done here
+        prepared = wgs_job = None  # other rows: done here
     if prepared is None and parallel and len(gdf) >= PARALLEL_WRITE_FROM and (os.cpu_count() or 1) >= 2:
         # the WGS84 files (reprojection included) in a spawned process, Lambert-93 here; the process
         # starts now, while the geometries are put on the centimetre grid (national sectors: 1.4 s)
@@ -385,7 +387,10 @@ def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publis
     try:
         l93 = _as_l93(gdf).copy()
         l93["geometry"] = prepared.l93 if prepared is not None else _centimetre_grid(l93.geometry.to_numpy())
-        if prepared is not None:
+        if prepared is not None and wgs_job is not None:
+            wgs_files = wgs_job(tmp)
+            names, _ = _write_files(l93, L93, tmp, base)
+        elif prepared is not None:
             wgs_files = None
             names, bounds = _write_files(l93, WGS84, tmp, base, prepared)
             names += _write_files(l93, L93, tmp, base)[0]
@@ -465,25 +470,39 @@ def publish_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataF
 
 
 def _write_sectors(out_dir, publisher: str, sectors: gpd.GeoDataFrame, counts: pl.DataFrame | None,
-                   schemas_dir: Path | None, parallel: bool, prepared: PreparedGeometry | None = None) -> dict:
+                   schemas_dir: Path | None, parallel: bool, prepared: PreparedGeometry | None = None,
+                   wgs_job=None) -> dict:
     layer = sectors_layer(sectors, counts)
     years = sorted(set(layer["annee_scolaire"].dropna())) if "annee_scolaire" in layer.columns else []
     return write_layer(layer, out_dir, "secteurs-scolaires", publisher, school_years=years, schemas_dir=schemas_dir,
-                       parallel=parallel, prepared=prepared)
+                       parallel=parallel, prepared=prepared, wgs_job=wgs_job)
 
 
 # In the background process of start_layers: the sectors and their geometry work, waiting for counts.
 _PREPARED: dict[str, tuple[gpd.GeoDataFrame, PreparedGeometry]] = {}
 
 
-def _prepare_sectors(sectors: gpd.GeoDataFrame) -> None:
-    _PREPARED["secteurs-scolaires"] = (sectors, prepare_geometry(sectors_layer(sectors), "secteurs-scolaires")
-                                       if len(sectors) else None)
+def _prepare_sectors(sectors: gpd.GeoDataFrame) -> PreparedGeometry | None:
+    """Kept here for :func:`_write_prepared_wgs`; returned without its WGS84 part for the caller,
+    which writes the Lambert-93 files meanwhile."""
+    prepared = prepare_geometry(sectors_layer(sectors), "secteurs-scolaires") if len(sectors) else None
+    _PREPARED["secteurs-scolaires"] = (sectors, prepared)
+    if prepared is None:
+        return None
+    return PreparedGeometry(keys=prepared.keys, l93=prepared.l93, wgs=None, geojson=None, svg=prepared.svg)
 
 
-def _write_prepared_sectors(out_dir, publisher: str, counts: pl.DataFrame | None, schemas_dir: Path | None) -> dict:
+def _write_prepared_wgs(counts: pl.DataFrame | None, folder: str, base: str) -> tuple[list, np.ndarray]:
+    """The WGS84 files of the sector layer with its counts, from the geometry prepared here."""
     sectors, prepared = _PREPARED.pop("secteurs-scolaires")
-    return {"secteurs-scolaires": _write_sectors(out_dir, publisher, sectors, counts, schemas_dir, False, prepared)}
+    layer = sectors_layer(sectors, counts)
+    l93 = _as_l93(layer).copy()
+    if prepared is not None and prepared.keys == layer.iloc[:, 0].tolist():
+        l93["geometry"] = prepared.l93
+    else:
+        prepared = None
+        l93["geometry"] = _centimetre_grid(l93.geometry.to_numpy())
+    return _write_files(l93, WGS84, Path(folder), base, prepared)
 
 
 class LayerJob:
@@ -508,9 +527,12 @@ class LayerJob:
             return publish_layers(*self.args, **self.kwargs, sectors=self.sectors, counts=counts)
         done = self.future.result()
         if self.preparing is not None:
-            self.preparing.result()
-            return {**done, **self.pool.submit(_write_prepared_sectors, *self.args, counts,
-                                               self.kwargs.get("schemas_dir")).result()}
+            # here the Lambert-93 files, the preview and the manifest; there, the WGS84 files
+            prepared = self.preparing.result()
+            base = BASE_NAMES.get("secteurs-scolaires", "secteurs-scolaires")
+            job = (lambda folder: self.pool.submit(_write_prepared_wgs, counts, str(folder), base)) if prepared else None
+            return {**done, "secteurs-scolaires": _write_sectors(*self.args, self.sectors, counts, self.kwargs.get("schemas_dir"),
+                                                                False, prepared, wgs_job=job)}
         if self.sectors is not None:
             return {**done, **publish_layers(*self.args, sectors=self.sectors, counts=counts,
                                              schemas_dir=self.kwargs.get("schemas_dir"))}
@@ -546,7 +568,7 @@ def start_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataFra
     pool = spawn_pool(1)  # one process: the sectors' geometry work stays in it for the last step
     future = pool.submit(publish_layers, out_dir, publisher, parallel=False, **kwargs)
     if sectors is not None and len(sectors) >= PARALLEL_WRITE_FROM:
-        return LayerJob(future, pool, args=(out_dir, publisher), kwargs=kwargs,
+        return LayerJob(future, pool, args=(out_dir, publisher), kwargs=kwargs, sectors=sectors,
                         preparing=pool.submit(_prepare_sectors, sectors))
     return LayerJob(future, pool, args=(out_dir, publisher), kwargs=kwargs, sectors=sectors)
 
