@@ -80,3 +80,24 @@ def test_errors_are_not_cached(mini, tmp_path):
         with pytest.raises(PreauError):
             load_reference(src, cache_dir=cache)
     assert _entries(cache) == []
+
+
+def test_decimal_commas_and_unreadable_coordinates(tmp_path):
+    """Coordinates written with a decimal comma read as with a point; an x that is no number is
+    derived from lon/lat (as an empty one), the other rows keep theirs."""
+    head = "id;numero;rep;nom_voie;code_insee;code_postal;nom_commune;x;y;lon;lat\n"
+    rows = ["65440_0001_00001;1;;Rue A;65440;65000;Tarbes;{x};6240000.5;0.07;43.23",
+            "65440_0001_00002;2;;Rue A;65440;65000;Tarbes;460010.25;6240010.5;0.07;43.23"]
+    point = tmp_path / "point.csv"
+    point.write_text(head + "\n".join(r.format(x="460000.5") for r in rows) + "\n", encoding="utf-8")
+    comma = tmp_path / "comma.csv"
+    comma.write_text(head + "\n".join(r.format(x="460000,5").replace("460010.25", "460010,25") for r in rows) + "\n",
+                     encoding="utf-8")
+    a, b = load_reference(point), load_reference(comma)
+    assert a.addresses.select("x", "y").equals(b.addresses.select("x", "y"))
+    assert a.addresses["x"].to_list() == [460000.5, 460010.25]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(head + "\n".join(r.format(x="n/a") for r in rows) + "\n", encoding="utf-8")
+    c = load_reference(bad)
+    x = c.addresses["x"].to_list()
+    assert len(x) == 2 and x[1] == 460010.25 and 400_000 < x[0] < 520_000 and x[0] != 460000.5

@@ -115,16 +115,16 @@ def _check_columns(df: pl.DataFrame, path: Path, report: Report) -> pl.DataFrame
 def _coordinates(df: pl.DataFrame, path: Path, report: Report) -> pl.DataFrame:
     """Float x/y (Lambert-93) and lon/lat, deriving whichever pair is missing or unusable."""
     cols = set(df.columns)
-    def num(c: str) -> pl.Expr:  # decimal commas only cost a replace when the column has some
-        if df.get_column(c).str.contains(",", literal=True).any():
-            return pl.col(c).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
-        return pl.col(c).cast(pl.Float64, strict=False)
+    def num(c: str) -> pl.Series:
+        # decimal commas only cost a replace when a value did not read as a number (then the
+        # column is looked at for commas; "1,5" never reads as a number)
+        raw = df.get_column(c)
+        values = raw.cast(pl.Float64, strict=False)
+        if values.null_count() > raw.null_count() and raw.str.contains(",", literal=True).any():
+            values = raw.str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+        return values.alias(c)
     df = df.with_columns(
-        (num("x") if "x" in cols else pl.lit(None, pl.Float64)).alias("x"),
-        (num("y") if "y" in cols else pl.lit(None, pl.Float64)).alias("y"),
-        (num("lon") if "lon" in cols else pl.lit(None, pl.Float64)).alias("lon"),
-        (num("lat") if "lat" in cols else pl.lit(None, pl.Float64)).alias("lat"),
-    )
+        num(c) if c in cols else pl.lit(None, pl.Float64).alias(c) for c in ("x", "y", "lon", "lat"))
     # x/y that look like degrees: a wrong column (e.g. WGS84 written in x/y) — rebuild from lon/lat.
     xy_deg = df.filter(pl.col("x").abs() <= 180).height
     if xy_deg and xy_deg > df.height // 2:
