@@ -175,7 +175,8 @@ def on_distinct(df: pl.DataFrame, specs: dict[str, tuple[str, "pl.Expr | callabl
     names repeat a lot (a street has tens of addresses, a commune thousands): the regex chains run on
     the distinct values only, the rows get theirs by position (same values as a row-wise run)."""
     out = df
+    seen: dict[str, tuple] = {}  # a source column read by several specs is grouped once
     for name, (src, fn) in specs.items():
-        values, pos = distinct_rows(df, [src])
+        values, pos = seen.get(src) or seen.setdefault(src, distinct_rows(df, [src]))
         out = out.with_columns(values.select(fn(pl.col(src)).alias(name)).to_series().gather(pos))
     return out
