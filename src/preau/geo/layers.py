@@ -563,7 +563,7 @@ def start_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataFra
     spawned process when they are large and the machine has two cores: it runs while the tables
     are protected. The same process then makes the geometry work of a large sector layer
     (:func:`prepare_geometry`), and writes it once :meth:`LayerJob.finish` gives the counts
-    (national sectors: the build's layer step 9.5 → 4 s). The manifests and any
+    (national sectors: the build's layer step 9.5 → 2.2 s). The manifests and any
     :class:`PreauError` come back through :meth:`LayerJob.result` / :meth:`LayerJob.finish`."""
     kwargs = {"schools": schools, "communes": communes, "schemas_dir": schemas_dir}
     features = sum(len(g) for g in (schools, communes, sectors) if g is not None)
