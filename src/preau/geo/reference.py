@@ -191,9 +191,9 @@ def load_reference(paths: str | Path | Iterable[str | Path], cache_dir: str | Pa
         paths = [paths]
     paths = [Path(p) for p in paths]
     if cache_dir is not None and paths and all(p.is_file() for p in paths):
-        from preau.geo import cache, normalize
+        from preau.geo import cache
 
-        entry, prefix = cache.entry_for("ban", paths, Path(cache_dir), (__file__, normalize.__file__))
+        entry, prefix = _cache_entry(paths, cache_dir)
         ref = _read_cached(entry) if entry.is_dir() else None
         if ref is None:
             ref = _load_reference(paths)
@@ -202,15 +202,19 @@ def load_reference(paths: str | Path | Iterable[str | Path], cache_dir: str | Pa
     return _load_reference(paths)
 
 
-def reference_cached(paths: Iterable[str | Path], cache_dir: str | Path) -> bool:
-    """Whether :func:`load_reference` would read these files' reference back from ``cache_dir``."""
+def _cache_entry(paths: list[Path], cache_dir: str | Path) -> tuple[Path, str]:
+    """The cache entry of these BAN files' prepared reference (see :mod:`preau.geo.cache`)."""
     from preau.geo import cache, normalize
 
+    return cache.entry_for("ban", paths, Path(cache_dir), (__file__, normalize.__file__))
+
+
+def reference_cached(paths: Iterable[str | Path], cache_dir: str | Path) -> bool:
+    """Whether :func:`load_reference` would read these files' reference back from ``cache_dir``."""
     paths = [Path(p) for p in paths]
     if not paths or not all(p.is_file() for p in paths):
         return False
-    entry, _ = cache.entry_for("ban", paths, Path(cache_dir), (__file__, normalize.__file__))
-    return (entry / "meta.json").is_file()
+    return (_cache_entry(paths, cache_dir)[0] / "meta.json").is_file()
 
 
 def _load_reference(paths: list[Path]) -> Reference:
