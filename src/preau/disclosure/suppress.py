@@ -633,10 +633,10 @@ def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
         if REPAIR_GROUP > 1 and ss.x[group[0]] < ss.width[group[0]]:
             used = np.zeros(AC.shape[0], bool)  # equations of the group's equation neighbours
 
-            def claim(c: int, rows: np.ndarray) -> None:
+            def claim(rows: np.ndarray) -> None:  # the equations of these equations' cells
                 used[AC[:, AR[rows].indices].indices] = True
 
-            claim(group[0], AC.indices[AC.indptr[group[0]]:AC.indptr[group[0] + 1]])
+            claim(AC.indices[AC.indptr[group[0]]:AC.indptr[group[0] + 1]])
             later = []
             for i, c in enumerate(rest):
                 if len(group) == REPAIR_GROUP:
@@ -645,7 +645,7 @@ def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
                 rows = AC.indices[AC.indptr[c]:AC.indptr[c + 1]]
                 if ss.x[c] < ss.width[c] and not used[rows].any():
                     group.append(c)
-                    claim(c, rows)
+                    claim(rows)
                 else:
                     later.append(c)
             rest = later
