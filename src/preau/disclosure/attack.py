@@ -191,6 +191,12 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
         # the cells the max already shows wide enough need no min (protected; their interval
         # is then not exact, which only unprotected cells need)
         left = chosen[hi[chosen] - lo[chosen] < width[chosen] - EPS]
+        # a cell a witness already put at 0 is at its lower bound (x ≥ 0): that is its exact
+        # minimum, no LP needed (national build: 45 % of the targeted minima)
+        at_zero = left[lo[left] <= EPS]
+        if len(at_zero):
+            exact_lo[at_zero] = np.minimum(lo[at_zero], 0.0)
+            left = left[lo[left] > EPS]
         if len(left) == 0:
             continue
         if len(left) < len(chosen):
