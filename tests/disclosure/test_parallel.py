@@ -267,3 +267,29 @@ def test_cells_that_can_only_move_up_are_repaired_a_few_at_a_time(monkeypatch):
     assert runs[1][1] == 1  # one cell per LP
     assert runs[4][1] > 1  # several cells in one LP
     assert runs[4][0] < runs[1][0]  # fewer LPs
+
+
+def test_workers_started_ahead_are_used_then_stopped(monkeypatch):
+    """Tables above PRESTART_FROM_CELLS get their worker processes started before the model is built:
+    the same pattern as in one process, and no process is left once protect() returns."""
+    from preau.disclosure import suppress
+
+    tables = list(school_level_tables(n_schools=60, n_communes=30, seed=5))
+    monkeypatch.setattr(attack_mod, "WORKERS", 1)
+    one = protect(tables)
+    started = []
+    real = attack_mod.start_workers
+
+    def spy():
+        real()
+        started.append(attack_mod._POOL is not None)
+
+    monkeypatch.setattr(attack_mod, "WORKERS", 2)
+    monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
+    monkeypatch.setattr(suppress, "PRESTART_FROM_CELLS", 0)
+    monkeypatch.setattr(suppress, "start_workers", spy)
+    two = protect(tables)
+    assert started == [True]
+    assert attack_mod._POOL is None
+    for a, b in zip(one, two):
+        assert a.frame.equals(b.frame)

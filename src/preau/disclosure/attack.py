@@ -498,11 +498,18 @@ def map_jobs(fn, jobs: list, size: int, chunksize: int | None = None) -> list:
     global _POOL
     if WORKERS < 2 or len(jobs) < 2 * WORKERS or size < PARALLEL_FROM_VARS:
         return [fn(j) for j in jobs]
-    if _POOL is None:
+    start_workers()
+    return list(_POOL.map(fn, jobs, chunksize=chunksize or max(1, len(jobs) // (8 * WORKERS))))
+
+
+def start_workers() -> None:
+    """Start the worker processes of :func:`map_jobs` now (their start-up, about 1 s each, then
+    overlaps the caller's own work, e.g. building the model), if they are not running yet."""
+    global _POOL
+    if _POOL is None and WORKERS >= 2:
         from preau.processes import spawn_pool
 
-        _POOL = spawn_pool(WORKERS)
-    return list(_POOL.map(fn, jobs, chunksize=chunksize or max(1, len(jobs) // (8 * WORKERS))))
+        _POOL = spawn_pool(WORKERS, preload=__name__)
 
 
 def close_workers() -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from preau.disclosure.attack import DEBUG, SMALL_BLOCK, _components, close_workers, map_jobs, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model, exact_intervals
+from preau.disclosure.attack import DEBUG, SMALL_BLOCK, _components, close_workers, map_jobs, start_workers, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model, exact_intervals
 from preau.disclosure.hierarchy import CountTable
 from preau.disclosure.lp import BIG, build_lp, optimal
 from preau.disclosure.model import Model, build_model
@@ -930,6 +930,13 @@ def _repair_round(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, att, bad: np.
     return repaired
 
 
+# Tables of this many cells in all make models whose audit maps its LPs to worker processes (the
+# unknowns, about a quarter of the cells nationally, above attack.PARALLEL_FROM_VARS): the workers
+# are started at once, their start-up overlapping the model's construction (national: model and
+# local pass 8 s on one core).
+PRESTART_FROM_CELLS = 500_000
+
+
 def protect(tables: list[CountTable], published: list[CountTable] = (), method: Method = "modular",
             max_rounds: int = 50, stats: ProtectionStats | None = None, unhide: bool = True) -> list[ProtectedTable]:
     """Protect all tables of a build together (shared cells are one cell), taking the earlier
@@ -941,6 +948,8 @@ def protect(tables: list[CountTable], published: list[CountTable] = (), method: 
     Raises :class:`PreauError` (with the audit report) if any hidden cell stays unprotected —
     the build never publishes a table that fails the audit.
     """
+    if sum(t.frame.height for t in tables) + sum(t.frame.height for t in published) >= PRESTART_FROM_CELLS:
+        start_workers()  # started while the model is built (one core is idle then)
     try:
         return _protect(tables, published, method, max_rounds, stats, unhide)
     finally:
