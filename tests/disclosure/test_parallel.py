@@ -275,14 +275,18 @@ def test_workers_started_ahead_are_used_then_stopped(monkeypatch):
     from preau.disclosure import suppress
 
     tables = list(school_level_tables(n_schools=60, n_communes=30, seed=5))
+    monkeypatch.setattr(attack_mod, "BATCH_VARS", 20)  # many small restricted batches: jobs for the pool
     monkeypatch.setattr(attack_mod, "WORKERS", 1)
     one = protect(tables)
-    started = []
+    started, maps = [], []
     real = attack_mod.start_workers
 
     def spy():
         real()
-        started.append(attack_mod._POOL is not None)
+        pool = attack_mod._POOL
+        started.append(pool is not None)
+        run = pool.map
+        pool.map = lambda *a, **k: maps.append(1) or run(*a, **k)  # the audit's jobs go to this pool
 
     monkeypatch.setattr(attack_mod, "WORKERS", 2)
     monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
@@ -290,6 +294,7 @@ def test_workers_started_ahead_are_used_then_stopped(monkeypatch):
     monkeypatch.setattr(suppress, "start_workers", spy)
     two = protect(tables)
     assert started == [True]
+    assert maps  # the processes started ahead are the ones the audit used
     assert attack_mod._POOL is None
     for a, b in zip(one, two):
         assert a.frame.equals(b.frame)

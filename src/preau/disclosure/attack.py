@@ -193,10 +193,9 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
         left = chosen[hi[chosen] - lo[chosen] < width[chosen] - EPS]
         # a cell a witness already put at 0 is at its lower bound (x ≥ 0): that is its exact
         # minimum, no LP needed (national build: 45 % of the targeted minima)
-        at_zero = left[lo[left] <= EPS]
-        if len(at_zero):
-            exact_lo[at_zero] = np.minimum(lo[at_zero], 0.0)
-            left = left[lo[left] > EPS]
+        at_zero = lo[left] <= EPS
+        exact_lo[left[at_zero]] = np.minimum(lo[left[at_zero]], 0.0)
+        left = left[~at_zero]
         if len(left) == 0:
             continue
         if len(left) < len(chosen):
