@@ -8,7 +8,7 @@ import pytest
 
 from preau.disclosure import protect
 from preau.errors import PreauError
-from preau.tables import add_hideable_zeros, build_table, school_level_counts
+from preau.tables import add_hideable_zeros, build_table, school_level_counts, to_pieces
 from preau.workspace import Dataset, load_workspace
 
 YEAR = "2026-2027"
@@ -100,6 +100,39 @@ def test_lone_cell_of_a_row_no_other_row_meets_gets_a_rectangle():
     assert t.extra["zero_cells_added"] >= 2
     out = protect([school_level_counts(p)] + t.pieces)
     lone = out[1].frame.filter((pl.col("code_secteur") == "65000-00") & (pl.col("uai") == "0650001A"))
+    assert lone["secret"].to_list() == [True]
+
+
+# sector A sends its 3 pupils to school X only; X has one more pupil, from B; B → W: 6, C → W: 9.
+# A's total is at most X's public total (4): below the width (5), whatever is hidden among the
+# listed cells. Found by a one-département build with a sector layer (synthetic Hautes-Pyrénées).
+ROW_INTO_SHARED = [("65001-01", "0650001A", 3), ("65002-01", "0650001A", 1), ("65002-01", "0650002B", 6),
+                   ("65003-01", "0650002B", 9)]
+
+
+def _pupils_of(flows) -> pl.DataFrame:
+    rows = [(YEAR, sector, uai, "CP") for sector, uai, n in flows for _ in range(n)]
+    return pl.DataFrame(rows, schema=["annee_scolaire", "code_secteur_residence", "uai", "niveau"], orient="row")
+
+
+def test_row_whose_only_school_is_small_gets_zeros_of_its_row():
+    p = _pupils_of(ROW_INTO_SHARED)
+    anchor = school_level_counts(p)
+    t = build_table(flows_dataset(True), p)
+    # the non-zero cells alone cannot protect it: the build would refuse to publish
+    bare = to_pieces(t.dataset, t.dims, t.frame.filter(pl.col("effectif") > 0), t.policy)
+    with pytest.raises(PreauError) as exc:
+        protect([anchor] + bare)
+    assert "65001-01" in str(exc.value)
+    zeros = t.frame.filter((pl.col("effectif") == 0) & (pl.col("code_secteur") != "TOTAL") & (pl.col("uai") != "TOTAL"))
+    assert ("65001-01", "0650002B") in set(zip(zeros["code_secteur"], zeros["uai"]))  # A → W, a true zero
+    assert t.extra["zero_cells_added"] == zeros.height
+    # margins unchanged: zeros add nothing
+    total = t.frame.filter((pl.col("code_secteur") == "65001-01") & (pl.col("uai") == "TOTAL"))["effectif"]
+    assert total.to_list() == [3]
+    out = protect([anchor] + t.pieces)  # the audit passes
+    flows = out[1].frame
+    lone = flows.filter((pl.col("code_secteur") == "65001-01") & (pl.col("uai") == "0650001A"))
     assert lone["secret"].to_list() == [True]
 
 

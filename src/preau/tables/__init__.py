@@ -245,7 +245,12 @@ def build_table(dataset, pupils: pl.DataFrame, geo: dict[str, dict[str, str]] | 
     extra = {}
     zeros = dataset.disclosure.get("hideable_zeros")
     if zeros and policy.rule != "none":
-        frame, extra["zero_cells_added"] = add_hideable_zeros(frame, zeros["rows"], zeros["columns"], policy.k)
+        frame, by_column = add_hideable_zeros(frame, zeros["rows"], zeros["columns"], policy.k)
+        # and the other way round: a row whose only cell is small (a sector whose few pupils all
+        # attend one school) has a total bounded by that school's public total, below the
+        # protection width when the school is small: zeros of its row let that total move too
+        frame, by_row = add_hideable_zeros(frame, zeros["columns"], zeros["rows"], policy.k, nearby=False)
+        extra["zero_cells_added"] = by_column + by_row
     frame = sort_table(frame, dims)
     return BuiltTable(dataset.id, dims, frame, to_pieces(dataset.id, dims, frame, policy, geo), policy, extra, geo)
 
@@ -258,7 +263,8 @@ def is_margin(dim: str) -> pl.Expr:
     return pl.col(dim) == ROOT
 
 
-def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_column: int = 3) -> tuple[pl.DataFrame, int]:
+def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_column: int = 3,
+                       nearby: bool = True) -> tuple[pl.DataFrame, int]:
     """Zero cells that secondary suppression may hide, where a column would otherwise be pinned.
 
     A sparse two-way table (e.g. flows residence sector → school) lists only non-zero cells. When a
@@ -268,6 +274,10 @@ def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_colu
     close a rectangle: for the lone cell (Y, X), the rows Z that send to a column W that Y also
     sends to (largest flows (Z, W) first, ``per_column`` of them). The zeros are true values
     (published as 0 unless the protection hides them). Returns the table and the cells added.
+
+    ``nearby``: a lone cell with no such Z closes a rectangle with a large flow of a nearby row
+    (same département: the first two characters of ``row``, a sector code); off when ``row`` is
+    not a sector code (the call with rows and columns swapped, for rows whose only cell is small).
     """
     other = [d for d in frame.columns if d not in (row, col, "effectif")]
     leaf = frame.filter(~is_margin(row) & ~is_margin(col)
@@ -292,7 +302,7 @@ def add_hideable_zeros(frame: pl.DataFrame, row: str, col: str, k: int, per_colu
     # « not located » sector) — closes a rectangle with a large flow (Z, W) of a nearby row (same
     # first two characters: the département of a sector code), listing the zeros (Z, X) and (Y, W).
     alone = lone.join(cands.select(other + [pl.col(col).alias("_x")]).unique(), on=other + ["_x"], how="anti")
-    if alone.height:
+    if alone.height and nearby:
         near = pl.col(row).str.slice(0, 2)
         # Every sort below is on a full key (ties broken by the codes): the cells added, so the
         # tables and their protection, are the same from run to run (sorting by count alone left
