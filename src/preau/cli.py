@@ -519,10 +519,22 @@ def build_cmd(
     summary = [{"publisher": o.publisher, "dataset": o.dataset, "folder": str(o.folder),
                 "disclosure": o.manifest.get("disclosure")} for o in result.outputs]
     if as_json:
-        print(json.dumps({"pupils": result.pupils, "timings": result.timings, "outputs": summary},
+        print(json.dumps({"pupils": result.pupils, "timings": result.timings, "outputs": summary,
+                          "warnings": [p.to_dict() for p in result.report.warnings]},
                          ensure_ascii=False, indent=2))
         return
     _print_outputs(result)
+    _print_warnings(result.report)
+
+
+def _print_warnings(report) -> None:
+    """The warnings of a run that succeeded (a repaired layer, BAN rows without coordinates…)."""
+    if not report.warnings:
+        return
+    title = "Avertissements" if lang() == "fr" else "Warnings"
+    console.print(f"[bold yellow]{title}[/bold yellow]")
+    for problem in report.warnings:
+        console.print("  " + problem.render(lang()), markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_outputs(result) -> None:

@@ -141,16 +141,22 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # the build's path); a problem in it is raised once the exports are read
     communes_path = _need_ref(pub, ws, "communes", "communes", "communes")[0]
     reader = ThreadPoolExecutor(1)
-    communes_read = reader.submit(geo.read_communes, communes_path,
+    # the warnings of each step (a layer's repaired polygons, BAN rows without coordinates, a
+    # département without sectors…) are the build's: BuildResult.report, shown by `preau build`
+    layer_reports = [Report(subject=rel(communes_path))]
+    communes_read = reader.submit(geo.read_communes, communes_path, report=layer_reports[0],
                                   cache_dir=cache_dir / "layers" if cache_dir else None)
     # so is the sector layer, after it: the ingest leaves a third of a core idle, and the layer's
     # reading, reprojection and checks (national cold build: 216 MB of GeoJSON, 8 s) no longer take
     # the geocoding's two cores (two back-to-back pairs: ingest + geo 77.3 → 74.8 s, 78.5 → 75.1 s;
     # a spawned process instead of this thread did no better). A bad layer is raised after the ingest.
     sectors_path = _ref_paths(pub, ws, "sectors")
-    sectors_read = (reader.submit(geo.read_sectors, sectors_path[0],
-                                  cache_dir=cache_dir / "layers" if cache_dir else None)
-                    if sectors_path and sectors_path[0].is_file() else None)
+    if sectors_path and sectors_path[0].is_file():
+        layer_reports.append(Report(subject=rel(sectors_path[0])))
+        sectors_read = reader.submit(geo.read_sectors, sectors_path[0], report=layer_reports[-1],
+                                     cache_dir=cache_dir / "layers" if cache_dir else None)
+    else:
+        sectors_read = None
     reader.shutdown(wait=False)
     progress(f"{pub.id} : lecture des exports")
     # only the frame is kept: the per-file results hold the same columns, and keeping them would
@@ -173,12 +179,15 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # One département at a time (BAN file by BAN file): bounded memory (preau.geo.locate).
     communes = communes_read.result()
     addresses = _need_ref(pub, ws, "addresses", "adresses BAN", "BAN addresses")
+    geo_report = Report(subject=pub.id)
     codes, result.geocoding[pub.id], sectors = geo.locate_pupils(
         pupils, addresses, communes=communes,
         sectors=(sectors_read.result() if sectors_read is not None
                  else sectors_path[0] if sectors_path else None),
         sector_rules=None if sectors_path else _need_ref(pub, ws, "sector_rules", "carte scolaire", "school map rules")[0],
-        workers=_geo_workers(len(addresses)), cache_dir=cache_dir)
+        workers=_geo_workers(len(addresses)), cache_dir=cache_dir, report=geo_report)
+    for r in layer_reports + [geo_report]:  # errors were raised: these are warnings
+        result.report.extend(p for p in r.problems if p not in result.report.problems)
     # pupils whose address was not placed: one code per département of residence when the publisher
     # spans several (département subtotals, see preau.tables.departement_levels), else 00000-00
     unlocated = (unlocated_sector_expr(pl.col("code_insee_residence").cast(pl.Utf8)) if spans_departements(pupils)

@@ -98,3 +98,30 @@ def test_an_export_error_comes_before_the_layer_read_beside_it(synth, tmp_path):
         build(ws, tmp_path / "out")
     codes = {p.code for p in err.value.report.errors}
     assert "missing-column" in codes and not any(c.startswith("geo-") for c in codes)
+
+
+def test_layer_warnings_reach_the_build_and_the_cli(synth, tmp_path):
+    """A warning of the layer read beside the ingest (a feature without geometry, skipped) is the
+    build's: in ``BuildResult.report``, printed by ``preau build`` and in its ``--json``."""
+    import subprocess
+    import sys
+
+    from preau.pipeline import build
+
+    layer = json.loads((synth / "secteurs.geojson").read_text(encoding="utf-8"))
+    layer["features"].append({"type": "Feature", "properties": {"code_secteur": "65999-99"}, "geometry": None})
+    odd = tmp_path / "secteurs.geojson"
+    odd.write_text(json.dumps(layer), encoding="utf-8")
+    ws = _workspace(tmp_path, synth, odd)
+    result = build(ws, tmp_path / "a")
+    warned = [p for p in result.report.warnings if p.code == "geo-layer-empty-geometry"]
+    assert len(warned) == 1 and warned[0].file.endswith("secteurs.geojson")
+    assert warned[0].message("fr").startswith("1 objet(s) sans géométrie")
+    proc = subprocess.run([sys.executable, "-m", "preau", "build", str(ws), "--out", str(tmp_path / "b"), "--json"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    codes = [w["code"] for w in json.loads(proc.stdout)["warnings"]]
+    assert codes.count("geo-layer-empty-geometry") == 1
+    proc = subprocess.run([sys.executable, "-m", "preau", "build", str(ws), "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and "Avertissements" in proc.stderr and "sans géométrie" in proc.stderr
