@@ -404,9 +404,31 @@ def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, known_short
                 best = _cheaper(best, res[0], N, st)
         if best is not None and best[0] <= GOOD_ENOUGH * w:
             break
+    if best is None and 0 < st.x[c] < w:
+        # no deviation moves it by its width either way: one to 0 and one up by the rest (a
+        # range [0, w] from two witnesses), on the widest neighbourhood
+        split = _split_deviations(lambda amount, direction: _protection_lp(c, N, st, A, w, direction, amount),
+                                  float(st.x[c]), w)
+        lps += 2
+        if split is not None:
+            return sum(_apply_deviation(st, _cheaper(None, y, N, st)) for y in split), lps
     if best is None:
         return -1, lps
     return _apply_deviation(st, best), lps
+
+
+def _split_deviations(solve, x: float, w: float) -> list[np.ndarray] | None:
+    """A cell of count ``0 < x < w`` that no deviation moves by its width either way (its interval
+    is bounded on both sides: at most a small public total above it, 0 below) is still protected
+    by two: one down to 0 and one up by ``w − x``, whose witnesses give the range ``[0, w]``.
+    ``solve(amount, direction)`` returns a deviation (or ``None``). Returns both, or ``None``."""
+    down = solve(x, -1.0)
+    if down is None:
+        return None
+    up = solve(w - x, 1.0)
+    if up is None:
+        return None
+    return [down[0] if isinstance(down, tuple) else down, up[0] if isinstance(up, tuple) else up]
 
 
 def _deviation_lp(st: _State, N: np.ndarray, w: float) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
@@ -426,16 +448,18 @@ def _deviation_cost(st: _State, N: np.ndarray, w: float) -> np.ndarray:
 
 
 def _protection_lp(c: int, N: np.ndarray, st: _State, A: sp.csr_matrix, w: float,
-                   direction: float) -> tuple[np.ndarray, float] | None:
+                   direction: float, amount: float | None = None) -> tuple[np.ndarray, float] | None:
+    """The cheapest deviation moving ``c`` by ``amount`` (default ``w``) in ``direction``."""
     n = len(N)
     M, cost, upper = _deviation_lp(st, N, w)
     lower = np.zeros(2 * n)
     ci = int(np.nonzero(N == c)[0][0])
+    move = w if amount is None else amount
     if direction > 0:
-        lower[ci] = upper[ci] = w
+        lower[ci] = upper[ci] = move
         upper[n + ci] = 0.0
     else:
-        lower[n + ci] = upper[n + ci] = w
+        lower[n + ci] = upper[n + ci] = move
         upper[ci] = 0.0
     # dual simplex without presolve: on the national fallback cells (neighbourhoods of 20,000
     # cells) 5× faster than the primal simplex after presolve, for the same optimum
@@ -590,10 +614,11 @@ def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
             h.changeColsCost(len(cols), cols, np.concatenate([cc, cc]))
             hid[changed] = now[changed]
 
-    def solve(group: np.ndarray, directions: np.ndarray):
-        """Optimal deviation with ``y_c = direction × width`` for each cell of ``group``, or None."""
+    def solve(group: np.ndarray, directions: np.ndarray, amounts: np.ndarray | None = None):
+        """Optimal deviation with ``y_c = direction × width`` (or ``× amount``) for each cell of
+        ``group``, or None."""
         nonlocal lps
-        wc = ss.width[group].astype(np.float64)
+        wc = (ss.width[group] if amounts is None else amounts).astype(np.float64)
         fixed = np.where(directions > 0, group, group + n)
         zero = np.where(directions > 0, group + n, group)
         cols = np.concatenate([fixed, zero]).astype(np.int32)
@@ -617,6 +642,14 @@ def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
             y = solve(np.array([c]), np.array([direction]))
             if y is not None:
                 best = _cheaper(best, y, N, ss)
+        if best is None and 0 < ss.x[c] < ss.width[c]:
+            split = _split_deviations(lambda amount, direction: solve(np.array([c]), np.array([direction]),
+                                                                      np.array([amount])),
+                                      float(ss.x[c]), float(ss.width[c]))
+            if split is not None:
+                for y in split:
+                    _apply_deviation(ss, _cheaper(None, y, N, ss))
+                return
         if best is None:
             failed.append(int(c))
         else:
