@@ -69,7 +69,9 @@ def test_cycle_subtotal_reveals_a_level():
 
 
 def test_commune_total_reveals_a_school_cell():
-    """uai ⊂ commune ⊂ TOTAL: one hidden school cell is the commune total minus the others."""
+    """uai ⊂ commune ⊂ TOTAL: one hidden school cell is the commune total minus the others. A small
+    one is reported; one of at least k is not (the attacker learns a count the rule would publish:
+    ``attack.above_threshold``)."""
     school, _ = school_level_tables(30, 10, seed=3)
     f = school.frame
     h = school.dimensions["uai"]
@@ -77,15 +79,23 @@ def test_commune_total_reveals_a_school_cell():
     for u, c in h.parent.items():
         if u.startswith("E"):
             communes.setdefault(c, []).append(u)
-    commune, members = next((c, m) for c, m in communes.items() if len(m) >= 2)
-    target = members[0]
-    f2 = f.with_columns(pl.when((pl.col("uai") == target) & (pl.col("niveau") == "CE2")).then(None)
-                        .otherwise(pl.col("effectif")).alias("effectif"))
-    report = audit([CountTable("ecole", f2, school.dimensions)])
-    assert len(report.unprotected) == 1
-    u = report.unprotected[0]
-    assert u.cell == {"uai": target, "niveau": "CE2"}
-    assert u.low == pytest.approx(_value(school, u.cell)) == pytest.approx(u.high)
+    leaves = f.filter(pl.col("uai").str.starts_with("E") & pl.col("niveau").is_in(["CP", "CE1", "CE2", "CM1", "CM2"]))
+    in_pair = {u for m in communes.values() if len(m) >= 2 for u in m}
+    leaves = leaves.filter(pl.col("uai").is_in(list(in_pair)))
+    small = leaves.filter((pl.col("effectif") >= 1) & (pl.col("effectif") < school.policy.k)).row(0, named=True)
+    large = leaves.filter(pl.col("effectif") >= school.policy.k).row(0, named=True)
+    for cell, flagged in ((small, True), (large, False)):
+        f2 = f.with_columns(pl.when((pl.col("uai") == cell["uai"]) & (pl.col("niveau") == cell["niveau"])).then(None)
+                            .otherwise(pl.col("effectif")).alias("effectif"))
+        report = audit([CountTable("ecole", f2, school.dimensions, policy=school.policy)])
+        assert report.cells_hidden == 1
+        if not flagged:
+            assert report.ok
+            continue
+        assert len(report.unprotected) == 1
+        u = report.unprotected[0]
+        assert u.cell == {"uai": cell["uai"], "niveau": cell["niveau"]}
+        assert u.low == pytest.approx(_value(school, u.cell)) == pytest.approx(u.high)
 
 
 def test_hierarchy_equations_are_built():

@@ -3,7 +3,8 @@
 The attacker knows every published cell of every table (this build and earlier published versions)
 and the equations linking them (sums along each hierarchy, shared cells of linked tables,
 non-negativity; integrality relaxed). For each hidden cell c we need ``max c − min c`` under those
-constraints; c is protected iff that range is at least the protection width.
+constraints; c is protected iff that range is at least the protection width, or its exact
+interval lies wholly at or above the threshold k (:func:`above_threshold`: not a small count).
 
 Scaling: published cells are substituted, the remaining equations split into independent blocks
 (connected components); blocks are solved together as one block-diagonal LP in HiGHS. Two cheap
@@ -711,17 +712,46 @@ def cap_widths(A: sp.csr_matrix, width: np.ndarray, public: np.ndarray, value: n
 
 
 def audit_model(model: Model, hidden: np.ndarray, known: np.ndarray, width: np.ndarray,
-                seed: np.ndarray | None = None, prior=None, exact: bool = True) -> tuple[Attack, np.ndarray]:
+                seed: np.ndarray | None = None, prior=None, exact: bool = True,
+                k: np.ndarray | None = None) -> tuple[Attack, np.ndarray]:
     """Attack a model: ``hidden`` vars must be protected; ``known`` vars are published values.
 
     Returns the attack (over the unknown vars) and the hidden vars that are not protected (a
     hidden var that is also known somewhere is unprotected: it was re-opened).
+
+    ``k``: the threshold of each var (0 where none). A hidden var whose *exact* attacker interval
+    lies wholly at or above its threshold is not counted unprotected whatever its range: the
+    attacker learns only that its count is not small — a count the rule would publish — and the
+    small cells it helps to hide are audited on their own intervals (see :func:`above_threshold`).
     """
     unknown = ~known
     att = attack(model.A, unknown, model.value, width, seed, prior=prior, exact=exact)
-    bad_unknown = att.var[~att.protected & hidden[att.var] & (width[att.var] > 0)]
+    short = ~att.protected & hidden[att.var] & (width[att.var] > 0)
+    if k is not None:
+        short &= ~above_threshold(att, k)
+    bad_unknown = att.var[short]
     reopened = np.nonzero(hidden & known & (width > 0))[0]
     return att, np.concatenate([bad_unknown, reopened])
+
+
+def above_threshold(att: Attack, k: np.ndarray) -> np.ndarray:
+    """Per attacked var: its exact interval lies wholly at or above its threshold ``k`` (> 0).
+
+    Such a hidden cell cannot be a small (primary) one: the attacker learns that it is a secondary
+    cell and roughly its count, which the threshold rule allows to publish. Found on small
+    territories: a sector total of 6 narrowed to [5, 7] by the public school totals and the flows
+    table's listing alone, even with every hideable cell hidden, blocked the whole build."""
+    kk = k[att.var]
+    return att.exact & (kk > 0) & (att.low >= kk - EPS)
+
+
+def _thresholds(model: Model) -> np.ndarray:
+    """The threshold ``k`` of each var: the largest of its threshold tables' (0 elsewhere)."""
+    k = np.zeros(model.n)
+    for ti in model.tables:
+        if ti.table.policy.rule == "threshold":
+            np.maximum.at(k, ti.var, float(ti.table.policy.k))
+    return k
 
 
 def audit(tables: list[CountTable], published: list[CountTable] = ()) -> AuditReport:
@@ -737,7 +767,7 @@ def audit(tables: list[CountTable], published: list[CountTable] = ()) -> AuditRe
         known[ti.var[~ti.hidden]] = True
     width = _widths(model, hidden)
     try:
-        att, bad = audit_model(model, hidden, known, width)
+        att, bad = audit_model(model, hidden, known, width, k=_thresholds(model))
     finally:
         close_workers()
     return _report(model, att, bad, hidden, width, time.perf_counter() - t0)

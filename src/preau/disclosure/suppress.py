@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from preau.disclosure.attack import DEBUG, SMALL_BLOCK, _components, close_workers, map_jobs, start_workers, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model, exact_intervals
+from preau.disclosure.attack import DEBUG, SMALL_BLOCK, above_threshold, _components, close_workers, map_jobs, start_workers, _feasible_point, _highs as _attacker_lp, _solve as _lp_solve, cap_widths, AuditReport, _report, audit, audit_model, exact_intervals
 from preau.disclosure.hierarchy import CountTable
 from preau.disclosure.lp import BIG, build_lp, optimal
 from preau.disclosure.model import Model, build_model
@@ -884,6 +884,13 @@ def _attack_state(st: _State, exact: bool = False):
                 if int(c) in pos and not att.exact[pos[int(c)]] and att.high[pos[int(c)]] - att.low[pos[int(c)]] < 0.5]
         if flat:
             bad = np.setdiff1d(bad, _publish_derivable(st, np.asarray(flat, dtype=np.int64)))
+        # after those are published (an exactly derived secondary cell protects nothing): a cell
+        # whose exact interval lies wholly at or above its threshold is not small, whatever its
+        # range (see attack.above_threshold); the independent audit accepts it likewise
+        if len(bad):
+            accepted = np.zeros(st.model.n, bool)
+            accepted[att.var[above_threshold(att, st.k)]] = True
+            bad = bad[~accepted[bad]]
     with np.errstate(invalid="ignore"):  # NaN bounds (no witness yet) simply don't update
         np.minimum.at(st.lo, att.var, att.low)
         np.maximum.at(st.hi, att.var, att.high)
