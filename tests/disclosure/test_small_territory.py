@@ -6,7 +6,10 @@ synthetic territories (one département each, scale 0.2):
   by two, one down to 0 and one up by the rest (``suppress._split_deviations``);
 - Creuse, seed 8: a secondary sector total of 6 narrowed to [5, 7] by the public school totals and
   the flows table's listing alone: an exact interval wholly at or above the threshold is accepted
-  (``attack.above_threshold``), the attacker learns only that the count is not small."""
+  (``attack.above_threshold``), the attacker learns only that the count is not small;
+- Meuse, seed 13: a sector of 4 pupils whose flows go to small schools only: its total is at most
+  the sum of their public totals, so are its level cells, and no hiding could widen them to 5: the
+  widths are capped at the bounds carried through the equations (``attack.cap_widths``)."""
 
 from __future__ import annotations
 
@@ -49,6 +52,11 @@ def workspace(tmp_path_factory):
 @pytest.fixture(scope="module")
 def creuse(tmp_path_factory):
     return _workspace(tmp_path_factory.mktemp("creuse"), "23", 8, 0.2)
+
+
+@pytest.fixture(scope="module")
+def meuse(tmp_path_factory):
+    return _workspace(tmp_path_factory.mktemp("meuse"), "55", 13, 0.2)
 
 
 def test_small_territory_is_published_with_its_audit_passed(workspace, tmp_path):
@@ -113,3 +121,17 @@ def test_above_threshold_needs_an_exact_interval_wholly_at_or_above_k():
     k = np.array([5.0, 5.0, 5.0, 0.0, 5.0])
     # exact and low ≥ k; not exact; low below k; no threshold; low 0
     assert above_threshold(att, k).tolist() == [True, False, False, False, False]
+
+
+def test_widths_capped_through_the_equations_let_meuse_publish(meuse, tmp_path, monkeypatch):
+    import preau.disclosure.attack as attack
+    from preau.disclosure.files import audit_folder
+    from preau.pipeline import build
+
+    result = build(meuse, tmp_path / "out")
+    assert audit_folder(result.out_dir / "petit" / "_audit").ok
+    # with the bounds of direct public parents only (as before), the same build fails
+    monkeypatch.setattr(attack, "CAP_ROUNDS", 1)
+    with pytest.raises(PreauError) as err:
+        build(meuse, tmp_path / "again")
+    assert {p.code for p in err.value.report.errors} == {"audit-unprotected"}

@@ -691,24 +691,62 @@ def _widths(model: Model, hidden_any: np.ndarray) -> np.ndarray:
     return cap_widths(model.A, width, public, model.value)
 
 
-def cap_widths(A: sp.csr_matrix, width: np.ndarray, public: np.ndarray, value: np.ndarray) -> np.ndarray:
+CAP_ROUNDS = 6  # rounds of bound propagation in cap_widths (each: children → parents → children)
+
+
+def cap_widths(A: sp.csr_matrix, width: np.ndarray, public: np.ndarray, value: np.ndarray,
+               rounds: int | None = None) -> np.ndarray:
     """Protection width capped by a public bound: a cell adding up to a total published by a
     rule-``none`` table (e.g. the ministry's exact school total) lies in [0, total] whatever is
     hidden; when that total is below the width, the width required is the total (the whole range
-    the public data leaves)."""
+    the public data leaves).
+
+    The bounds are carried through the equations (``parent = Σ children``, every cell ≥ 0): a
+    child is at most its parent's bound, a parent at most the sum of its children's. So a sector
+    whose flows all go to small schools has a total of at most the sum of those schools' public
+    totals, and each of its level cells as much (a small synthetic Meuse: a sector of 4 pupils whose
+    cells no hiding could widen to 5 blocked the build). Each bound is the attacker's too: he knows
+    the equations and the public totals."""
     if not public.any():
         return width
+    rounds = CAP_ROUNDS if rounds is None else rounds
     coo = A.tocoo()
     neg = coo.data < 0
     parent_of_row = np.full(A.shape[0], -1, dtype=np.int64)
     parent_of_row[coo.row[neg]] = coo.col[neg]
-    p = parent_of_row[coo.row[~neg]]
-    child = coo.col[~neg]
-    ok = (p >= 0)
-    ok[ok] = public[p[ok]] & ~np.isnan(value[p[ok]])
-    bound = np.full(len(width), np.inf)
-    np.minimum.at(bound, child[ok], value[p[ok]])
-    return np.minimum(width, bound)
+    crow, child = coo.row[~neg], coo.col[~neg]
+    p = parent_of_row[crow]
+    ok = p >= 0
+    crow, child, p = crow[ok], child[ok], p[ok]
+    ub = np.full(len(width), np.inf)
+    known = public & ~np.isnan(value)
+    ub[known] = value[known]
+    # groups sorted once: each child's parents, each parent's rows (np.minimum.reduceat per group)
+    by_child = np.argsort(child, kind="stable")
+    c_sorted, c_par = child[by_child], p[by_child]
+    c_start = np.flatnonzero(np.r_[True, c_sorted[1:] != c_sorted[:-1]])
+    rows = np.flatnonzero(parent_of_row >= 0)
+    by_parent = rows[np.argsort(parent_of_row[rows], kind="stable")]
+    r_par = parent_of_row[by_parent]
+    r_start = np.flatnonzero(np.r_[True, r_par[1:] != r_par[:-1]])
+    for _ in range(max(rounds, 1)):
+        before = ub.copy()
+        # a child is at most its parent
+        if len(c_sorted):
+            up = np.minimum.reduceat(ub[c_par], c_start)
+            np.minimum(ub[c_sorted[c_start]], up, out=up)
+            ub[c_sorted[c_start]] = up
+        if rounds <= 1:
+            break
+        # a parent is at most the sum of its children (inf where one is unbounded)
+        if len(r_par):
+            sums = np.bincount(crow, weights=ub[child], minlength=A.shape[0])
+            down = np.minimum.reduceat(sums[by_parent], r_start)
+            np.minimum(ub[r_par[r_start]], down, out=down)
+            ub[r_par[r_start]] = down
+        if np.array_equal(ub, before):
+            break
+    return np.minimum(width, ub)
 
 
 def audit_model(model: Model, hidden: np.ndarray, known: np.ndarray, width: np.ndarray,
