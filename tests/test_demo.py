@@ -35,6 +35,8 @@ def demo(tmp_path_factory) -> Path:
                           timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "Traceback" not in proc.stderr
+    # the build's warnings are shown (the synthetic communes overlap a little: one warning)
+    assert "Avertissements" in proc.stderr and "chevauchement" in proc.stderr
     return ws / "_build"
 
 

@@ -570,6 +570,7 @@ def demo_cmd(
         fail(exc)
         return
     _print_outputs(result.build)
+    _print_warnings(result.build.report)
     fr = lang() == "fr"
     out.print(("Terminé en {s:.0f} s. " if fr else "Done in {s:.0f} s. ").format(s=sum(result.timings.values()))
               + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
