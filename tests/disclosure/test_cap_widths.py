@@ -31,22 +31,23 @@ def _matrix() -> sp.csr_matrix:
     return sp.csr_matrix((vals, (rows, cols)), shape=(len(EQUATIONS), 11))
 
 
-def test_direct_children_of_a_public_total_only_with_one_round():
-    width = np.full(11, 5.0)
+def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Widths of 5 everywhere; the two school totals public, at 2."""
     public = np.zeros(11, bool)
     public[[0, 1]] = True
     value = np.full(11, np.nan)
     value[[0, 1]] = 2.0
+    return np.full(11, 5.0), public, value
+
+
+def test_direct_children_of_a_public_total_only_with_one_round():
+    width, public, value = _inputs()
     w = cap_widths(_matrix(), width, public, value, rounds=1)
     assert w.tolist() == [2, 2, 2, 2, 2, 5, 5, 5, 5, 5, 5]
 
 
 def test_bounds_carried_through_the_equations():
-    width = np.full(11, 5.0)
-    public = np.zeros(11, bool)
-    public[[0, 1]] = True
-    value = np.full(11, np.nan)
-    value[[0, 1]] = 2.0
+    width, public, value = _inputs()
     w = cap_widths(_matrix(), width, public, value)
     # Y's flows go to X1 and X2 only: Y ≤ 2 + 2, so its level cells too
     assert w[5] == 4 and w[6] == 4 and w[7] == 4

@@ -14,13 +14,15 @@ synthetic territories (one département each, scale 0.2):
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from preau.errors import PreauError
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synth_workspace import write_synth_workspace  # noqa: E402
 
 
 def _workspace(base: Path, dep: str, seed: int, scale: float) -> Path:
@@ -28,20 +30,7 @@ def _workspace(base: Path, dep: str, seed: int, scale: float) -> Path:
 
     synth = base / "synth"
     generate(synth, [dep], seed=seed, years=1, scale=scale)
-    ws = base / "ws"
-    (ws / "publishers").mkdir(parents=True)
-    for sub in ("datasets", "schemas"):
-        (ws / sub).symlink_to(ROOT / sub)
-    export = sorted(synth.glob("eleves-*.csv"))[-1]
-    lines = ['id = "petit"', 'name = { fr = "Petit territoire (fictif)", en = "Small territory (synthetic)" }',
-             'kind = "departement"', 'licence = "etalab-2.0"', f'territory = ["{dep}"]', "",
-             "[[sources]]", f'path = "{export}"', 'profile = "onde"',
-             f'school_year = "{export.stem.removeprefix("eleves-")}"', "",
-             "[references]", f'schools = "{synth / "ecoles.csv"}"',
-             "addresses = [" + ", ".join(f'"{p}"' for p in sorted(synth.glob("adresses-*.csv"))) + "]",
-             f'communes = "{synth / "communes.geojson"}"', f'sector_rules = "{synth / "carte-scolaire.csv"}"']
-    (ws / "publishers" / "petit.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return ws
+    return write_synth_workspace(base / "ws", synth, "petit", [dep])
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ with or without the cache; a bad layer is a clear error raised after the exports
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -12,24 +13,12 @@ import pytest
 
 from preau.errors import PreauError
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synth_workspace import write_synth_workspace  # noqa: E402
 
 
 def _workspace(base: Path, synth: Path, sectors: Path, export: Path | None = None) -> Path:
-    ws = base / "ws"
-    (ws / "publishers").mkdir(parents=True)
-    for sub in ("datasets", "schemas"):
-        (ws / sub).symlink_to(ROOT / sub)
-    export = export or sorted(synth.glob("eleves-*.csv"))[-1]
-    lines = ['id = "couche"', 'name = { fr = "Secteurs en couche (fictif)", en = "Sector layer (synthetic)" }',
-             'kind = "departement"', 'licence = "etalab-2.0"', 'territory = ["65"]', "",
-             "[[sources]]", f'path = "{export}"', 'profile = "onde"',
-             f'school_year = "{export.stem.removeprefix("eleves-")}"', "",
-             "[references]", f'schools = "{synth / "ecoles.csv"}"',
-             "addresses = [" + ", ".join(f'"{p}"' for p in sorted(synth.glob("adresses-*.csv"))) + "]",
-             f'communes = "{synth / "communes.geojson"}"', f'sectors = "{sectors}"']
-    (ws / "publishers" / "couche.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return ws
+    return write_synth_workspace(base / "ws", synth, "couche", ["65"], sectors=sectors, export=export)
 
 
 @pytest.fixture(scope="module")
