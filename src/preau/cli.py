@@ -467,7 +467,8 @@ def audit_cmd(
     """Auditer le secret statistique : pour chaque cellule masquée, l'attaquant (programmation linéaire,
     HiGHS) cherche son minimum et son maximum d'après toutes les cellules publiées et les sommes qui
     les lient. Code de sortie 0 seulement si toutes les cellules sont protégées (écart ≥ largeur de
-    protection), 1 sinon (cellules nommées), 2 si l'entrée est invalide.
+    protection, ou cellule que l'attaquant situe tout entière au-dessus du seuil k), 1 sinon (cellules
+    nommées), 2 si l'entrée est invalide.
     """
     from preau.disclosure.files import audit_folder
 
