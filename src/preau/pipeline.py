@@ -141,8 +141,8 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     # the build's path); a problem in it is raised once the exports are read
     communes_path = _need_ref(pub, ws, "communes", "communes", "communes")[0]
     reader = ThreadPoolExecutor(1)
-    # the warnings of each step (a layer's repaired polygons, BAN rows without coordinates, a
-    # département without sectors…) are the build's: BuildResult.report, shown by `preau build`
+    # the warnings of each step (a layer's repaired polygons, BAN rows without coordinates, rule
+    # streets not found…) are the build's: BuildResult.report, shown by `preau build`
     layer_reports = [Report(subject=rel(communes_path))]
     communes_read = reader.submit(geo.read_communes, communes_path, report=layer_reports[0],
                                   cache_dir=cache_dir / "layers" if cache_dir else None)

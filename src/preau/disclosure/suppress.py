@@ -407,8 +407,11 @@ def _repair(c: int, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, known_short
     if best is None and 0 < st.x[c] < w:
         # no deviation moves it by its width either way: one to 0 and one up by the rest (a
         # range [0, w] from two witnesses), on the widest neighbourhood
-        split = _split_deviations(lambda amount, direction: _protection_lp(c, N, st, A, w, direction, amount),
-                                  float(st.x[c]), w)
+        def solve(amount: float, direction: float) -> np.ndarray | None:
+            res = _protection_lp(c, N, st, A, w, direction, amount)
+            return None if res is None else res[0]
+
+        split = _split_deviations(solve, float(st.x[c]), w)
         lps += 2
         if split is not None:
             return sum(_apply_deviation(st, _cheaper(None, y, N, st)) for y in split), lps
@@ -428,7 +431,7 @@ def _split_deviations(solve, x: float, w: float) -> list[np.ndarray] | None:
     up = solve(w - x, 1.0)
     if up is None:
         return None
-    return [down[0] if isinstance(down, tuple) else down, up[0] if isinstance(up, tuple) else up]
+    return [down, up]
 
 
 def _deviation_lp(st: _State, N: np.ndarray, w: float) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
@@ -614,11 +617,10 @@ def _repair_group(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
             h.changeColsCost(len(cols), cols, np.concatenate([cc, cc]))
             hid[changed] = now[changed]
 
-    def solve(group: np.ndarray, directions: np.ndarray, amounts: np.ndarray | None = None):
-        """Optimal deviation with ``y_c = direction × width`` (or ``× amount``) for each cell of
-        ``group``, or None."""
+    def solve(group: np.ndarray, directions: np.ndarray):
+        """Optimal deviation with ``y_c = direction × width`` for each cell of ``group``, or None."""
         nonlocal lps
-        wc = (ss.width[group] if amounts is None else amounts).astype(np.float64)
+        wc = ss.width[group].astype(np.float64)
         fixed = np.where(directions > 0, group, group + n)
         zero = np.where(directions > 0, group + n, group)
         cols = np.concatenate([fixed, zero]).astype(np.int32)
@@ -946,15 +948,10 @@ def _repair_round(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, att, bad: np.
         print(f"  components: {len(keys)} ({sum(kind for kind, _ in keys)} local), "
               f"{sum(len(v) for v in groups.values())} cells, {time.perf_counter() - t:.1f}s; "
               f"fallback {len(fallback)}", file=sys.stderr)
-    for c in fallback:
-        if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
-            continue
-        added, lps = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
-        stats.repair_lps += lps
-        round_added += max(added, 0)
-        repaired += added >= 0
-        if added < 0:
-            unrepairable.append(int(c))
+    added, done, failed = _repair_cells(fallback, st, A, AT, att, pos, stats)
+    round_added += added
+    repaired += done
+    unrepairable += failed
     if unrepairable:
         # cells no deviation can move: if the attacker derives them exactly, publish them
         # (only secondary ones; see _publish_derivable) — checked only here, it needs exact LPs
@@ -964,18 +961,32 @@ def _repair_round(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, att, bad: np.
         # deviations (_split_deviations). Only now: tried in the component repairs, the split hid a
         # cell the publication above made useless, and the school × level bench's independent
         # audit took 15.7 → 21.4 s on the harder pattern.
-        for c in sorted(set(from_components) - set(published.tolist())):
-            if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
-                continue
-            added, lps = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
-            stats.repair_lps += lps
-            if added >= 0:
-                round_added += added
-                repaired += 1
+        added, done, _ = _repair_cells(sorted(set(from_components) - set(published.tolist())),
+                                       st, A, AT, att, pos, stats)
+        round_added += added
+        repaired += done
     stats.repair_added += round_added
     if DEBUG:
         print(f"  repaired {repaired}, added {round_added} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
     return repaired
+
+
+def _repair_cells(cells, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, att, pos: dict,
+                  stats: ProtectionStats) -> tuple[int, int, list[int]]:
+    """:func:`_repair` (neighbourhood tiers) of each cell still unprotected, one after another.
+    Returns (cells hidden, cells repaired, cells no deviation moved)."""
+    hidden = repaired = 0
+    failed: list[int] = []
+    for c in cells:
+        if not st.sup[c] or st.hi[c] - st.lo[c] >= st.width[c] - 1e-6:
+            continue
+        added, lps = _repair(int(c), st, A, AT, known_short=c in pos and bool(att.exact[pos[c]]))
+        stats.repair_lps += lps
+        hidden += max(added, 0)
+        repaired += added >= 0
+        if added < 0:
+            failed.append(int(c))
+    return hidden, repaired, failed
 
 
 # Tables of this many cells in all make models whose audit maps its LPs to worker processes (the
