@@ -194,3 +194,15 @@ def test_fuzzy_streets_choose_as_token_sort_ratio_and_ratio_would(monkeypatch, t
             expected[(insee, q, qf)] = (cand[best][1], min(score / 100.0, 0.99))
     assert len(expected) > 50  # most typos are within the cutoff, some are not
     assert got == expected
+
+
+def test_sorted_tokens_expr_is_sorted_tokens_of_each_value():
+    """The street keys' words sorted by polars (every street at once) are those of the Python helper
+    the queries use: the same order (code points), empty words and values handled alike."""
+    import importlib
+
+    gc = importlib.import_module("preau.geo.geocode")
+    values = ["rue victor hugo", "", "lilas", "chemin  des   pres ", " zz a b", "eglise élise ecole", "10 rue 9 b"]
+    got = pl.select(gc._sorted_tokens_expr(pl.Series(values))).to_series().to_list()
+    assert got == [gc._sorted_tokens(v) for v in values]
+    assert got[0] == "hugo rue victor"

@@ -120,6 +120,13 @@ def _sorted_tokens(text: str) -> str:
     return " ".join(sorted(text.split()))
 
 
+def _sorted_tokens_expr(text: pl.Expr) -> pl.Expr:
+    """:func:`_sorted_tokens` of every value of ``text`` (keys: words split by spaces, in the code
+    point order of Python's ``sorted``, which is UTF-8 byte order)."""
+    words = text.str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+    return words.list.sort().list.join(" ")
+
+
 def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     """Distinct unmatched (insee, voie, voie_full) → best street of the same commune (voie_ref, sscore).
 
@@ -130,9 +137,13 @@ def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     schema = {"insee": pl.Utf8, "voie": pl.Utf8, "voie_full": pl.Utf8, "voie_ref": pl.Utf8, "sscore": pl.Float64}
     if pairs.height == 0:
         return pl.DataFrame(schema=schema)
-    streets = ref.streets.join(pairs.select("insee").unique(), on="insee", how="semi").select("insee", "voie", "voie_full")
+    streets = ref.streets.join(pairs.select("insee").unique(), on="insee", how="semi").select(
+        "insee", "voie", "voie_full",
+        # the words of each key sorted, for every street at once (was a Python loop per commune)
+        _sorted_tokens_expr(pl.col("voie")).alias("voie_sorted"))
     # Lists per commune in one aggregation (iterating groups gathers rows once per commune).
-    by_commune = {i: (v, f) for i, v, f in streets.group_by("insee").agg("voie", "voie_full").iter_rows()}
+    by_commune = {i: (v, f, t) for i, v, f, t in
+                  streets.group_by("insee").agg("voie", "voie_full", "voie_sorted").iter_rows()}
     rows = []
     # One score matrix per commune (all its unmatched streets × its streets, in C++, both cores),
     # instead of one extractOne call per street; the same scores and the same first-best choice.
@@ -142,10 +153,9 @@ def _fuzzy_streets(pairs: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     # same scores; national Paris, 7,137 streets × 8,645: 1.05 → 0.5 s.
     asked = pairs.filter(pl.col("voie") != "").group_by("insee").agg("voie", "voie_full")
     for insee, voies, full_in in asked.iter_rows():
-        keys, fulls = by_commune.get(insee, (None, None))
+        keys, fulls, skeys = by_commune.get(insee, (None, None, None))
         if not keys:
             continue
-        skeys = [_sorted_tokens(k) for k in keys]
         fulls = [f or "" for f in fulls]
         for lo in range(0, len(voies), FUZZY_BLOCK):
             q, qf = voies[lo:lo + FUZZY_BLOCK], full_in[lo:lo + FUZZY_BLOCK]
@@ -226,6 +236,16 @@ def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str
     and one of the commune columns must exist. Output columns: ``result_type``, ``result_score``,
     ``result_code_insee``, ``result_id``, ``x``, ``y`` (Lambert-93), ``lon``, ``lat`` (WGS84).
     """
+    res, k_of_row = geocode_distinct(frame, reference, columns, with_street)
+    return res[k_of_row]
+
+
+def geocode_distinct(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str] | None = None,
+                     with_street: bool = False) -> tuple[pl.DataFrame, np.ndarray]:
+    """:func:`geocode` before its results go back to the rows: ``(results, position)``, one result
+    row per distinct input (address, postcode, commune, code once normalised) and, for each input
+    row, the position of its result (``geocode(...) == results[position]``). What is computed from
+    the results alone (a sector) is then computed once per distinct input, not once per pupil."""
     ref = reference
     inp = _prepare(frame, columns or {})
     # Work on distinct inputs only (siblings, repeated exports), then broadcast back by position
@@ -294,7 +314,7 @@ def geocode(frame: pl.DataFrame, reference: Reference, columns: Mapping[str, str
     res = res.unique("k", keep="first")
     res = uniq.select("k").join(res, on="k", how="left", maintain_order="left").with_columns(
         pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0).round(3).clip(0.0, 1.0))
-    return res.select(_OUT + (["result_voie"] if with_street else []))[k_of_row]
+    return res.select(_OUT + (["result_voie"] if with_street else [])), k_of_row
 
 
 def quality(result: pl.DataFrame) -> dict:
