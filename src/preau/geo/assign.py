@@ -326,7 +326,7 @@ def assign_sectors(addresses: pl.DataFrame, reference: Reference, sectors: gpd.G
     """
     index = sectors if isinstance(sectors, SectorIndex) else SectorIndex.build(sectors)
     # everything below is computed once per distinct input address (siblings, one building), then
-    # gathered to the rows (national: 12M pupils, about N distinct addresses)
+    # gathered to the rows (synthetic Nord: 190,503 distinct inputs for 212,574 pupils)
     geo, at = geocode_distinct(addresses, reference, columns, with_street=True)
     kind = geo["result_type"]
     precise = kind.is_in(["housenumber", "interpolation"]) & (geo["result_score"] >= min_score)
