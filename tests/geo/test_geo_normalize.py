@@ -69,3 +69,27 @@ def test_distinct_rows_numbers_each_row_by_its_first_seen_value():
     assert keyed["k"].to_list() == df.select(street_key(pl.col("v"))).to_series().to_list()
     empty, none = distinct_rows(df.head(0), ["v"])
     assert empty.height == 0 and len(none) == 0
+
+
+def test_distinct_rows_of_sorted_runs_is_that_of_the_plain_grouping():
+    """Rows in runs of equal keys (a BAN file sorted by commune and street) take the run route of
+    distinct_rows: same values, same order, same positions as grouping every row (nulls too, a
+    null on the first row included)."""
+    from preau.geo import normalize
+
+    rng = np.random.default_rng(7)
+    names = np.array([None, "Rue A", "rue a", "Av. du Port", "12 bis"], dtype=object)
+    # runs of random lengths, values repeating across runs; the first run is null
+    lengths = rng.integers(1, 30, 300)
+    v = np.repeat(names[np.r_[0, rng.integers(0, 5, 299)]], lengths).tolist()
+    c = np.repeat(rng.integers(0, 2, 300), lengths).tolist()
+    df = pl.DataFrame({"v": v, "c": c})
+    for keys in (["v"], ["v", "c"], ["c"]):
+        values, pos = normalize.distinct_rows(df, keys)
+        runs = 1 + sum(any(a != b for a, b in zip(r, s)) for r, s in zip(df.select(keys).rows()[1:], df.select(keys).rows()))
+        assert runs <= df.height // 2  # the run route was taken
+        plain, plain_pos = normalize._distinct_rows(df, keys)
+        assert values.equals(plain)
+        assert (pos == plain_pos).all()
+        rows = df.select(keys).rows()
+        assert [values.row(i) for i in pos.tolist()] == rows

@@ -160,7 +160,27 @@ def distinct_rows(df: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, np.n
     """The distinct values of the ``keys`` columns (in first-seen order, nulls equal) and, for each
     row of ``df``, the position of its own among them: what is computed once per distinct value goes
     back to the rows by a gather (``frame[pos]``), not by a join on the keys (one grouping instead of
-    a ``unique`` and a join; 0.79 → 0.49 s on 3M pupil addresses)."""
+    a ``unique`` and a join; 0.79 → 0.49 s on 3M pupil addresses).
+
+    Rows often come in runs of equal keys (a BAN file is sorted by commune and street, a pupil file
+    by school): when the runs are at most half the rows, only the first row of each run is grouped
+    and the rows get their run's position (same result; synthetic Nord BAN, 840k rows: 30 → 6 ms
+    for the commune code, whose 647 values come in 647 runs)."""
+    n = df.height
+    if n > 1:
+        # a run starts where a key differs from the row above (nulls equal), and at the first row
+        start = df.select(pl.any_horizontal(pl.int_range(0, pl.len()) == 0,
+                                            *(pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys))
+                          .alias("s")).to_series()
+        runs = int(start.sum())
+        if runs <= n // 2:
+            values, run_pos = _distinct_rows(df.select(keys).filter(start), keys)
+            run_of_row = (start.cast(pl.UInt32).cum_sum() - 1).to_numpy()
+            return values, run_pos[run_of_row]
+    return _distinct_rows(df, keys)
+
+
+def _distinct_rows(df: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, np.ndarray]:
     groups = df.select(keys).with_row_index("__row").group_by(keys, maintain_order=True).agg("__row")
     pos = np.zeros(df.height, dtype=np.uint32)
     rows = groups.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__k"), "__row").explode("__row")
