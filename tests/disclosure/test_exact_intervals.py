@@ -66,3 +66,57 @@ def test_the_exact_rounds_alone_find_a_minimum_no_witness_reached(monkeypatch):
     low, high = exact_intervals(A, unknown, value, np.array([0, 1, 2]), value)
     assert low.tolist() == [0.0, 0.0, 0.0]
     assert high.tolist() == [10.0, 10.0, 2.0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_propagated_bounds_contain_every_lp_interval_and_spare_lps(seed, monkeypatch):
+    """attack.propagate_bounds is sound (each hidden cell's LP min / max within [L, U], checked by
+    linprog) and tight often enough that the exact rounds skip LPs (same intervals as without)."""
+    rng = np.random.default_rng(100 + seed)
+    A, values, n_in = table(rng, 6, 7)
+    unknown = np.zeros(len(values), bool)
+    unknown[rng.choice(n_in, size=20, replace=False)] = True
+    unknown[n_in + rng.choice(13, size=3, replace=False)] = True
+    U = np.flatnonzero(unknown)
+    K = np.flatnonzero(~unknown)
+    Ac = A.tocsc()
+    rhs = -(Ac[:, K] @ values[K])
+    L_b, U_b = attack.propagate_bounds(Ac[:, U], rhs)
+    bounds = [(0, None) if u else (v, v) for u, v in zip(unknown, values)]
+    for i, c in enumerate(U):
+        cost = np.zeros(len(values)); cost[c] = 1
+        lo = linprog(cost, A_eq=A.toarray(), b_eq=np.zeros(A.shape[0]), bounds=bounds).fun
+        hi = -linprog(-cost, A_eq=A.toarray(), b_eq=np.zeros(A.shape[0]), bounds=bounds).fun
+        assert L_b[i] <= lo + 1e-9 and hi <= U_b[i] + 1e-9, f"cell {c}: [{lo}, {hi}] not within [{L_b[i]}, {U_b[i]}]"
+    assert np.isfinite(U_b).all()  # every unknown of a table with a published grand total is bounded
+
+    calls = {"lps": 0}
+    solve = attack._solve
+
+    def counted(*a, **k):
+        calls["lps"] += 1
+        return solve(*a, **k)
+
+    monkeypatch.setattr(attack, "_solve", counted)
+    low, high = exact_intervals(A, unknown, values, U, values)
+    with_bounds = calls["lps"]
+    calls["lps"] = 0
+    monkeypatch.setattr(attack, "propagate_bounds", lambda AU, rhs: (np.zeros(AU.shape[1]), np.full(AU.shape[1], np.inf)))
+    low2, high2 = exact_intervals(A, unknown, values, U, values)
+    assert low == pytest.approx(low2, abs=1e-6) and high == pytest.approx(high2, abs=1e-6)
+    assert with_bounds < calls["lps"], "the propagated bounds spared no LP"
+
+
+def test_propagated_bounds_of_a_chain_of_equations():
+    """x0 + x1 = 5, x1 + x2 = 3, x2 = 1 (x ≥ 0): propagation finds x2 = 1, x1 = 2, x0 = 3; and an
+    equation with two free unknowns leaves them in [0, total]; a hidden parent with an unbounded
+    child stays unbounded."""
+    AU = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 1]], dtype=float))
+    L, U = attack.propagate_bounds(AU, np.array([5.0, 3.0, 1.0, 4.0]))
+    assert L.tolist() == [3.0, 2.0, 1.0, 0.0, 0.0]
+    assert U.tolist() == [3.0, 2.0, 1.0, 4.0, 4.0]
+    # a hidden parent and its children (coefficient −1 on the parent): a + b − T = 0, a + c = 2:
+    # a and c ≤ 2, b and T unbounded
+    AU = sp.csr_matrix(np.array([[-1, 1, 1, 0], [0, 1, 0, 1]], dtype=float))  # columns T, a, b, c
+    L, U = attack.propagate_bounds(AU, np.array([0.0, 2.0]))
+    assert U[1] == 2.0 and U[3] == 2.0 and np.isinf(U[0]) and np.isinf(U[2])

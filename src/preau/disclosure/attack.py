@@ -114,7 +114,9 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
     lps = 0
 
     def pending_mask():
-        return (hi - lo < width - EPS) & np.isnan(exact_lo)
+        short = hi - lo < width - EPS
+        # exact mode: until both exact bounds are known; else until the cell's targeted LPs ran
+        return short & (np.isnan(exact_lo) | np.isnan(exact_hi)) if exact else short & np.isnan(exact_lo)
 
     def solve(w, sense_max):
         nonlocal lps
@@ -177,23 +179,50 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
                   file=sys.stderr)
     # targeted passes: one pending cell per block and per round (blocks are independent)
     rounds = 0
+    bounds = None
     while targeted_rounds is None or rounds < targeted_rounds:
         pend = np.nonzero(pending_mask())[0]
         if len(pend) == 0:
             break
         rounds += 1
+        if exact:
+            # exact mode: a cell whose witnesses already reach a bound of the interval propagation
+            # (:func:`propagate_bounds`, valid for every feasible point) has that bound as its LP
+            # optimum, no LP needed. National first audit: of the 17,699 cells left to the targeted
+            # LPs, 9,646 had their maximum so and 13,797 their minimum (6,401 both).
+            if bounds is None:
+                bounds = propagate_bounds(AU, rhs)
+            _settle_at_bounds(pend, lo, hi, exact_lo, exact_hi, bounds)
+            need = pend[np.isnan(exact_hi[pend])]
+            if len(need):
+                _, first = np.unique(comp[need], return_index=True)
+                chosen = need[first]
+                w = np.zeros(n)
+                w[chosen] = 1.0
+                x = solve(w, True)
+                exact_hi[chosen] = x[chosen]
+            # the minimum of the cells whose maximum is known and that are still too narrow (the
+            # maximum's witness may have widened them enough)
+            pend = np.nonzero(pending_mask())[0]
+            _settle_at_bounds(pend, lo, hi, exact_lo, exact_hi, bounds)
+            need = pend[np.isnan(exact_lo[pend]) & ~np.isnan(exact_hi[pend])]
+            if len(need):
+                _, first = np.unique(comp[need], return_index=True)
+                chosen = need[first]
+                w = np.zeros(n)
+                w[chosen] = 1.0
+                x = solve(w, False)
+                exact_lo[chosen] = x[chosen]
+            continue
         _, first = np.unique(comp[pend], return_index=True)
         chosen = pend[first]
         w = np.zeros(n)
         w[chosen] = 1.0
         x = solve(w, True)
-        if exact:
-            exact_hi[chosen] = x[chosen]
         # the cells the max already shows wide enough need no min (protected; their interval
         # is then not exact, which only unprotected cells need)
         left = chosen[hi[chosen] - lo[chosen] < width[chosen] - EPS]
-        # a cell a witness already put at 0 is at its lower bound (x ≥ 0): that is its exact
-        # minimum, no LP needed (national build: 45 % of the targeted minima)
+        # a cell a witness already put at 0 is at its lower bound (x ≥ 0): no LP needed
         at_zero = lo[left] <= EPS
         exact_lo[left[at_zero]] = np.minimum(lo[left[at_zero]], 0.0)
         left = left[~at_zero]
@@ -203,9 +232,7 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
             w = np.zeros(n)
             w[left] = 1.0
         x = solve(w, False)
-        if exact:
-            exact_lo[left] = x[left]
-        elif targeted_rounds is None:
+        if targeted_rounds is None:
             exact_lo[left] = x[left]  # local mode: done with these cells (not exact)
     if DEBUG:
         print(f"  targeted rounds {rounds}, lps {lps} t={time.perf_counter() - T0:.2f}", file=sys.stderr)
@@ -213,6 +240,54 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
     lo[done] = exact_lo[done]
     hi[done] = exact_hi[done]
     return lo, hi, done, lps
+
+
+PROPAGATION_ROUNDS = 50
+
+
+def propagate_bounds(AU: sp.spmatrix, rhs: np.ndarray, rounds: int = PROPAGATION_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``L ≤ x ≤ U`` every solution of ``AU x = rhs``, ``x ≥ 0`` satisfies (entries ±1), by
+    interval propagation: each equation bounds each of its unknowns by the range of the others,
+    repeated until nothing changes (at most ``rounds`` times). ``U`` is ``inf`` where unbounded.
+    Sound, not tight: the LP interval of a cell lies within ``[L, U]``; where a feasible point
+    reaches a bound, that bound is the LP optimum."""
+    M = sp.csr_matrix(AU)
+    m, n = M.shape
+    rows = np.repeat(np.arange(m), np.diff(M.indptr))
+    cols, pos = M.indices, M.data > 0
+    r = rhs[rows]
+    L = np.zeros(n)
+    U = np.full(n, np.inf)
+    for _ in range(rounds):
+        # each term's range (coefficient ±1); the range of the others = row total − own term,
+        # with the infinite terms counted apart
+        lo_t = np.where(pos, L[cols], -U[cols])
+        hi_t = np.where(pos, U[cols], -L[cols])
+        lo_inf, hi_inf = np.isinf(lo_t), np.isinf(hi_t)
+        s_lo = np.bincount(rows, np.where(lo_inf, 0.0, lo_t), m)[rows]
+        s_hi = np.bincount(rows, np.where(hi_inf, 0.0, hi_t), m)[rows]
+        n_lo = np.bincount(rows, lo_inf, m)[rows]
+        n_hi = np.bincount(rows, hi_inf, m)[rows]
+        with np.errstate(invalid="ignore"):
+            o_lo = np.where(lo_inf, np.where(n_lo == 1, s_lo, -np.inf), np.where(n_lo == 0, s_lo - lo_t, -np.inf))
+            o_hi = np.where(hi_inf, np.where(n_hi == 1, s_hi, np.inf), np.where(n_hi == 0, s_hi - hi_t, np.inf))
+        new_L, new_U = L.copy(), U.copy()
+        np.maximum.at(new_L, cols, np.where(pos, r - o_hi, o_lo - r))
+        np.minimum.at(new_U, cols, np.where(pos, r - o_lo, o_hi - r))
+        if np.array_equal(new_L, L) and np.array_equal(new_U, U):
+            break
+        L, U = new_L, new_U
+    return L, U
+
+
+def _settle_at_bounds(cells: np.ndarray, lo: np.ndarray, hi: np.ndarray, exact_lo: np.ndarray,
+                      exact_hi: np.ndarray, bounds: tuple[np.ndarray, np.ndarray]) -> None:
+    """Exact bounds of ``cells`` a witness already reaches (see :func:`propagate_bounds`), in place."""
+    L, U = bounds
+    top = cells[np.isnan(exact_hi[cells]) & (hi[cells] >= U[cells] - EPS)]
+    exact_hi[top] = U[top]
+    bottom = cells[np.isnan(exact_lo[cells]) & (lo[cells] <= L[cells] + EPS)]
+    exact_lo[bottom] = L[bottom]
 
 
 def _infeasible() -> PreauError:
