@@ -118,13 +118,12 @@ ensure_db() {
     psql_q -c "CREATE DATABASE $1 OWNER $2 ENCODING 'utf-8' TEMPLATE template0"
   fi
 }
-if [ ! -f "$INST/.db-roles" ]; then
-  ensure_role "$DB_USER" "$DB_PASS"
-  ensure_role "$RO_USER" "$RO_PASS"
-  ensure_db "$DB" "$DB_USER"
-  ensure_db "$DS" "$DB_USER"
-  touch "$INST/.db-roles"
-fi
+# at every start, not once: another checkout on the same machine (a clean clone rehearsing CI)
+# sets the same roles to its own passwords, and this checkout's CKAN then failed to boot
+ensure_role "$DB_USER" "$DB_PASS"
+ensure_role "$RO_USER" "$RO_PASS"
+ensure_db "$DB" "$DB_USER"
+ensure_db "$DS" "$DB_USER"
 
 # ---- 6. ckan.ini (generated once: its secrets sign the API tokens) ------------------------
 REDIS_DB=$(( $(printf '%s' "$NAME" | cksum | cut -d' ' -f1) % 16 ))
