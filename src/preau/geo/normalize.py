@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from preau.frames import first_seen_rows
+
 # Street-type and common-word abbreviations found in French addresses (AFNOR / La Poste usage).
 ABBREVIATIONS: dict[str, str] = {
     "r": "rue", "ru": "rue",
@@ -174,18 +176,10 @@ def distinct_rows(df: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, np.n
                           .alias("s")).to_series()
         runs = int(start.sum())
         if runs <= n // 2:
-            values, run_pos = _distinct_rows(df.select(keys).filter(start), keys)
+            values, run_pos = first_seen_rows(df.select(keys).filter(start), keys)
             run_of_row = (start.cast(pl.UInt32).cum_sum() - 1).to_numpy()
             return values, run_pos[run_of_row]
-    return _distinct_rows(df, keys)
-
-
-def _distinct_rows(df: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, np.ndarray]:
-    groups = df.select(keys).with_row_index("__row").group_by(keys, maintain_order=True).agg("__row")
-    pos = np.zeros(df.height, dtype=np.uint32)
-    rows = groups.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__k"), "__row").explode("__row")
-    pos[rows["__row"].to_numpy()] = rows["__k"].to_numpy()
-    return groups.drop("__row"), pos
+    return first_seen_rows(df, keys)
 
 
 def on_distinct(df: pl.DataFrame, specs: dict[str, tuple[str, "pl.Expr | callable"]]) -> pl.DataFrame:
