@@ -128,6 +128,15 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
         np.maximum(hi, x, out=hi)
         return x
 
+    def exact_per_block(cells, sense_max, out):
+        """The max (or min) LP of the first of ``cells`` in each block, its optimum into ``out``."""
+        if len(cells):
+            _, first = np.unique(comp[cells], return_index=True)
+            chosen = cells[first]
+            w = np.zeros(n)
+            w[chosen] = 1.0
+            out[chosen] = solve(w, sense_max)[chosen]
+
     # cheap passes: push every pending cell up, then down, then random directions, while it pays
     prev = None
     for rnd in range(MAX_PUSH):
@@ -193,26 +202,12 @@ def _attack_batch(AU: sp.csc_matrix, rhs: np.ndarray, comp: np.ndarray, width: n
             if bounds is None:
                 bounds = propagate_bounds(AU, rhs)
             _settle_at_bounds(pend, lo, hi, exact_lo, exact_hi, bounds)
-            need = pend[np.isnan(exact_hi[pend])]
-            if len(need):
-                _, first = np.unique(comp[need], return_index=True)
-                chosen = need[first]
-                w = np.zeros(n)
-                w[chosen] = 1.0
-                x = solve(w, True)
-                exact_hi[chosen] = x[chosen]
+            exact_per_block(pend[np.isnan(exact_hi[pend])], True, exact_hi)
             # the minimum of the cells whose maximum is known and that are still too narrow (the
             # maximum's witness may have widened them enough)
             pend = np.nonzero(pending_mask())[0]
             _settle_at_bounds(pend, lo, hi, exact_lo, exact_hi, bounds)
-            need = pend[np.isnan(exact_lo[pend]) & ~np.isnan(exact_hi[pend])]
-            if len(need):
-                _, first = np.unique(comp[need], return_index=True)
-                chosen = need[first]
-                w = np.zeros(n)
-                w[chosen] = 1.0
-                x = solve(w, False)
-                exact_lo[chosen] = x[chosen]
+            exact_per_block(pend[np.isnan(exact_lo[pend]) & ~np.isnan(exact_hi[pend])], False, exact_lo)
             continue
         _, first = np.unique(comp[pend], return_index=True)
         chosen = pend[first]
