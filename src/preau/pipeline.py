@@ -203,12 +203,9 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
               .with_columns(codes.alias("code_secteur_residence")))
     del codes
     pupils = derive(pupils)
-    # the layers without counts (schools, communes) are written meanwhile, and the sector layer's
-    # geometry work is made (background process on national territories; see preau.geo.start_layers)
     schools_path = _need_ref(pub, ws, "schools", "annuaire des écoles", "school directory")[0]
-    layer_job = geo.start_layers(out_dir, pub.id, schools=geo.schools_layer(schools_path),
-                                 communes=geo.communes_layer(communes), sectors=sectors, schemas_dir=ws.root / "schemas")
     t = _timed(result, "geo", t)
+    layer_job = None
     try:
         # --- tables ---
         progress(f"{pub.id} : tableaux")
@@ -227,6 +224,12 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         t = _timed(result, "tables", t)
         # --- disclosure: public tables together (the exact school table is known), then restricted ---
         progress(f"{pub.id} : secret statistique et audit")
+        # the layers without counts (schools, communes) are written meanwhile, and the sector layer's
+        # geometry work is made (background process on national territories; see
+        # preau.geo.start_layers): started now, it takes the core the disclosure model leaves idle
+        layer_job = geo.start_layers(out_dir, pub.id, schools=geo.schools_layer(schools_path),
+                                     communes=geo.communes_layer(communes), sectors=sectors,
+                                     schemas_dir=ws.root / "schemas")
         protected: dict[str, tuple[pl.DataFrame, dict]] = {}
         for access in ("public", "restricted"):
             group = [b for ds in datasets if ds.access == access and built[ds.id][0] == "long" for b in [built[ds.id][1]]]
@@ -332,7 +335,8 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
             result.outputs.append(DatasetOutput(name, pub.id, pub_dir / name, manifest))
         _timed(result, "layers", t)
     finally:
-        layer_job.close()
+        if layer_job is not None:
+            layer_job.close()
 
 
 # A publisher with many départements (BAN files) geocodes them in parallel: two processes (the
