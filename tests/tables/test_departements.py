@@ -151,3 +151,22 @@ def test_build_keeps_one_prepared_ban_reference_per_departement(region):
     assert len(entries) == len(DEPTS)
     assert all((e / "addresses.parquet").is_file() and (e / "meta.json").is_file() for e in entries)
     assert not any(p.name == "cache" for p in (out / "data").rglob("*"))
+
+
+def test_departement_levels_lists_values_in_sorted_order():
+    """The hierarchies go into the audit folder's disclosure-tables.json: their values come sorted,
+    whatever order the pupils (or a hash grouping) give, so that file's bytes are reproducible."""
+    import random
+
+    import polars as pl
+
+    from preau.tables import departement_levels
+
+    rows = [(f"0{d}{i:04d}A", f"{d}{i:03d}", f"{d}{i:03d}-01") for d in ("65", "31", "09") for i in range(40)]
+    random.Random(3).shuffle(rows)
+    pupils = pl.DataFrame(rows, schema=["uai", "code_insee_residence", "code_secteur_residence"], orient="row"
+                          ).with_columns(pl.col("uai").cast(pl.Categorical))
+    levels = departement_levels(pupils)
+    for dim in ("uai", "code_insee", "code_secteur"):
+        assert list(levels[dim]) == sorted(levels[dim]), dim
+        assert len(levels[dim]) == 120

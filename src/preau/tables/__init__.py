@@ -74,11 +74,13 @@ def departement_levels(pupils: pl.DataFrame) -> dict[str, dict[str, str]]:
     """
     if not spans_departements(pupils):
         return {}
-    out = {"uai": {u: uai_departement(u) for u in pupils.get_column("uai").unique().to_list()}}
+    # values sorted: the hierarchies are written with the audit folder (disclosure-tables.json),
+    # whose bytes then no longer depend on the order of a hash grouping
+    out = {"uai": {u: uai_departement(u) for u in sorted(pupils.get_column("uai").unique().cast(pl.Utf8).to_list())}}
     for dim, col, dept in (("code_insee", "code_insee_residence", insee_departement),
                            ("code_secteur", "code_secteur_residence", sector_departement)):
         if col in pupils.columns:
-            values = pupils.get_column(col).drop_nulls().unique().to_list()
+            values = sorted(pupils.get_column(col).drop_nulls().unique().cast(pl.Utf8).to_list())
             out[dim] = {v: d for v in values if (d := dept(v)) is not None}
     return out
 
