@@ -128,7 +128,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     from preau.disclosure import Policy, protect
     from preau.disclosure.files import write_folder
     from preau.ingest import read_exports
-    from preau.tables import (build_table, departement_levels, derive, from_pieces, ministry_table,
+    from preau.tables import (build_table, count_pupils, departement_levels, derive, from_pieces, ministry_table,
                               school_level_counts, spans_departements, to_pieces, unlocated_sector,
                               unlocated_sector_expr)
     from preau.validate import validate_table
@@ -212,15 +212,16 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
         schools = pl.read_csv(schools_path, separator=";", infer_schema=False)
         years = sorted(pupils["annee_scolaire"].unique().to_list())
         geo_levels = departement_levels(pupils)  # {} for a one-département publisher
-        anchor = school_level_counts(pupils, geo_levels)
         datasets = [d for d in ws.datasets.values() if d.get("kind", "table") == "table"]
+        counted = count_pupils(pupils, datasets)  # the tables without services sum this frame
+        anchor = school_level_counts(pupils, geo_levels, counted=counted)
         built = {}
         for ds in datasets:
             if ds.get("shape") == "ministere":
-                built[ds.id] = ("ministere", ministry_table(pupils, schools))
+                built[ds.id] = ("ministere", ministry_table(pupils, schools, counted=counted))
             else:
-                built[ds.id] = ("long", build_table(ds, pupils, geo_levels))
-        del pupils
+                built[ds.id] = ("long", build_table(ds, pupils, geo_levels, counted=counted))
+        del pupils, counted
         t = _timed(result, "tables", t)
         # --- disclosure: public tables together (the exact school table is known), then restricted ---
         progress(f"{pub.id} : secret statistique et audit")

@@ -172,20 +172,44 @@ def test_audit_report_speaks_french_and_english():
 def test_packed_keys_keep_distinct_keys_distinct():
     """Canonical keys are packed several ids to an Int64 column: two keys are equal after packing
     exactly when they were equal before, also when the ids need several columns."""
-    from preau.disclosure.model import _key_frame, _sorted_keys
+    from preau.disclosure.model import _key_frame, _padded, _sorted_keys
 
     rng = np.random.default_rng(4)
     n_items = 300_000  # 19 bits: 3 ids per column, 2 columns for 4 dimensions
     items = rng.integers(-1, n_items, size=(5000, 4))
     items[:50] = items[50:100]  # some equal keys
     items[100:110] = -2  # "no key" rows
-    keys = _sorted_keys(items, 4)
+    keys = _sorted_keys(items.copy())
     packed = _key_frame(keys, n_items)
     assert packed.width == 2
     assert packed.unique().height == len(np.unique(keys, axis=0))
     assert packed.n_unique() == len({tuple(r) for r in keys.tolist()})
     # a dimension fewer: padded with -1 (root), the same key as the four-column form
-    three = _sorted_keys(np.column_stack([items[:, :3]]), 4)
+    three = _sorted_keys(_padded([items[:, 0], items[:, 1], items[:, 2]], 5000, 4))
     assert np.array_equal(three, np.sort(np.column_stack([np.full(5000, -1), items[:, :3]]), axis=1))
     few = _key_frame(np.clip(keys, -2, 99), 100)  # small ids: one column holds them all
     assert few.width == 1
+
+
+def test_lookup_of_packed_keys_is_the_join():
+    """Parent keys are looked up among the cells' keys through one column (rank of the first
+    column, shifted, plus the second): the same variables as a join on both columns, -1 for keys
+    the cells lack (a first column they never hold, or a known first column with another second)."""
+    import polars as pl
+
+    from preau.disclosure.model import _key_frame, _lookup, _sorted_keys
+
+    rng = np.random.default_rng(7)
+    n_items = 300_000
+    cells = np.unique(_sorted_keys(rng.integers(-1, n_items, size=(4000, 4))), axis=0)
+    index = _key_frame(cells, n_items).with_columns(v=pl.arange(0, len(cells), dtype=pl.Int64))
+    known = cells[rng.integers(0, len(cells), 3000)]
+    other_last = known.copy()
+    other_last[:, 3] = (other_last[:, 3] + 1) % n_items  # known first column, second not with it
+    fresh = _sorted_keys(rng.integers(-1, n_items, size=(3000, 4)))  # mostly unknown first columns
+    keys = _key_frame(np.vstack([known, other_last, fresh, np.full((5, 4), -2)]), n_items)
+    assert keys.width == 2
+    got = _lookup(keys, index)
+    want = keys.join(index, on=["k0", "k1"], how="left", maintain_order="left")["v"].fill_null(-1).to_numpy()
+    assert np.array_equal(got, want)
+    assert (got[:3000] >= 0).all() and (got[-5:] == -1).all() and (got == -1).sum() > 3000

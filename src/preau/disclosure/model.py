@@ -142,13 +142,19 @@ class _ItemIds:
         return own, par
 
 
-def _sorted_keys(items: np.ndarray, width: int) -> np.ndarray:
-    """Rows of item ids (n × dims, -1 at the root; -2 everywhere: no key) as canonical keys:
-    ``width`` ids per row, sorted, padded with -1."""
-    n, d = items.shape
-    if d < width:
-        items = np.hstack([np.full((n, width - d), -1, dtype=np.int64), items])
-    return np.sort(items, axis=1)
+def _padded(columns: list[np.ndarray], n: int, width: int) -> np.ndarray:
+    """Item-id columns of ``n`` rows as an ``n × width`` array, padded with -1 (root) on the left."""
+    out = np.full((n, width), -1, dtype=np.int64)
+    for j, c in enumerate(columns):
+        out[:, width - len(columns) + j] = c
+    return out
+
+
+def _sorted_keys(items: np.ndarray) -> np.ndarray:
+    """Rows of item ids (n × width, -1 at the root and as padding; -2 everywhere: no key) as
+    canonical keys: each row sorted, in place."""
+    items.sort(axis=1)
+    return items
 
 
 def _key_frame(keys: np.ndarray, n_items: int) -> pl.DataFrame:
@@ -181,7 +187,8 @@ def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int) -> tuple[
         o, p = item_ids.nodes(d, t.dimensions[d], nm, pn, np.bincount(i, minlength=len(nm)) > 0)
         own.append(o[i])
         par.append(p[i])
-    items = np.column_stack(own) if own else np.zeros((t.frame.height, 0), dtype=np.int64)
+    items = _padded(own, t.frame.height, width)
+    pad = width - len(dims)
     is_root = [i == 0 for i in ids]  # node 0 is the root (see _dim_ids)
     parents = []
     for j, d in enumerate(dims):
@@ -195,10 +202,10 @@ def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int) -> tuple[
                     others &= is_root[dims.index(e)]
             none |= (par[j] < 0) & others
         pi = items.copy()
-        pi[:, j] = par[j]
+        pi[:, pad + j] = par[j]
         pi[none] = -2
-        parents.append(_sorted_keys(pi, width))
-    return _sorted_keys(items, width), parents
+        parents.append(_sorted_keys(pi))
+    return _sorted_keys(items), parents
 
 
 def _hidden(table: CountTable) -> np.ndarray:
@@ -213,8 +220,25 @@ def _hidden(table: CountTable) -> np.ndarray:
 
 
 def _lookup(keys: pl.DataFrame, index: pl.DataFrame) -> np.ndarray:
-    """The variable (column ``v`` of ``index``) of each key row, in order; -1 where none."""
-    return (keys.join(index, on=keys.columns, how="left", maintain_order="left")
+    """The variable (column ``v`` of ``index``) of each key row, in order; -1 where none.
+
+    Keys of two columns (see :func:`_key_frame`) are first made one: the rank of the first column
+    among the index's values, shifted, plus the second. A one-column join keeps the rows' order far
+    cheaper than a two-column one (national tables, 10M parent keys into 2.8M cells: 2.1 → 0.8 s)."""
+    cols = keys.columns
+    if len(cols) == 2 and keys.height and index.height:
+        k0, k1 = keys.get_column(cols[0]).to_numpy(), keys.get_column(cols[1]).to_numpy()
+        i0, i1 = index.get_column(cols[0]).to_numpy(), index.get_column(cols[1]).to_numpy()
+        shift = int(max(k1.max(), i1.max())).bit_length()  # ids + 2 are never negative
+        u = np.unique(i0)
+        if (len(u) << shift) < 2**62:
+            p = np.searchsorted(u, k0)
+            p[p >= len(u)] = 0
+            known = u[p] == k0  # a first column the index does not hold: no variable
+            keys = pl.DataFrame({"c": np.where(known, (p << shift) | k1, -1)})
+            index = pl.DataFrame({"c": (np.searchsorted(u, i0) << shift) | i1, "v": index.get_column("v")})
+            cols = ["c"]
+    return (keys.join(index, on=cols, how="left", maintain_order="left")
             .get_column("v").fill_null(-1).to_numpy())
 
 
