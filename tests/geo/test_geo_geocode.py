@@ -117,6 +117,20 @@ def test_gzipped_ban_file_reads_the_same(mini, mini_ref, tmp_path):
     assert ref.size == mini_ref.size and ref.report.ok
 
 
+def test_ban_file_with_bytes_not_utf8_is_read_lossily(mini, mini_ref, tmp_path):
+    """A BAN file is read as strict UTF-8 first; one with bytes that are not UTF-8 (an export
+    re-saved in Windows-1252) is read again with those bytes replaced: every address is still
+    there, the accented names lose only their accents' letters."""
+    text = mini["ban"].read_text(encoding="utf-8")
+    assert any(ord(ch) > 127 for ch in text)  # accents to break
+    p = tmp_path / "adresses-65.csv"
+    p.write_bytes(text.encode("cp1252", errors="replace"))
+    ref = load_reference(p)
+    assert ref.size == mini_ref.size
+    assert ref.addresses["insee"].to_list() == mini_ref.addresses["insee"].to_list()
+    assert ref.addresses["id"].to_list() == mini_ref.addresses["id"].to_list()
+
+
 def test_former_commune_name_of_a_commune_nouvelle(mini, tmp_path):
     ban = pl.read_csv(mini["ban"], separator=";", infer_schema=False).with_columns(
         pl.when(pl.col("code_insee") == "65901").then(pl.lit("Vieux-Hameau")).otherwise(pl.lit(""))
