@@ -135,20 +135,26 @@ def aggregate(frame: pl.DataFrame, dims: list[str], parents: dict[str, dict[str,
     strings = [d for d in dims if frame.schema[d] in (pl.String, pl.Categorical)]
     base = (frame.lazy().select(dims + ([weight] if weight else [])).with_columns(pl.col(strings).cast(pl.Categorical))
             .group_by(dims).agg((pl.col(weight).sum() if weight else pl.len()).cast(pl.Int64).alias("effectif"))
-            .with_columns(pl.col(strings).cast(pl.String)).collect())
+            .collect())
+    # the margins are summed on categorical codes too (joins and groupings of 4-byte codes, not
+    # strings), the columns made text at the end
     for d in dims:
         if d not in margins:
             continue
         par = parents.get(d, {})
         chain_rows = []
-        for v in base.get_column(d).unique().to_list():
+        for v in base.get_column(d).unique().cast(pl.String).to_list():
             node = v
             while node is not None:
                 chain_rows.append((v, node))
                 node = None if node == ROOT else par.get(node, ROOT)
-        chain = pl.DataFrame(chain_rows, schema={d: pl.String, "_anc": pl.String}, orient="row")
+        text = base.schema[d] != pl.Categorical
+        kind = pl.String if text else pl.Categorical
+        chain = pl.DataFrame(chain_rows, schema={d: pl.String, "_anc": pl.String}, orient="row").with_columns(
+            pl.col(d, "_anc").cast(kind))
         base = (base.join(chain, on=d).drop(d).rename({"_anc": d})
                 .group_by(dims).agg(pl.col("effectif").sum()))
+    base = base.with_columns(pl.col(strings).cast(pl.String))
     for d in complete:
         values = ORDERED[d] if d in margins else [v for v in ORDERED[d] if v not in ("C1", "C2", "C3", ROOT)]
         others = [x for x in dims if x != d]
