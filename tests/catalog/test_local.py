@@ -120,3 +120,51 @@ def test_cli_publish_local_json_then_nothing_to_do(tmp_path):
     assert (ws / "_build/catalog/catalog.json").is_file()
     second = run("--lang", "en", "publish", "--local", str(ws)).stdout
     assert "dataset(s): 3 unchanged" in second and "bytes written: 0" in second
+
+
+def test_catalog_files_are_links_to_the_packages_and_keep_their_bytes(tmp_path, monkeypatch):
+    """The local catalog links its files to the packages' (one file system): no copy, and a package
+    rebuilt later (new files renamed over the old ones) leaves the published bytes as they were."""
+    import os
+
+    import preau.catalog.local as local
+
+    ws, data, packages = build(tmp_path)
+    cat = tmp_path / "catalog"
+    write_local_catalog(packages, cat)
+    name = "demo-65-effectifs-commune-niveau/effectifs-commune-niveau.csv"
+    pkg_file, cat_file = tmp_path / "packages" / name, cat / "datasets" / name
+    assert os.path.samefile(pkg_file, cat_file)
+    published = cat_file.read_bytes()
+    # a no-change publish compares linked files by inode: nothing is hashed, nothing written
+    hashed = []
+    real_file, real_many = local.sha256_file, local.sha256_many
+    monkeypatch.setattr(local, "sha256_file", lambda p: hashed.append(p) or real_file(p))
+    monkeypatch.setattr(local, "sha256_many", lambda ps: real_many(hashed.extend(ps := list(ps)) or ps))
+    assert write_local_catalog(packages, cat).writes == 0
+    assert not [p for p in hashed if Path(p).name == "effectifs-commune-niveau.csv"]
+    monkeypatch.undo()
+    csv = data / "demo-65/effectifs-commune-niveau/effectifs-commune-niveau.csv"
+    csv.write_text(csv.read_text(encoding="utf-8") + "2025-2026,TOTAL,,TOTAL,1,false\n", encoding="utf-8")
+    packages = build_packages(ws, data, tmp_path / "packages").packages
+    assert pkg_file.read_bytes() != published and cat_file.read_bytes() == published  # not published yet
+    report = write_local_catalog(packages, cat)
+    assert "demo-65-effectifs-commune-niveau/effectifs-commune-niveau.csv" in {c.name for c in report.changes if c.action == "update"}
+    assert cat_file.read_bytes() == pkg_file.read_bytes() and os.path.samefile(pkg_file, cat_file)
+
+
+def test_catalog_files_are_copied_where_links_fail(tmp_path, monkeypatch):
+    import os
+
+    def refuse(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    _, _, packages = build(tmp_path)
+    monkeypatch.setattr(os, "link", refuse)
+    cat = tmp_path / "catalog"
+    write_local_catalog(packages, cat)
+    name = "demo-65-effectifs-commune-niveau/effectifs-commune-niveau.csv"
+    pkg_file, cat_file = tmp_path / "packages" / name, cat / "datasets" / name
+    assert not os.path.samefile(pkg_file, cat_file) and cat_file.read_bytes() == pkg_file.read_bytes()
+    assert oct(cat_file.stat().st_mode & 0o777) == oct(0o644)
+    assert write_local_catalog(packages, cat).writes == 0

@@ -25,7 +25,8 @@ from preau.catalog.report import PublishReport
 from preau.errors import rel
 from preau.package import DCAT_FILE, DESCRIPTOR, Package
 from preau.package import dcat
-from preau.package.files import dumps_json, sha256_bytes, sha256_file, sha256_many, write_if_changed, copy_if_changed
+from preau.package.files import (copy_if_changed, dumps_json, same_file, sha256_bytes, sha256_file, sha256_many,
+                                 write_if_changed)
 
 INDEX = "catalog.json"
 FEED_JSONLD = "catalog.jsonld"
@@ -51,17 +52,22 @@ def _sync_package(pkg: Package, dest: Path, report: PublishReport, dry_run: bool
     existed = (dest / DESCRIPTOR).is_file()
     changed = False
     wanted = _files_of(pkg)
-    digests = sha256_many(pkg.folder / name for name in wanted)
+    # a catalog file linked to its package's file is that file (copy_if_changed(link=True)); the
+    # others are hashed only when there is a catalog file to compare them with
+    linked = {name for name in wanted if same_file(pkg.folder / name, dest / name)}
+    digests = sha256_many(pkg.folder / name for name in wanted if name not in linked and (dest / name).is_file())
     for name in wanted:
         src = pkg.folder / name
-        digest, size = digests.get(src) or sha256_file(src), src.stat().st_size
-        if _same(dest / name, digest, size):
+        size = src.stat().st_size
+        exists = (dest / name).is_file()
+        digest = (digests.get(src) or sha256_file(src)) if exists and name not in linked else None
+        if name in linked or (exists and _same(dest / name, digest, size)):
             report.add("resource", f"{pkg.name}/{name}", "unchanged")
             continue
         action = "update" if (dest / name).exists() else "create"
         changed = True
         if not dry_run and name != DESCRIPTOR:
-            copy_if_changed(src, dest / name, digest)
+            copy_if_changed(src, dest / name, digest, link=True)
         report.add("resource", f"{pkg.name}/{name}", action, nbytes=size)
     stale = sorted(p for p in dest.iterdir() if p.name not in set(wanted)) if dest.is_dir() else []
     for p in stale:
@@ -71,7 +77,7 @@ def _sync_package(pkg: Package, dest: Path, report: PublishReport, dry_run: bool
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     if not dry_run and changed:
         # the descriptor last: a folder with a datapackage.json is complete
-        copy_if_changed(pkg.folder / DESCRIPTOR, dest / DESCRIPTOR)
+        copy_if_changed(pkg.folder / DESCRIPTOR, dest / DESCRIPTOR, link=True)
     report.add("dataset", pkg.name, "unchanged" if not changed else ("update" if existed else "create"),
                detail="restricted" if not pkg.public else "")
 

@@ -79,18 +79,44 @@ def write_if_changed(path: str | Path, data: bytes) -> bool:
     return True
 
 
-def copy_if_changed(src: str | Path, dst: str | Path, src_sha256: str | None = None) -> bool:
-    """Copy ``src`` to ``dst`` atomically unless ``dst`` already has the same sha256. True if copied."""
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths are the same file (one inode: a hard link made by :func:`copy_if_changed`)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def copy_if_changed(src: str | Path, dst: str | Path, src_sha256: str | None = None, link: bool = False) -> bool:
+    """Copy ``src`` to ``dst`` atomically unless ``dst`` already has the same sha256. True if copied.
+
+    ``link``: make the copy a hard link when both are on one file system (else a real copy), for a
+    ``src`` nothing rewrites in place: a package's files, written by :func:`_atomic_write` or by this
+    function (a new file renamed over the old one), for the local catalog. The link then keeps the
+    bytes it was made with, and costs no copy (national local catalog: 950 MB copied in about 2 s).
+    Never for a build's ``data/`` files, which a publisher may edit before packaging them. A ``dst``
+    already linked to ``src`` is the same file: unchanged, without hashing it."""
     src, dst = Path(src), Path(dst)
-    digest = src_sha256 or sha256_file(src)
-    if dst.is_file() and dst.stat().st_size == src.stat().st_size and sha256_file(dst) == digest:
+    if link and dst.is_file() and same_file(src, dst):
+        return False
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size and sha256_file(dst) == (src_sha256 or sha256_file(src)):
         return False
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     os.close(fd)
     try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, FILE_MODE)
+        linked = False
+        if link:
+            os.unlink(tmp)  # its unique name is kept for the link
+            try:
+                os.link(src, tmp)
+                linked = True
+            except OSError:  # another file system, or one without hard links
+                pass
+        if not linked:
+            shutil.copyfile(src, tmp)
+        if os.stat(tmp).st_mode & 0o777 != FILE_MODE:
+            os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
