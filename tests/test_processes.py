@@ -27,3 +27,25 @@ def test_plain_pool_keeps_polars_defaults():
     finally:
         pool.shutdown()
     assert POLARS_REUSE_MEMORY not in (value or "")
+
+
+def _polars_threads() -> int:
+    import polars as pl
+
+    return pl.thread_pool_size()
+
+
+def test_polars_threads_reach_the_workers_not_the_caller():
+    import polars as pl
+
+    from preau.processes import threads_per_worker
+
+    before, own = os.environ.get("POLARS_MAX_THREADS"), pl.thread_pool_size()
+    pool = spawn_pool(2, preload="polars", polars_threads=1)
+    try:
+        assert os.environ.get("POLARS_MAX_THREADS") == before and len(pool._processes) == 2
+        seen = {pool.submit(_polars_threads).result() for _ in range(8)}
+    finally:
+        pool.shutdown()
+    assert seen == {1} and pl.thread_pool_size() == own
+    assert threads_per_worker(1) == (os.cpu_count() or 1) and threads_per_worker(10 ** 6) == 1

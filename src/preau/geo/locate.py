@@ -38,7 +38,7 @@ from preau.geo.normalize import insee_key, postcode_key
 from preau.geo.reference import load_reference, reference_cached
 from preau.geo.sectors import (build_sectors, overlap_warning, read_communes, read_rules, read_sectors,
                                resolve_overlaps)
-from preau.processes import spawn_pool
+from preau.processes import spawn_pool, threads_per_worker
 
 PUPIL_COLUMNS = {"adresse": "adresse", "code_postal": "code_postal", "commune": "commune_residence",
                  "code_insee": "code_insee_residence"}
@@ -304,7 +304,8 @@ def locate_pupils(pupils: pl.DataFrame, reference_paths: Iterable[str | Path], *
     groups = _groups(reference_paths)
     with ExitStack() as stack:
         # the worker processes start (and import the geo stack) while this process prepares the tasks
-        pool = (stack.enter_context(spawn_pool(workers, preload=__name__, reuse_memory=True))
+        pool = (stack.enter_context(spawn_pool(workers, preload=__name__, reuse_memory=True,
+                                                      polars_threads=threads_per_worker(workers)))
                 if workers > 1 and len(groups) > 1 else None)
         return _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool, workers, cache_dir)
 
