@@ -94,3 +94,43 @@ def test_distinct_rows_of_sorted_runs_is_that_of_the_plain_grouping():
         assert (pos == plain_pos).all()
         rows = df.select(keys).rows()
         assert [values.row(i) for i in pos.tolist()] == rows
+
+
+def _fuzz(n: int, seed: int) -> list[str | None]:
+    import random
+
+    rnd = random.Random(seed)
+    alpha = list("0123456789 abqtzBIS-/,'.éÉàœß\t\n_") + ["bis", "ter", "quater", " à ", "rue", "  ", "\u00a0", "’", "Ω"]
+    return ["".join(rnd.choice(alpha) for _ in range(rnd.randint(0, 14))) for _ in range(n)] + [None, "", " "]
+
+
+def test_base_is_every_run_of_other_characters_made_one_space():
+    """_base's punctuation pattern (the runs that change only) against the plain definition, in Python."""
+    import re
+
+    from preau.geo.normalize import _ACCENTS, _base
+
+    values = _fuzz(20_000, 3)
+    got = pl.DataFrame({"a": values}, schema={"a": pl.Utf8}).select(_base(pl.col("a")))["a"].to_list()
+
+    def plain(v):
+        v = (v or "").lower()
+        for k, r in _ACCENTS.items():
+            v = v.replace(k, r)
+        return re.sub(r"[^a-z0-9]+", " ", v).strip()
+
+    assert got == [plain(v) for v in values]
+
+
+def test_split_number_is_the_struct_of_its_fields():
+    """split_number builds its struct from one regex pass; the same as a struct of its fields."""
+    from preau.geo.normalize import _NUMBER_RE, REPETITION, _base, split_number
+
+    values = _fuzz(20_000, 5) + ["12", "12b", "12 b rue", "123456 rue", "12-14 rue x", "12 à 14 rue", "12bis", "12 bisou"]
+    e = pl.col("a")
+    parts = _base(e.str.replace(r"^\s*(\d{1,5})\s*(?:[-/]|à|a)\s*\d{1,5}\b", "${1}")).str.extract_groups(_NUMBER_RE)
+    plain = pl.struct(numero=parts.struct.field("num").cast(pl.Int32, strict=False),
+                      rep=parts.struct.field("rep").fill_null("").replace(REPETITION).str.slice(0, 1),
+                      rest=parts.struct.field("rest").fill_null(""))
+    df = pl.DataFrame({"a": values}, schema={"a": pl.Utf8})
+    assert df.select(split_number(e).alias("s")).unnest("s").equals(df.select(plain.alias("s")).unnest("s"))
