@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from preau.errors import PreauError, Problem, Report, rel
+from preau.frames import first_distinct
 from preau.geo.normalize import (commune_key, insee_key, on_distinct, postcode_key, repetition_key, street_full_key,
                                  street_key)
 
@@ -273,16 +274,18 @@ def build_reference(df: pl.DataFrame, report: Report | None = None, sources: lis
     df = df.with_columns((pl.col("numero") % 2).alias("par"))
     numbered = df.filter(pl.col("numero").is_not_null() & (pl.col("numero") < LIEU_DIT))
     # the first row of each address (a filter on is_first_distinct: the same rows as a
-    # ``unique(keep="first", maintain_order=True)``, in half the time: 0.12 → 0.06 s for the Nord)
-    addresses = numbered.filter(pl.struct("insee", "voie", "numero", "rep").is_first_distinct())
+    # ``unique(keep="first", maintain_order=True)``, in half the time: 0.12 → 0.06 s for the Nord;
+    # frames.first_distinct hashes the keys first)
+    addresses = numbered.filter(first_distinct(numbered, ["insee", "voie", "numero", "rep"]))
     dup = numbered.height - addresses.height
     if dup:
         report.warning("geo-reference-duplicates",
                        f"{dup} adresse(s) en double (même commune, voie, numéro, indice) : la première est gardée",
                        f"{dup} duplicate address(es) (same commune, street, number, index): the first one is kept")
     # A street's point: its middle-numbered address (on the street, unlike a centroid of a bend).
-    streets = (
-        df.sort(["insee", "voie", "numero"], nulls_last=True)
+    streets = (  # the columns it needs only are sorted (Nord: 0.174 → 0.147 s)
+        df.select("insee", "voie", "numero", "x", "y", "lon", "lat", "id", "voie_full")
+        .sort(["insee", "voie", "numero"], nulls_last=True)
         .group_by(["insee", "voie"], maintain_order=True)
         .agg(pl.len().alias("n"),
              pl.col("x").get(pl.len() // 2).alias("x"), pl.col("y").get(pl.len() // 2).alias("y"),
