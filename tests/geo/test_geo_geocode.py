@@ -220,3 +220,22 @@ def test_sorted_tokens_expr_is_sorted_tokens_of_each_value():
     got = pl.select(gc._sorted_tokens_expr(pl.Series(values))).to_series().to_list()
     assert got == [gc._sorted_tokens(v) for v in values]
     assert got[0] == "hugo rue victor"
+
+
+def test_fuzzy_commune_tie_is_decided_the_same_way_whatever_the_row_order():
+    """Two communes of one postcode whose names score the same against the input: the first name
+    in a fixed order wins, however the reference's frames happen to be ordered."""
+    from types import SimpleNamespace
+
+    from preau.geo.geocode import _resolve_communes
+
+    postcodes = pl.DataFrame({"insee": ["65002", "65001", "65003"], "cp": ["65900", "65900", "65900"],
+                              "ck": ["bourg alphe", "bourg alpha", "autre ville"]})
+    keys = pl.DataFrame({"ik_in": ["", ""], "cp_in": ["65900", ""], "ck_in": ["bourg alph", "bourg alph"]})
+    seen = set()
+    for seed in range(12):
+        ref = SimpleNamespace(communes=postcodes.select("insee").sample(fraction=1.0, shuffle=True, seed=seed),
+                              postcodes=postcodes.sample(fraction=1.0, shuffle=True, seed=seed))
+        out = _resolve_communes(keys, ref).sort("cp_in")
+        seen.add(tuple(out["insee"].to_list()))
+    assert seen == {("65001", "65001")}  # "bourg alpha" sorts before "bourg alphe"

@@ -92,8 +92,10 @@ def _resolve_communes(keys: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     if todo.height:
         from rapidfuzz import fuzz, process
 
-        names = pc.select("insee", "cp", "ck").unique()
-        all_names = names.select("insee", "ck").unique()
+        # in a fixed order: the first of two names scored the same wins (the frames come from a
+        # hash grouping, whose row order changes from one run to the next)
+        names = pc.select("insee", "cp", "ck").unique().sort(["cp", "ck", "insee"])
+        all_names = names.select("insee", "ck").unique().sort(["ck", "insee"])
         fixes = []
         for ik, cp, ck in todo.select("ik_in", "cp_in", "ck_in").iter_rows():
             cand = names.filter(pl.col("cp") == cp) if cp else all_names
