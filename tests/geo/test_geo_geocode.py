@@ -131,6 +131,33 @@ def test_ban_file_with_bytes_not_utf8_is_read_lossily(mini, mini_ref, tmp_path):
     assert ref.addresses["id"].to_list() == mini_ref.addresses["id"].to_list()
 
 
+def test_ban_file_with_quotes_keeps_a_quoted_separator(mini, mini_ref, tmp_path):
+    """A file without any double quote is parsed without quote handling; one with a quoted field
+    holding the separator keeps that field whole (the quotes are then honoured)."""
+    from preau.geo.reference import _has_quote
+
+    plain = tmp_path / "plain" / "adresses-65.csv"  # the fixture's file without its quoted empty fields
+    plain.parent.mkdir()
+    plain.write_text(mini["ban"].read_text(encoding="utf-8").replace('""', ""), encoding="utf-8")
+    assert _has_quote(mini["ban"]) and not _has_quote(plain)
+    again = load_reference(plain)
+    for name in ("addresses", "streets"):
+        assert getattr(again, name).equals(getattr(mini_ref, name))
+    lines = mini["ban"].read_text(encoding="utf-8").split("\n")
+    header = lines[0].split(";")
+    row = lines[1].split(";")
+    at = header.index("nom_voie")
+    row[at] = '"' + row[at] + ' ; bis"'
+    lines[1] = ";".join(row)
+    p = tmp_path / "adresses-65.csv"
+    p.write_text("\n".join(lines), encoding="utf-8")
+    assert _has_quote(p)
+    ref = load_reference(p)
+    assert ref.size == mini_ref.size and ref.report.ok
+    assert ref.addresses["voie"][0].endswith(" bis")  # the quoted name, whole
+    assert ref.addresses.drop("voie").row(0) == mini_ref.addresses.drop("voie").row(0)  # and the row's other fields
+
+
 def test_former_commune_name_of_a_commune_nouvelle(mini, tmp_path):
     ban = pl.read_csv(mini["ban"], separator=";", infer_schema=False).with_columns(
         pl.when(pl.col("code_insee") == "65901").then(pl.lit("Vieux-Hameau")).otherwise(pl.lit(""))
