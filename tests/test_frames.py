@@ -21,3 +21,4 @@ def test_first_distinct_is_is_first_distinct_with_repeats_and_nulls():
     unique = df.with_row_index("i").select("i", "a")
     assert first_distinct(unique, ["i", "a"]).all()  # no repeat: the hash alone decides
     assert first_distinct(df.head(0), ["a"]).len() == 0
+

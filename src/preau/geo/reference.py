@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from preau.errors import PreauError, Problem, Report, rel
-from preau.frames import first_distinct
+from preau.frames import distinct_positions, first_distinct
 from preau.geo.normalize import (commune_key, insee_key, on_distinct, postcode_key, repetition_key, street_full_key,
                                  street_key)
 
@@ -283,6 +283,52 @@ def _load_reference(paths: list[Path]) -> Reference:
     return build_reference(pl.concat(frames), report=report, sources=[rel(p) for p in map(Path, paths)])
 
 
+def _lexical_ranks(column: pl.Series) -> tuple[np.ndarray, int]:
+    """Each value's rank among the column's distinct values in the order polars sorts them (text:
+    byte order), and the number of distinct values."""
+    values, pos = distinct_positions(column)
+    rank = np.empty(len(values), dtype=np.uint64)
+    rank[values.arg_sort(nulls_last=True).to_numpy()] = np.arange(len(values), dtype=np.uint64)
+    return rank[pos], len(values)
+
+
+def _street_points(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per (insee, voie), in that sorted order: its address count ``n``, the point and id of
+    its middle-numbered address (on the street, unlike a centroid of a bend; numbers in order, no
+    number last, ties in file order) and the ``voie_full`` of its first.
+
+    The rows are ordered by one stable sort of a 64-bit key packing the ranks of the commune code,
+    the street key and the number, instead of polars' sort on the text columns (national Nord,
+    840k addresses: 0.17 → 0.07 s); the same frame (the polars sort, kept for keys too wide to pack,
+    is stable on these keys)."""
+    ins, n_ins = _lexical_ranks(df.get_column("insee"))
+    voi, n_voi = _lexical_ranks(df.get_column("voie"))
+    num = df.get_column("numero").cast(pl.Int64)
+    present = num.is_not_null().to_numpy()
+    nums = num.fill_null(0).to_numpy()
+    low = int(nums[present].min()) if present.any() else 0
+    span = (int(nums[present].max()) - low + 2) if present.any() else 1  # + the slot of "no number", last
+    bits = [max(1, int(k - 1).bit_length()) for k in (n_ins, n_voi, span)]
+    if sum(bits) > 64:
+        return (df.select("insee", "voie", "numero", "x", "y", "lon", "lat", "id", "voie_full")
+                .sort(["insee", "voie", "numero"], nulls_last=True, maintain_order=True)
+                .group_by(["insee", "voie"], maintain_order=True)
+                .agg(pl.len().cast(pl.UInt32).alias("n"),
+                     pl.col("x").get(pl.len() // 2).alias("x"), pl.col("y").get(pl.len() // 2).alias("y"),
+                     pl.col("lon").get(pl.len() // 2).alias("lon"), pl.col("lat").get(pl.len() // 2).alias("lat"),
+                     pl.col("id").get(pl.len() // 2).alias("id"), pl.col("voie_full").first()))
+    slot = np.where(present, nums - low, span - 1).astype(np.uint64)
+    key = (ins << np.uint64(bits[1] + bits[2])) | (voi << np.uint64(bits[2])) | slot
+    order = np.argsort(key, kind="stable")
+    street = key[order] >> np.uint64(bits[2])
+    starts = np.flatnonzero(np.concatenate([[True], street[1:] != street[:-1]])) if len(order) else np.zeros(0, np.int64)
+    n = np.diff(np.append(starts, len(order)))
+    middle = pl.Series(order[starts + n // 2])
+    first = df.select("insee", "voie", "voie_full")[pl.Series(order[starts])]
+    return pl.concat([first.select("insee", "voie"), pl.DataFrame({"n": n.astype(np.uint32)}),
+                      df.select("x", "y", "lon", "lat", "id")[middle], first.select("voie_full")], how="horizontal")
+
+
 def build_reference(df: pl.DataFrame, report: Report | None = None, sources: list[str] | None = None) -> Reference:
     """Index normalised BAN rows (columns of :func:`load_reference`) into a :class:`Reference`."""
     report = report or Report(subject="ban")
@@ -302,16 +348,7 @@ def build_reference(df: pl.DataFrame, report: Report | None = None, sources: lis
         report.warning("geo-reference-duplicates",
                        f"{dup} adresse(s) en double (même commune, voie, numéro, indice) : la première est gardée",
                        f"{dup} duplicate address(es) (same commune, street, number, index): the first one is kept")
-    # A street's point: its middle-numbered address (on the street, unlike a centroid of a bend).
-    streets = (  # the columns it needs only are sorted (Nord: 0.174 → 0.147 s)
-        df.select("insee", "voie", "numero", "x", "y", "lon", "lat", "id", "voie_full")
-        .sort(["insee", "voie", "numero"], nulls_last=True)
-        .group_by(["insee", "voie"], maintain_order=True)
-        .agg(pl.len().alias("n"),
-             pl.col("x").get(pl.len() // 2).alias("x"), pl.col("y").get(pl.len() // 2).alias("y"),
-             pl.col("lon").get(pl.len() // 2).alias("lon"), pl.col("lat").get(pl.len() // 2).alias("lat"),
-             pl.col("id").get(pl.len() // 2).alias("id"), pl.col("voie_full").first())
-    )
+    streets = _street_points(df)
     communes = df.group_by("insee").agg(
         pl.col("x").mean(), pl.col("y").mean(), pl.col("lon").mean(), pl.col("lat").mean(),
         pl.col("ck").filter(pl.col("ck") != "").mode().first().fill_null("").alias("ck"))
