@@ -48,4 +48,15 @@ def test_polars_threads_reach_the_workers_not_the_caller():
     finally:
         pool.shutdown()
     assert seen == {1} and pl.thread_pool_size() == own
-    assert threads_per_worker(1) == (os.cpu_count() or 1) and threads_per_worker(10 ** 6) == 1
+    if before is None:
+        assert threads_per_worker(1) == (os.cpu_count() or 1)
+    assert threads_per_worker(10 ** 6) == 1
+
+
+def test_threads_per_worker_shares_the_callers_polars_threads(monkeypatch):
+    from preau.processes import threads_per_worker
+
+    monkeypatch.setenv("POLARS_MAX_THREADS", "8")
+    assert threads_per_worker(2) == 4 and threads_per_worker(3) == 2 and threads_per_worker(16) == 1
+    monkeypatch.setenv("POLARS_MAX_THREADS", "not a number")
+    assert threads_per_worker(1) == (os.cpu_count() or 1)

@@ -29,8 +29,13 @@ _THREADS_ENV = "POLARS_MAX_THREADS"
 
 
 def threads_per_worker(workers: int) -> int:
-    """Cores per worker process (at least one) for a pool of ``workers`` processes."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    """Cores per worker process (at least one) for a pool of ``workers`` processes: the machine's
+    cores, or the ``POLARS_MAX_THREADS`` the caller set, shared among them."""
+    try:
+        cores = int(os.environ.get(_THREADS_ENV) or 0) or os.cpu_count() or 1
+    except ValueError:
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
 
 
 @contextmanager
