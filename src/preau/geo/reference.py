@@ -87,7 +87,7 @@ def _read_csv(path: Path, report: Report) -> pl.DataFrame | None:
         # rechunk: the parallel reader leaves the columns in many chunks (73 for the synthetic
         # Nord), which makes every later grouping and cast slower (its preparation 0.43 → 0.27 s).
         # A file without any double quote is parsed without quote handling, and as strict UTF-8
-        # first (lossy only if that fails): the same frame, national BAN read 19.9 → 15 CPU-s
+        # first (lossy only if that fails): the same frame, national BAN read 19.9 → 16.0 CPU-s
         quoted = gzipped or _has_quote(path)
         for encoding in ("utf8", "utf8-lossy"):
             try:
