@@ -120,3 +120,18 @@ def test_propagated_bounds_of_a_chain_of_equations():
     AU = sp.csr_matrix(np.array([[-1, 1, 1, 0], [0, 1, 0, 1]], dtype=float))  # columns T, a, b, c
     L, U = attack.propagate_bounds(AU, np.array([0.0, 2.0]))
     assert U[1] == 2.0 and U[3] == 2.0 and np.isinf(U[0]) and np.isinf(U[2])
+
+
+def test_attack_where_finds_positions_of_unknowns():
+    """Attack.where: the position of each cell among the attack's unknowns (a sorted search), -1
+    for a cell the attacker knows, against the plain dictionary it replaced."""
+    rng = np.random.default_rng(3)
+    A, values, _ = table(rng, 7, 9)
+    unknown = rng.random(len(values)) < 0.4
+    width = np.full(len(values), 2.0)
+    att = attack.attack(A, unknown, values, width, seed=values)
+    pos = {int(v): i for i, v in enumerate(att.var)}
+    cells = np.concatenate([rng.integers(0, len(values), 200), [0, len(values) - 1]])
+    assert att.where(cells).tolist() == [pos.get(int(c), -1) for c in cells]
+    assert (att.where(att.var) == np.arange(len(att.var))).all()
+    assert att.where(np.zeros(0, dtype=np.int64)).tolist() == []

@@ -73,6 +73,14 @@ class Attack:
     largest_block: int = 0
     lps: int = 0
 
+    def where(self, cells: np.ndarray) -> np.ndarray:
+        """Position of each of ``cells`` (model ids) among :attr:`var` (sorted), -1 where not unknown."""
+        cells = np.asarray(cells, dtype=np.int64)
+        i = np.searchsorted(self.var, cells)
+        found = i < len(self.var)
+        found[found] = self.var[i[found]] == cells[found]
+        return np.where(found, i, -1)
+
 
 def _highs(AU: sp.csc_matrix, rhs: np.ndarray) -> highspy.Highs:
     """The attacker's LP: ``AU x = rhs``, ``x ≥ 0`` (cost set per solve)."""
@@ -883,14 +891,12 @@ def audit(tables: list[CountTable], published: list[CountTable] = ()) -> AuditRe
 
 def _report(model: Model, att: Attack, bad: np.ndarray, hidden: np.ndarray, width: np.ndarray,
             seconds: float) -> AuditReport:
-    pos = {int(v): i for i, v in enumerate(att.var)}
     cells = []
-    for v in bad[:1000]:
-        t, row = model.where(int(v))
-        i = pos.get(int(v))
-        if i is None:  # re-opened: published somewhere
+    shown = np.asarray(bad[:1000], dtype=np.int64)
+    for v, i in zip(shown.tolist(), att.where(shown).tolist()):
+        t, row = model.where(v)
+        if i < 0:  # re-opened: published somewhere
             lo = hi = float(model.value[v]) if not np.isnan(model.value[v]) else 0.0
-            ex = True
             ex = True
         else:
             lo, hi, ex = float(att.low[i]), float(att.high[i]), bool(att.exact[i])
