@@ -39,9 +39,9 @@ def test_exact_blocks_in_worker_processes_match_one_process(monkeypatch):
     calls = []
     real = attack_mod._map_batches
 
-    def spy(jobs):
-        calls.append(len(jobs))
-        return real(jobs)
+    def spy(jobs, count, size):
+        calls.append(count)
+        return real(jobs, count, size)
 
     monkeypatch.setattr(attack_mod, "WORKERS", 2)
     monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
@@ -67,11 +67,48 @@ def test_worker_error_reaches_the_caller(monkeypatch):
     monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
     monkeypatch.setattr(attack_mod, "WORKERS", 2)
     try:
-        attack_mod._map_batches([job] * 4)
+        attack_mod._map_batches(iter([job] * 4), 4, 16)
     except PreauError as exc:
         assert exc.report.problems[0].code == "audit-inconsistent"
     else:
         raise AssertionError("the infeasible LP was not reported")
+
+
+def test_jobs_given_as_an_iterator_come_back_in_order(monkeypatch):
+    """map_jobs takes the jobs as they are built (an iterator: the workers start on the first ones):
+    the results are those of a list of the same jobs, in order, in one process or in workers."""
+    jobs = [(i, i % 7) for i in range(40)]
+    expected = [divmod(a + 3, b + 1) for a, b in jobs]
+    monkeypatch.setattr(attack_mod, "PARALLEL_FROM_VARS", 0)
+    for workers in (1, 2):
+        monkeypatch.setattr(attack_mod, "WORKERS", workers)
+        built = []
+
+        def lazily():
+            for j in jobs:
+                built.append(j)
+                yield j
+
+        try:
+            assert attack_mod.map_jobs(_divmod_job, lazily(), 100, count=len(jobs)) == expected
+        finally:
+            attack_mod.close_workers()
+        assert built == jobs
+
+
+def _divmod_job(job):
+    return divmod(job[0] + 3, job[1] + 1)
+
+
+def test_members_of_labels_match_a_scan():
+    """_Members.of: the positions of a set of labels, sorted, as np.isin over every position gives."""
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 50, 3000)
+    m = attack_mod._Members(labels, 60)
+    for _ in range(20):
+        chosen = rng.choice(60, size=int(rng.integers(0, 12)), replace=False)
+        assert np.array_equal(m.of(chosen), np.nonzero(np.isin(labels, chosen))[0])
+    assert np.array_equal(attack_mod._Members(labels).of([49]), np.nonzero(labels == 49)[0])
 
 
 def test_repairs_per_component_in_worker_processes_match_one_process(monkeypatch):
