@@ -159,12 +159,14 @@ def test_two_worker_processes_give_the_same_result(two, pupils, located):
     assert list(sectors["code_secteur"]) == list(located.sectors["code_secteur"])
 
 
-def test_categorical_columns_give_the_same_result(two, pupils, located):
-    # the build keeps the pupils' low-cardinality text columns Categorical (less memory)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_categorical_columns_give_the_same_result(two, pupils, located, workers):
+    # the build keeps the pupils' low-cardinality text columns Categorical (less memory); with
+    # workers, each task's share crosses to its process Categorical and is made text there
     cat = pupils.with_columns(pl.col(COLS["code_postal"], COLS["commune"], COLS["code_insee"]).cast(pl.Categorical))
     codes, quality, _ = locate_pupils(cat, sorted(two.glob("adresses-*.csv")),
                                       sector_rules=two / "carte-scolaire.csv", communes=two / "communes.geojson",
-                                      columns=COLS)
+                                      columns=COLS, workers=workers)
     assert codes.fill_null("-").to_list() == located.codes.fill_null("-").to_list()
     assert quality == located.quality
 

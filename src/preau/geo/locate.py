@@ -189,7 +189,7 @@ def _locate_group(task: dict) -> dict:
             else:
                 out["sectors"], out["match"] = sb.sectors, sb.match
                 index = SectorIndex.build(sb.sectors)
-        sub = task["pupils"]
+        sub = _as_text(task["pupils"])
         if sub.height:
             if index is None:
                 res = geocode(sub, ref, task["columns"]).select(
@@ -254,7 +254,9 @@ class _Preparing:
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with its Categorical columns as text (the build keeps them Categorical, to hold less
-    memory): a task's share is pickled to its worker as plain text, with no category mapping."""
+    memory; the geocoder reads text). Made by the task itself, in its worker: a share pickled with
+    its codes and categories is half the bytes of its text (Nord, 0.47M pupils: 41 → 22 MB, pickled
+    and read back in 0.21 → 0.08 s, then 0.03 s to cast)."""
     return frame.with_columns(pl.col(pl.Categorical).cast(pl.Utf8))
 
 
@@ -353,7 +355,7 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
             paths = groups[key]
             rows = everyone if key == ALL else by_dep.get(key, pl.Series("row", [], dtype=pl.UInt32))
             task = {"key": key, "paths": paths, "cache": cache_dir, "rows": rows, "columns": cols, "layer": None, "rules": None,
-                    "communes": None, "pupils": _as_text(pupils.select(keep) if key == ALL else pupils.select(keep)[rows])}
+                    "communes": None, "pupils": pupils.select(keep) if key == ALL else pupils.select(keep)[rows]}
             if layer is not None:
                 task["layer"] = _layer_part(layer, key, parts)
             elif key == ALL:
