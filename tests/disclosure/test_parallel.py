@@ -125,7 +125,7 @@ def test_repairs_per_component_in_worker_processes_match_one_process(monkeypatch
     real = suppress.map_jobs
 
     def spy(fn, jobs, size, **kw):
-        calls.append((fn.__name__, len(jobs)))
+        calls.append((fn.__name__, kw["count"] if kw.get("count") is not None else len(jobs)))
         return real(fn, jobs, size, **kw)
 
     monkeypatch.setattr(suppress, "map_jobs", spy)

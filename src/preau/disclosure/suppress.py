@@ -701,10 +701,11 @@ def _repair_components(st: _State, groups: list[tuple[np.ndarray, list[int]]]) -
     # dearest first (component size × cells), one job at a time: the two processes end together
     # (national round 0: 179 components of 2k–32k cells)
     order = sorted(range(len(groups)), key=lambda i: -len(groups[i][0]) * len(groups[i][1]))
-    jobs = [(_SubState(st, groups[i][0]), np.searchsorted(groups[i][0], groups[i][1]).tolist()) for i in order]
+    # built as the workers take them (the first are solved while the next are cut out of the model)
+    jobs = ((_SubState(st, groups[i][0]), np.searchsorted(groups[i][0], groups[i][1]).tolist()) for i in order)
     size = sum(len(N) for N, _ in groups)
     results = [None] * len(groups)
-    for i, r in zip(order, map_jobs(_repair_group, jobs, size, chunksize=1)):
+    for i, r in zip(order, map_jobs(_repair_group, jobs, size, chunksize=1, count=len(order))):
         results[i] = r
     out = []
     for (N, _), (new, lo, hi, failed, tried, lps) in zip(groups, results):
