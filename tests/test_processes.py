@@ -60,28 +60,3 @@ def test_threads_per_worker_shares_the_callers_polars_threads(monkeypatch):
     assert threads_per_worker(2) == 4 and threads_per_worker(3) == 2 and threads_per_worker(16) == 1
     monkeypatch.setenv("POLARS_MAX_THREADS", "not a number")
     assert threads_per_worker(1) == (os.cpu_count() or 1)
-
-
-def _policy_of_a_new_thread() -> int:
-    import threading
-
-    seen = []
-    t = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
-    t.start()
-    t.join()
-    return seen[0]
-
-
-def test_idle_priority_reaches_the_worker_and_its_new_threads_not_the_caller():
-    """The layer process (preau.geo.start_layers) lowers itself to SCHED_IDLE: the job's thread and
-    the threads it starts afterwards (GDAL, polars) run only on a core nothing else wants."""
-    from preau.processes import idle_priority
-
-    pool = spawn_pool(1)
-    try:
-        assert pool.submit(idle_priority).result() is True
-        assert pool.submit(os.sched_getscheduler, 0).result() == os.SCHED_IDLE
-        assert pool.submit(_policy_of_a_new_thread).result() == os.SCHED_IDLE
-    finally:
-        pool.shutdown()
-    assert os.sched_getscheduler(0) != os.SCHED_IDLE

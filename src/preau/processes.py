@@ -28,19 +28,6 @@ _JEMALLOC_ENV = "_RJEM_MALLOC_CONF"  # read by polars as a process imports it; l
 _THREADS_ENV = "POLARS_MAX_THREADS"
 
 
-def idle_priority() -> bool:
-    """Run this thread, and the threads it starts from now on, only on a core nothing else wants
-    (Linux ``SCHED_IDLE``; a process may always lower its own priority). False where the system
-    has no such policy: the work then runs at the normal priority, only sooner."""
-    if not (hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE")):
-        return False
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except OSError:
-        return False
-    return True
-
-
 def threads_per_worker(workers: int) -> int:
     """Cores per worker process (at least one) for a pool of ``workers`` processes: the machine's
     cores, or the ``POLARS_MAX_THREADS`` the caller set, shared among them."""

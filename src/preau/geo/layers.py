@@ -572,12 +572,7 @@ def start_layers(out_dir: str | Path, publisher: str, *, schools: gpd.GeoDataFra
         return LayerJob(args=(out_dir, publisher), kwargs=kwargs, sectors=sectors)
     from preau.processes import spawn_pool
 
-    from preau.processes import idle_priority
-
     pool = spawn_pool(1)  # one process: the sectors' geometry work stays in it for the last step
-    # first, at idle priority: it works in the gaps the protection leaves on one core (its model,
-    # local pass and repairs on one core) instead of taking a core from the audit's processes
-    pool.submit(idle_priority)
     future = pool.submit(publish_layers, out_dir, publisher, parallel=False, **kwargs)
     if sectors is not None and len(sectors) >= PARALLEL_WRITE_FROM:
         return LayerJob(future, pool, args=(out_dir, publisher), kwargs=kwargs, sectors=sectors,
