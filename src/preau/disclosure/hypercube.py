@@ -48,8 +48,8 @@ def _children(ids: np.ndarray, parent: np.ndarray, nnodes: int) -> tuple[dict, n
 
 def _hypercube_table(st, t: CountTable, var: np.ndarray, max_passes: int) -> int:
     d1, d2 = list(t.dimensions)
-    rid, rpar, rnames, _ = _dim_ids(t, d1, t.dimensions[d1])
-    cid, cpar, cnames, _ = _dim_ids(t, d2, t.dimensions[d2])
+    rid, rpar, rnames, _, _ = _dim_ids(t, d1, t.dimensions[d1])
+    cid, cpar, cnames, _, _ = _dim_ids(t, d2, t.dimensions[d2])
     nr, nc = len(rnames), len(cnames)
     grid = np.full(nr * nc, -1, dtype=np.int64)
     grid[rid * nc + cid] = var

@@ -44,8 +44,47 @@ def _err(table: str, col: str, fr: str, en: str) -> PreauError:
     return PreauError(Problem("disclosure-table", fr, en, file=table, field=col))
 
 
-def _dim_ids(table: CountTable, dim: str, h: Hierarchy) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
-    """Node ids of a dimension column, the parent id of each node (-1 for the root), node names."""
+class _Nodes:
+    """The nodes of each hierarchy of a build (names root first, their index, each node's parent
+    node, the strict check), made once per distinct hierarchy: a build's tables carry equal
+    hierarchies as separate objects (national: the 66k schools' one in six tables; 31 dimensions,
+    10 distinct hierarchies). Also their ``concept=value`` item names, once per dimension."""
+
+    def __init__(self):
+        self.seen: list[tuple] = []
+        self.items: dict[tuple[int, str], list[str]] = {}
+
+    def of(self, h: Hierarchy) -> tuple:
+        """(known nodes as a dict, names, index, parent ids, strict check passed, entry number)."""
+        for k, e in enumerate(self.seen):
+            g = e[0]
+            if g is h or (g.root == h.root and g.strict == h.strict and g.parent == h.parent
+                          and g.concepts == h.concepts):
+                return (*e[1:], k)
+        # the hierarchy's nodes (root first); loops kept flat (national: 100k nodes)
+        known = dict.fromkeys([h.root, *h.parent.keys(), *h.parent.values()])
+        names = list(known)
+        index = {v: i for i, v in enumerate(names)}
+        parent = np.fromiter((-1 if i == 0 else index[h.parent_of(v)] for i, v in enumerate(names)),
+                             dtype=np.int64, count=len(names))  # node 0 is the root
+        ok = not h.strict or all(map(h.knows, names))
+        mapping = (pl.Series(names, dtype=pl.Utf8), pl.Series(np.arange(len(names), dtype=np.int64)))
+        self.seen.append((h, known, names, index, parent, ok, mapping))
+        return known, names, index, parent, ok, mapping, len(self.seen) - 1
+
+    def item_names(self, entry: int, dim: str, h: Hierarchy, names: list[str]) -> list[str]:
+        """``concept=value`` of every node of a hierarchy entry, for one dimension."""
+        key = (entry, dim)
+        if key not in self.items:
+            concept = h.concepts.get
+            self.items[key] = [f"{concept(v, dim)}={v}" for v in names]
+        return self.items[key]
+
+
+def _dim_ids(table: CountTable, dim: str, h: Hierarchy, nodes: _Nodes | None = None
+             ) -> tuple[np.ndarray, np.ndarray, list[str], dict, int | None]:
+    """Node ids of a dimension column, the parent id of each node (-1 for the root), node names,
+    their index and the :class:`_Nodes` entry they are (None: the table adds values of its own)."""
     if dim not in table.frame.columns:
         raise _err(table.name, dim, f"colonne « {dim} » absente du tableau",
                    f"column '{dim}' missing from the table")
@@ -54,31 +93,35 @@ def _dim_ids(table: CountTable, dim: str, h: Hierarchy) -> tuple[np.ndarray, np.
         raise _err(table.name, dim, f"valeur vide dans la dimension « {dim} »",
                    f"empty value in dimension '{dim}'")
     uniq = col.unique(maintain_order=True).to_list()
-    # the hierarchy's nodes (root first), then the table's values it does not list (leaves under
-    # the root, or an error for a strict hierarchy); loops kept flat (national: 100k nodes)
-    known = dict.fromkeys([h.root, *h.parent.keys(), *h.parent.values()])
+    known, names, index, parent, ok, mapping, entry = (nodes or _Nodes()).of(h)
+    # then the table's values the hierarchy does not list (leaves under the root, or an error for
+    # a strict hierarchy)
     extra = [v for v in uniq if v not in known]
-    names: list[str] = [*known, *extra]
-    if h.strict and not all(map(h.knows, names)):
+    if h.strict and not (ok and all(map(h.knows, extra))):
         raise _err(table.name, dim, f"valeur inconnue de la hiérarchie « {dim} »",
                    f"value not in the hierarchy of '{dim}'")
-    index = {v: i for i, v in enumerate(names)}
-    parent = np.fromiter((-1 if i == 0 else index[h.parent_of(v)] for i, v in enumerate(names)),
-                         dtype=np.int64, count=len(names))  # node 0 is the root
-    ids = col.replace_strict(index, return_dtype=pl.Int64).to_numpy()
-    return ids, parent, names, index
+    if extra:
+        entry = None
+        names = [*names, *extra]
+        index = {**index, **{v: len(index) + i for i, v in enumerate(extra)}}
+        parent = np.concatenate([parent, np.fromiter((index[h.parent_of(v)] for v in extra), dtype=np.int64,
+                                                     count=len(extra))])
+        mapping = (pl.Series(names, dtype=pl.Utf8), pl.Series(np.arange(len(names), dtype=np.int64)))
+    ids = col.replace_strict(*mapping, return_dtype=pl.Int64).to_numpy()
+    return ids, parent, names, index, entry
 
 
-def _table_structure(table: CountTable, equations: bool = True):
+def _table_structure(table: CountTable, equations: bool = True, nodes: _Nodes | None = None):
     """Row → var-local keys and the equations of one table (rows are local ids). Without
     ``equations`` (linked tables: their equations come from the canonical keys) only the dimension
     ids and the duplicate-cell check (national public group: 2.0 → 1.0 s)."""
     dims = list(table.dimensions)
     n = table.frame.height
-    ids, parents, names, strides = [], [], [], []
+    ids, parents, names, strides, entries = [], [], [], [], []
     stride = 1
     for d in dims:
-        i, p, nm, _ = _dim_ids(table, d, table.dimensions[d])
+        i, p, nm, _, entry = _dim_ids(table, d, table.dimensions[d], nodes)
+        entries.append(entry)
         ids.append(i)
         parents.append(p)
         names.append(nm)
@@ -112,7 +155,7 @@ def _table_structure(table: CountTable, equations: bool = True):
         eq_rows.append(inv + neq)
         eq_parent.append((uniq, np.arange(len(uniq), dtype=np.int64) + neq))
         neq += len(uniq)
-    return dims, ids, names, eq_rows, eq_child, eq_parent, neq, parents
+    return dims, ids, names, eq_rows, eq_child, eq_parent, neq, entries, parents
 
 
 class _ItemIds:
@@ -125,7 +168,7 @@ class _ItemIds:
         self.ids: dict[str, int] = {}
 
     def nodes(self, dim: str, h: Hierarchy, names: list[str], parent: np.ndarray,
-              used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              used: np.ndarray, items: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Item id of the ``used`` nodes of a dimension and of their parents (``parent``: node
         index of each node's parent, -1 for the root, from :func:`_dim_ids`); -1 at the root
         and for the nodes not used."""
@@ -136,7 +179,10 @@ class _ItemIds:
         ids, concept = self.ids, h.concepts.get
         own = np.full(len(names), -1, dtype=np.int64)
         sel = np.nonzero(need)[0]
-        own[sel] = [ids.setdefault(f"{concept(v, dim)}={v}", len(ids)) for v in (names[j] for j in sel.tolist())]
+        if items is None:  # (``items``: the ``concept=value`` names of every node, made before)
+            own[sel] = [ids.setdefault(f"{concept(v, dim)}={v}", len(ids)) for v in (names[j] for j in sel.tolist())]
+        else:
+            own[sel] = [ids.setdefault(items[j], len(ids)) for j in sel.tolist()]
         par = np.full(len(names), -1, dtype=np.int64)
         par[used] = np.where(p >= 0, own[np.maximum(p, 0)], -1)
         return own, par
@@ -173,7 +219,8 @@ def _key_frame(keys: np.ndarray, n_items: int) -> pl.DataFrame:
     return pl.DataFrame(cols)
 
 
-def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int,
+                nodes: _Nodes | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """The canonical key of each row of ``t`` and, per dimension, the key of each row's parent
     cell (all -2 where none: a root value, see below).
 
@@ -181,10 +228,12 @@ def _table_keys(t: CountTable, struct, item_ids: _ItemIds, width: int) -> tuple[
     schools, whose cells may live in another table) and for the root only when it has root rows
     itself: a one-year table does not claim that its year is the whole multi-year total.
     """
-    dims, ids, names, parents_of = struct[0], struct[1], struct[2], struct[-1]
+    dims, ids, names, entries, parents_of = struct[0], struct[1], struct[2], struct[-2], struct[-1]
     own, par = [], []
-    for d, i, nm, pn in zip(dims, ids, names, parents_of):
-        o, p = item_ids.nodes(d, t.dimensions[d], nm, pn, np.bincount(i, minlength=len(nm)) > 0)
+    for d, i, nm, entry, pn in zip(dims, ids, names, entries, parents_of):
+        h = t.dimensions[d]
+        items = nodes.item_names(entry, d, h, nm) if nodes is not None and entry is not None else None
+        o, p = item_ids.nodes(d, h, nm, pn, np.bincount(i, minlength=len(nm)) > 0, items)
         own.append(o[i])
         par.append(p[i])
     items = _padded(own, t.frame.height, width)
@@ -250,7 +299,8 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
         if t.measure not in t.frame.columns:
             raise _err(t.name, t.measure, f"colonne de mesure « {t.measure} » absente",
                        f"measure column '{t.measure}' missing")
-    structs = [_table_structure(t, equations=len(alltabs) == 1) for t in alltabs]
+    nodes = _Nodes()
+    structs = [_table_structure(t, equations=len(alltabs) == 1, nodes=nodes) for t in alltabs]
     # variables
     if len(alltabs) == 1:
         var_of = [np.arange(alltabs[0].frame.height, dtype=np.int64)]
@@ -258,7 +308,7 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
     else:
         item_ids = _ItemIds()
         width = max(len(t.dimensions) for t in alltabs)
-        raw = [_table_keys(t, st, item_ids, width) for t, st in zip(alltabs, structs)]
+        raw = [_table_keys(t, st, item_ids, width, nodes) for t, st in zip(alltabs, structs)]
         n_items = len(item_ids.ids)  # known once every table is read: then the keys are packed
         both = [(_key_frame(k, n_items), [_key_frame(p, n_items) for p in ps]) for k, ps in raw]
         del raw
@@ -314,7 +364,7 @@ def build_model(tables: list[CountTable], published: list[CountTable] = (), with
     rows, cols, data = [], [], []
     neq = 0
     if len(alltabs) == 1:
-        for (dims, ids, names, eq_rows, eq_child, eq_parent, ne, _), v in zip(structs, var_of):
+        for (dims, ids, names, eq_rows, eq_child, eq_parent, ne, _, _), v in zip(structs, var_of):
             for er, ec, (ep, eid) in zip(eq_rows, eq_child, eq_parent):
                 rows.append(er + neq)
                 cols.append(v[ec])
