@@ -583,8 +583,9 @@ def map_jobs(fn, jobs, size: int, chunksize: int | None = None, count: int | Non
     (``size`` variables in all), else in ``WORKERS`` spawned processes. The processes are started
     once and kept until :func:`close_workers` (a national protection maps jobs a dozen times).
     ``jobs``: a list, or an iterator of ``count`` jobs, consumed as the jobs are handed out: the
-    workers solve the first ones while the next are built (national first audit: the jobs of its
-    restricted and exact LPs took 1.5 s to build, one core idle meanwhile)."""
+    workers solve the first ones while the next are built, instead of one core idling meanwhile
+    (national first audit, with :class:`_Members`: level 2's LPs start at 0.5 s instead of 0.9 s,
+    the exact phase 10.4 → 9.3 s)."""
     global _POOL
     count = len(jobs) if count is None else count
     if WORKERS < 2 or count < 2 * WORKERS or size < PARALLEL_FROM_VARS:

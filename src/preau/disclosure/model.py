@@ -55,7 +55,8 @@ class _Nodes:
         self.items: dict[tuple[int, str], list[str]] = {}
 
     def of(self, h: Hierarchy) -> tuple:
-        """(known nodes as a dict, names, index, parent ids, strict check passed, entry number)."""
+        """(known nodes as a dict, names, index, parent ids, strict check passed, the polars mapping
+        name → index, entry number) of ``h``, or of the equal hierarchy seen before."""
         for k, e in enumerate(self.seen):
             g = e[0]
             if g is h or (g.root == h.root and g.strict == h.strict and g.parent == h.parent
