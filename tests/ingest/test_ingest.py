@@ -282,3 +282,39 @@ def test_values_checked_once_per_distinct_value_keep_rows_apart(tmp_path):
     assert d.rows(d.values).to_list() == ["CP", "cp", None, "CM2", "CP", "", "cours préparatoire"]
     assert d.mask(d.values == "CP").to_list() == [True, False, False, False, True, False, False]
     assert [d.values[i] for i in d.first_rows(d.values.is_in(["CM2", "cp"]))] == ["cp", "CM2"]
+
+
+@pytest.mark.parametrize("tail", [b"\r\n", b""])
+def test_chunks_cover_the_file_and_cut_at_line_ends_outside_quotes(tmp_path, monkeypatch, tail):
+    """_csv_chunks (memory-mapped): the bodies put end to end are the file after its header; each
+    but the last ends a line outside quotes (quoted fields hold line ends and `;` here); each
+    chunk's first line number counts the lines before it. With or without a final line end."""
+    import preau.ingest as ingest
+
+    rows = [f'{i};"x\r\ny;{i}";{"z" * (i % 37)}' if i % 7 == 0 else f"{i};plain;{'z' * (i % 53)}" for i in range(3000)]
+    body = "\r\n".join(rows).encode("cp1252") + tail
+    path = tmp_path / "q.csv"
+    path.write_bytes(b"a;b;c\r\n" + body)
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 4096)
+    info = ingest.sniff(path, "cp1252")
+    chunks = list(ingest._csv_chunks(path, info))
+    assert len(chunks) > 10 and b"".join(c[1][1] for c in chunks) == body
+    line = 2
+    for first, (header, part) in chunks:
+        assert header == b"a;b;c\r\n" and first == line
+        line += part.count(b"\n")
+    for _, (_, part) in chunks[:-1]:
+        assert part.endswith(b"\n") and part.count(b'"') % 2 == 0
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"a;b;c\r\n")
+    assert list(ingest._csv_chunks(empty, info)) == []
+
+
+def test_transcoding_writes_the_prefix_first():
+    from preau import ingest
+
+    data = "é;ü;œ\r\n".encode("cp1252") * 1000
+    assert ingest._transcode(data, "cp1252", prefix=b"h;\n") == b"h;\n" + data.decode("cp1252").encode("utf-8")
+    assert ingest._transcode(b"", "cp1252", prefix=b"h;\n") == b"h;\n"
+    with pytest.raises(UnicodeDecodeError):
+        ingest._transcode(b"ok\x81", "cp1252", prefix=b"h;\n")

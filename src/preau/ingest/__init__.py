@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import datetime as dt
 import io
+import os
 import re
 import threading
 import tomllib
@@ -210,34 +211,41 @@ def _encoding_error(report: Report, path: Path, enc: str, bad_line: int | None):
 
 def _csv_chunks(path: Path, info: FileInfo):
     """Yield ``(first_data_line, (utf8_header, raw_body))``, cut at line ends outside quotes
-    (the body is decoded by :func:`_decode_chunk`, in a worker thread)."""
+    (the body is decoded by :func:`_decode_chunk`, in a worker thread).
+
+    The file is memory-mapped and each body copied out once; its lines are counted by numpy, which
+    lets go of the GIL. Reading blocks, joining each to the last one's tail, slicing and counting
+    with ``bytes`` held the GIL 15 ms per 16 MB chunk, while the worker threads waited for it (the
+    ingest kept 1.6 cores busy)."""
+    import mmap
+
     with open(path, "rb") as fh:
         raw_header = fh.readline()
         header = raw_header.decode(info.encoding).lstrip("\ufeff").encode("utf-8")
         if not header.endswith(b"\n"):
             header += b"\n"
-        line = 2
-        rest = b""
-        while True:
-            block = fh.read(CHUNK_BYTES)
-            data = rest + block
-            if not data:
-                break
-            if block:
-                cut = data.rfind(b"\n") + 1
-                while cut > 0 and data.find(b'"', 0, cut) >= 0 and data.count(b'"', 0, cut) % 2:
-                    # inside a quoted field: cut earlier (most exports have no quote at all)
-                    cut = data.rfind(b"\n", 0, cut - 1) + 1
-                if cut <= 0:
-                    rest = data
-                    continue
-                body, rest = data[:cut], data[cut:]
-            else:
-                body, rest = data, b""
-            yield line, (header, body)
-            line += body.count(b"\n")
-            if not block:
-                break
+        size = os.fstat(fh.fileno()).st_size
+        if size <= len(raw_header):
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            line = 2
+            start = len(raw_header)
+            read_to = start  # the blocks of CHUNK_BYTES read so far, as the former block reads
+            while start < size:
+                read_to = min(read_to + CHUNK_BYTES, size)
+                if read_to < size:
+                    cut = mm.rfind(b"\n", start, read_to) + 1
+                    while cut > start and mm.find(b'"', start, cut) >= 0 and mm[start:cut].count(b'"') % 2:
+                        # inside a quoted field: cut earlier (most exports have no quote at all)
+                        cut = mm.rfind(b"\n", start, cut - 1) + 1
+                    if cut <= start:
+                        continue  # no line end outside quotes yet: one more block
+                else:
+                    cut = size
+                body = mm[start:cut]
+                yield line, (header, body)
+                line += int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == 10))
+                start = cut
 
 
 # One-byte exports are re-encoded by the C library's iconv(3) when there is one: it runs without
@@ -266,23 +274,26 @@ def _libc_iconv():
     return _iconv_lib or None
 
 
-def _transcode(body: bytes, encoding: str) -> bytes:
-    """``body.decode(encoding).encode("utf-8")``; raises the same ``UnicodeDecodeError``."""
+def _transcode(body: bytes, encoding: str, prefix: bytes = b"") -> bytes:
+    """``prefix + body.decode(encoding).encode("utf-8")``; raises the same ``UnicodeDecodeError``.
+    (``prefix`` is written into iconv's buffer first: the chunk comes out in one copy, not two.)"""
     lib = _libc_iconv() if encoding in _ICONV_NAMES else None
     cd = lib.iconv_open(b"UTF-8", _ICONV_NAMES[encoding]) if lib else None
     if not cd or cd == ctypes.c_void_p(-1).value:
-        return body.decode(encoding).encode("utf-8")
+        return prefix + body.decode(encoding).encode("utf-8")
     try:
-        size = 3 * len(body)  # a one-byte character is at most 3 UTF-8 bytes
+        size = len(prefix) + 3 * len(body)  # a one-byte character is at most 3 UTF-8 bytes
         out = getattr(_iconv_local, "buffer", None)
         if out is None or len(out) < size:
             out = _iconv_local.buffer = ctypes.create_string_buffer(max(size, 1))
+        ctypes.memmove(out, prefix, len(prefix))
         src = ctypes.c_char_p(body)
         inp, inleft = ctypes.c_void_p(ctypes.cast(src, ctypes.c_void_p).value), ctypes.c_size_t(len(body))
-        outp, outleft = ctypes.c_void_p(ctypes.addressof(out)), ctypes.c_size_t(len(out))
+        outp = ctypes.c_void_p(ctypes.addressof(out) + len(prefix))
+        outleft = ctypes.c_size_t(len(out) - len(prefix))
         if lib.iconv(cd, ctypes.byref(inp), ctypes.byref(inleft), ctypes.byref(outp), ctypes.byref(outleft)) \
                 == ctypes.c_size_t(-1).value:
-            return body.decode(encoding).encode("utf-8")  # an undefined byte: Python says which
+            return prefix + body.decode(encoding).encode("utf-8")  # an undefined byte: Python says which
         return ctypes.string_at(out, len(out) - outleft.value)
     finally:
         lib.iconv_close(cd)
@@ -293,7 +304,7 @@ def _decode_chunk(path: Path, info: FileInfo, line: int, header: bytes, body: by
     if info.encoding in ("utf-8", "utf-8-sig"):
         return header + body
     try:
-        return header + _transcode(body, info.encoding)
+        return _transcode(body, info.encoding, prefix=header)
     except UnicodeDecodeError as exc:
         _encoding_error(Report(subject=rel(path)), path, info.encoding, line + body.count(b"\n", 0, exc.start))
 
