@@ -231,6 +231,7 @@ def _csv_chunks(path: Path, info: FileInfo):
             line = 2
             start = len(raw_header)
             read_to = start  # the blocks of CHUNK_BYTES read so far, as the former block reads
+            released = 0
             while start < size:
                 read_to = min(read_to + CHUNK_BYTES, size)
                 if read_to < size:
@@ -243,6 +244,12 @@ def _csv_chunks(path: Path, info: FileInfo):
                 else:
                     cut = size
                 body = mm[start:cut]
+                # the mapped pages read are given back (they would count as this process's
+                # memory, up to the whole file: national peak 2.7 → 4.8 GB); the page cache keeps them
+                done = cut // mmap.PAGESIZE * mmap.PAGESIZE
+                if done > released and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                    mm.madvise(mmap.MADV_DONTNEED, released, done - released)
+                    released = done
                 yield line, (header, body)
                 line += int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == 10))
                 start = cut
