@@ -266,3 +266,36 @@ def test_fuzzy_commune_tie_is_decided_the_same_way_whatever_the_row_order():
         out = _resolve_communes(keys, ref).sort("cp_in")
         seen.add(tuple(out["insee"].to_list()))
     assert seen == {("65001", "65001")}  # "bourg alpha" sorts before "bourg alphe"
+
+
+def _by_input_with_joins(res: pl.DataFrame, u: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The former ending of geocode_distinct: a join of the street, a unique on k, a join in order."""
+    res = res.join(u.select("k", pl.col("voie_ref").alias("result_voie")), on="k", how="left")
+    res = res.unique("k", keep="first", maintain_order=True)
+    res = pl.DataFrame({"k": pl.Series(range(n), dtype=pl.UInt32)}).join(
+        res, on="k", how="left", maintain_order="left").with_columns(
+        pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0).round(3).clip(0.0, 1.0))
+    return res.drop("k")
+
+
+def test_results_gathered_by_input_as_the_joins_gave_them():
+    import numpy as np
+
+    from preau.geo.geocode import _OUT, _by_input
+
+    rng = np.random.default_rng(7)
+    n = 500
+    # results for some inputs only, some inputs twice (the first one counts), in no order
+    ks = np.concatenate([rng.permutation(n)[:300], rng.integers(0, n, 40)]).astype(np.uint32)
+    res = pl.DataFrame({"k": ks, "result_type": rng.choice(["housenumber", "street"], len(ks)),
+                        "result_score": rng.random(len(ks)) * 1.2, "result_code_insee": pl.Series(rng.choice(["65440", ""], len(ks))).replace("", None),
+                        "result_id": [f"id{i}" for i in range(len(ks))], "x": rng.random(len(ks)),
+                        "y": rng.random(len(ks)), "lon": rng.random(len(ks)), "lat": rng.random(len(ks))})
+    u = pl.DataFrame({"k": rng.permutation(n).astype(np.uint32)}).with_columns(
+        pl.format("voie-{}", pl.col("k")).alias("voie_ref"))
+    expected = _by_input_with_joins(res, u, n)
+    got = _by_input(res, u, n)
+    assert got.columns == _OUT + ["result_voie"]
+    assert got.equals(expected.select(got.columns))
+    assert (got["result_type"] == "not_found").sum() == n - len(set(ks.tolist()))
+    assert _by_input(res, None, n).equals(expected.select(_OUT))

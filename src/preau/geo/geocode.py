@@ -312,11 +312,29 @@ def geocode_distinct(frame: pl.DataFrame, reference: Reference, columns: Mapping
     found.append(mu)
     res = pl.concat([f.select("k", "result_type", "result_score", pl.col("insee").alias("result_code_insee"), "result_id",
                               "x", "y", "lon", "lat") for f in found], how="vertical_relaxed")
-    res = res.join(u.select("k", pl.col("voie_ref").alias("result_voie")), on="k", how="left")
-    res = res.unique("k", keep="first")
-    res = uniq.select("k").join(res, on="k", how="left", maintain_order="left").with_columns(
+    return _by_input(res, u if with_street else None, uniq.height), k_of_row
+
+
+def _by_input(res: pl.DataFrame, u: pl.DataFrame | None, n: int) -> pl.DataFrame:
+    """One row per distinct input ``k`` (0..n−1, in order) from the results ``res`` (column ``k``):
+    the first result of each input, ``not_found`` where it has none; with ``u`` (one row per input:
+    its ``k`` and ``voie_ref``), the street used as ``result_voie`` beside each result.
+
+    Gathered by position (numpy), not by a join of the inputs with the results after a ``unique``
+    on ``k`` (national Nord, 0.47M pupils: 0.27 → 0.03 s of the 2.5 s task): the same frame."""
+    ks = res.get_column("k").to_numpy().astype(np.int64)
+    first = np.full(n, len(ks), dtype=np.int64)
+    np.minimum.at(first, ks, np.arange(len(ks), dtype=np.int64))  # the first result of each input
+    missing = first == len(ks)
+    take = pl.Series(first).set(pl.Series(missing), None)  # null: no result, a null row
+    cols = _OUT
+    if u is not None:
+        at = np.empty(n, dtype=np.int64)
+        at[u.get_column("k").to_numpy()] = np.arange(u.height, dtype=np.int64)
+        res = res.with_columns(u.get_column("voie_ref").gather(pl.Series(at[ks])).alias("result_voie"))
+        cols = _OUT + ["result_voie"]
+    return res.select(pl.col(c).gather(take) for c in cols).with_columns(
         pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0).round(3).clip(0.0, 1.0))
-    return res.select(_OUT + (["result_voie"] if with_street else [])), k_of_row
 
 
 def quality(result: pl.DataFrame) -> dict:
