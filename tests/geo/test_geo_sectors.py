@@ -162,6 +162,26 @@ def test_grid_lookup_agrees_with_exact_polygon_tests(built, max_cells):
     assert (gridded.lookup(lx, ly, max_distance=0.0) == exact.lookup(lx, ly, max_distance=0.0)).all()
 
 
+def test_grid_cells_follow_the_points_looked_up(built, monkeypatch):
+    from preau.geo import assign
+
+    rng = np.random.default_rng(5)
+    minx, miny, maxx, maxy = built.sectors.total_bounds
+    x = rng.uniform(minx, maxx, 60_000)
+    y = rng.uniform(miny, maxy, 60_000)
+    monkeypatch.setattr(assign, "GRID_MIN_CELLS", 1_000)
+    small = SectorIndex.build(built.sectors, max_cells=4_000_000)
+    a = small.lookup(x, y, max_distance=0.0)
+    nx, ny = small.grid[3], small.grid[4]
+    # about GRID_CELLS_PER_POINT cells per point asked (the cells are square: a few more)
+    assert nx * ny < 4 * assign.GRID_CELLS_PER_POINT * len(x)
+    capped = SectorIndex.build(built.sectors, max_cells=20_000)
+    b = capped.lookup(x, y, max_distance=0.0)
+    assert capped.grid[3] * capped.grid[4] < 40_000  # max_cells stays the cap
+    exact = SectorIndex.build(built.sectors, max_cells=0)
+    assert (a == exact.lookup(x, y, max_distance=0.0)).all() and (b == a).all()
+
+
 @pytest.mark.parametrize("layout", ["random", "grid"])  # grid: co-circular points, the degenerate case
 def test_boundary_filter_keeps_the_dissolved_cells(layout, monkeypatch):
     rng = np.random.default_rng(7)
