@@ -52,19 +52,17 @@ def build_lp(M: sp.spmatrix, *, cost: np.ndarray | None = None, lower: np.ndarra
     h = new_highs()
     h.setOptionValue("presolve", presolve or PRESOLVE)
     h.setOptionValue("presolve_rule_off", NO_DEPENDENT_EQUATIONS)
-    lp = highspy.HighsLp()
-    lp.num_col_ = ncol
-    lp.num_row_ = nrow
-    lp.col_cost_ = np.zeros(ncol) if cost is None else np.asarray(cost, dtype=np.float64)
-    lp.col_lower_ = np.zeros(ncol) if lower is None else np.asarray(lower, dtype=np.float64)
-    lp.col_upper_ = np.full(ncol, BIG) if upper is None else np.asarray(upper, dtype=np.float64)
-    lp.row_lower_ = np.zeros(nrow) if row_lower is None else np.asarray(row_lower, dtype=np.float64)
-    lp.row_upper_ = np.zeros(nrow) if row_upper is None else np.asarray(row_upper, dtype=np.float64)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = M.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = M.indices.astype(np.int32)
-    lp.a_matrix_.value_ = M.data.astype(np.float64)
-    h.passModel(lp)
+    f64 = lambda a, n, fill: np.full(n, fill) if a is None else np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+    # the arrays go to HiGHS as numpy buffers (passModel's array overload): a HighsLp's fields are
+    # filled element by element (national fallback repairs, 40k columns: 22 → 3 ms per LP). All
+    # columns continuous: the same LP.
+    status = h.passModel(ncol, nrow, M.nnz, int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize), 0.0,
+                         f64(cost, ncol, 0.0), f64(lower, ncol, 0.0), f64(upper, ncol, BIG),
+                         f64(row_lower, nrow, 0.0), f64(row_upper, nrow, 0.0),
+                         M.indptr.astype(np.int32), M.indices.astype(np.int32), M.data.astype(np.float64),
+                         np.zeros(ncol, dtype=np.int32))
+    if status == highspy.HighsStatus.kError:
+        raise ValueError("HiGHS refused the LP")  # a bug of ours (sizes), never a user's data
     return h
 
 
