@@ -101,3 +101,21 @@ def test_decimal_commas_and_unreadable_coordinates(tmp_path):
     c = load_reference(bad)
     x = c.addresses["x"].to_list()
     assert len(x) == 2 and x[1] == 460010.25 and 400_000 < x[0] < 520_000 and x[0] != 460000.5
+
+
+def test_coordinates_with_spaces_read_as_numbers(tmp_path):
+    """Coordinates read as numbers by the CSV reader, or as text when one is not a number (a
+    trailing space): the same values either way; an x that is no number still leaves its row's
+    others as they are."""
+    head = "id;numero;rep;nom_voie;code_insee;code_postal;nom_commune;x;y;lon;lat\n"
+    rows = ["65440_0001_00001;1;;Rue A;65440;65000;Tarbes;{x};6240000.5;0.07;43.23",
+            "65440_0001_00002;2;;Rue A;65440;65000;Tarbes;460010.25;6240010.5;0.07;43.23"]
+    files = {}
+    for name, x in (("plain", "460000.5"), ("leading", " 460000.5"), ("trailing", "460000.5 ")):
+        files[name] = tmp_path / f"{name}.csv"
+        files[name].write_text(head + "\n".join(r.format(x=x) for r in rows) + "\n", encoding="utf-8")
+    refs = {name: load_reference(p) for name, p in files.items()}
+    for name in ("leading", "trailing"):
+        assert refs[name].addresses.select("x", "y", "lon", "lat").equals(refs["plain"].addresses.select("x", "y", "lon", "lat"))
+        assert not refs[name].report.problems
+    assert refs["plain"].addresses["x"].to_list() == [460000.5, 460010.25]
