@@ -20,6 +20,12 @@ def distinct_positions(column: pl.Series) -> tuple[pl.Series, np.ndarray]:
     return uniq.cast(pl.Utf8), table[cat.to_physical().fill_null(size - 1).to_numpy()]
 
 
+def gather_positions(positions: np.ndarray) -> pl.Series:
+    """Row positions for a polars ``gather``, null where negative (the gathered row is then null)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    return pl.Series(positions).set(pl.Series(positions < 0), None)
+
+
 def first_seen_rows(df: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, np.ndarray]:
     """The distinct rows of the ``keys`` columns, in first-seen order (nulls equal), and each row's
     position among them (``uint32``): one grouping, where a ``unique`` and a join on the keys cost

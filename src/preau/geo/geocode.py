@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from preau.errors import PreauError, Report
+from preau.frames import gather_positions
 from preau.geo.normalize import (commune_key, distinct_rows, insee_key, on_distinct, postcode_key, rest_full_key, rest_street_key,
                                  split_number)
 from preau.geo.reference import Reference
@@ -321,12 +322,12 @@ def _by_input(res: pl.DataFrame, u: pl.DataFrame | None, n: int) -> pl.DataFrame
     its ``k`` and ``voie_ref``), the street used as ``result_voie`` beside each result.
 
     Gathered by position (numpy), not by a join of the inputs with the results after a ``unique``
-    on ``k`` (national Nord, 0.47M pupils: 0.27 → 0.03 s of the 2.5 s task): the same frame."""
+    on ``k`` (Nord, 0.47M pupils, one thread: ``geocode_distinct`` 0.95 → 0.87 s): the same frame."""
     ks = res.get_column("k").to_numpy().astype(np.int64)
     first = np.full(n, len(ks), dtype=np.int64)
     np.minimum.at(first, ks, np.arange(len(ks), dtype=np.int64))  # the first result of each input
-    missing = first == len(ks)
-    take = pl.Series(first).set(pl.Series(missing), None)  # null: no result, a null row
+    first[first == len(ks)] = -1  # no result: a null row
+    take = gather_positions(first)
     cols = _OUT
     if u is not None:
         at = np.empty(n, dtype=np.int64)

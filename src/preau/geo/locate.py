@@ -30,7 +30,7 @@ import shapely
 
 from preau.codes import insee_departement, insee_departement_expr
 from preau.errors import PreauError, Report
-from preau.frames import distinct_positions
+from preau.frames import distinct_positions, gather_positions
 from preau.geo.assign import SectorIndex, assign_sectors
 from preau.geo.geocode import geocode, quality
 from preau.geo.layers_io import L93
@@ -412,8 +412,7 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
     # (a left join on the 12M row numbers took 1.7 s nationally)
     at = np.full(n, -1, dtype=np.int64)
     at[located.get_column("row").to_numpy()] = np.arange(located.height)
-    where = pl.Series(at).set(pl.Series(at < 0), None)
-    full = (located.drop("row").select(pl.all().gather(where))
+    full = (located.drop("row").select(pl.all().gather(gather_positions(at)))
             .with_columns(pl.col("result_type").fill_null("not_found"), pl.col("result_score").fill_null(0.0)))
     q = quality(full)
     q["departements"] = per_dep
