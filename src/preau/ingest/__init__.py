@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import codecs
-import ctypes
-import ctypes.util
 import datetime as dt
 import io
 import os
@@ -30,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from preau.codes import ALL_LEVELS, UAI_ALPHABET, is_valid_school_year
+from preau.ingest import scan
 from preau.errors import PreauError, Problem, Report, rel
 from preau.frames import distinct_positions
 
@@ -255,63 +254,21 @@ def _csv_chunks(path: Path, info: FileInfo):
                 start = cut
 
 
-# One-byte exports are re-encoded by the C library's iconv(3) when there is one: it runs without
-# the GIL, so both ingest threads transcode at once (Python's codecs hold it: with them, two
-# threads ran as 1.2). Its output is byte for byte that of Python's codecs (all 256 bytes of
-# cp1252 checked in the tests, the 5 undefined ones included); Python's codecs are the fallback.
-_ICONV_NAMES = {"cp1252": b"CP1252", "latin-1": b"ISO-8859-1", "iso8859-1": b"ISO-8859-1",
-                "iso8859-15": b"ISO-8859-15"}
-_iconv_lib = None
-_iconv_local = threading.local()
-
-
-def _libc_iconv():
-    global _iconv_lib
-    if _iconv_lib is None:
-        try:
-            lib = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-            lib.iconv_open.restype = ctypes.c_void_p
-            lib.iconv_open.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-            lib.iconv.restype = ctypes.c_size_t
-            lib.iconv.argtypes = [ctypes.c_void_p] + [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)] * 2
-            lib.iconv_close.argtypes = [ctypes.c_void_p]
-            _iconv_lib = lib
-        except (OSError, AttributeError, TypeError):
-            _iconv_lib = False
-    return _iconv_lib or None
-
-
-def _transcode(body: bytes, encoding: str, prefix: bytes = b"") -> bytes:
-    """``prefix + body.decode(encoding).encode("utf-8")``; raises the same ``UnicodeDecodeError``.
-    (``prefix`` is written into iconv's buffer first: the chunk comes out in one copy, not two.)"""
-    lib = _libc_iconv() if encoding in _ICONV_NAMES else None
-    cd = lib.iconv_open(b"UTF-8", _ICONV_NAMES[encoding]) if lib else None
-    if not cd or cd == ctypes.c_void_p(-1).value:
-        return prefix + body.decode(encoding).encode("utf-8")
-    try:
-        size = len(prefix) + 3 * len(body)  # a one-byte character is at most 3 UTF-8 bytes
-        out = getattr(_iconv_local, "buffer", None)
-        if out is None or len(out) < size:
-            out = _iconv_local.buffer = ctypes.create_string_buffer(max(size, 1))
-        ctypes.memmove(out, prefix, len(prefix))
-        src = ctypes.c_char_p(body)
-        inp, inleft = ctypes.c_void_p(ctypes.cast(src, ctypes.c_void_p).value), ctypes.c_size_t(len(body))
-        outp = ctypes.c_void_p(ctypes.addressof(out) + len(prefix))
-        outleft = ctypes.c_size_t(len(out) - len(prefix))
-        if lib.iconv(cd, ctypes.byref(inp), ctypes.byref(inleft), ctypes.byref(outp), ctypes.byref(outleft)) \
-                == ctypes.c_size_t(-1).value:
-            return prefix + body.decode(encoding).encode("utf-8")  # an undefined byte: Python says which
-        return ctypes.string_at(out, len(out) - outleft.value)
-    finally:
-        lib.iconv_close(cd)
-
-
-def _decode_chunk(path: Path, info: FileInfo, line: int, header: bytes, body: bytes) -> bytes:
-    """UTF-8 bytes of one chunk with its header line (cp1252 / Latin-1 exports re-encoded)."""
+def _decode_chunk(path: Path, info: FileInfo, line: int, header: bytes, body: bytes,
+                  n_fields: int) -> tuple[bytes, list[int] | None]:
+    """UTF-8 bytes of one chunk with its header line (cp1252 / Latin-1 exports re-encoded), and the
+    line numbers (1: the header) of its lines whose field count is not ``n_fields``, found in the
+    same pass (``None`` when the chunk holds quotes: a quoted field may hold a delimiter or a line
+    end, which :func:`_ragged_rows` then reads as CSV)."""
+    quoted = b'"' in body or b'"' in header
     if info.encoding in ("utf-8", "utf-8-sig"):
-        return header + body
+        return header + body, (None if quoted else [r + 2 for r in scan.ragged_lines(body, info.delimiter, n_fields)])
+    done = scan.transcode_checked(body, info.encoding, header, info.delimiter, n_fields)
+    if done is not None:
+        return done[0], (None if quoted else [r + 2 for r in done[1]])
     try:
-        return _transcode(body, info.encoding, prefix=header)
+        # a byte the encoding does not define (Python's codec says which), or another encoding
+        return header + body.decode(info.encoding).encode("utf-8"), None
     except UnicodeDecodeError as exc:
         _encoding_error(Report(subject=rel(path)), path, info.encoding, line + body.count(b"\n", 0, exc.start))
 
@@ -564,8 +521,9 @@ def read_export(path: str | Path, profile: str | None = None, school_year: str |
     def one(first_line: int, chunk) -> tuple[pl.DataFrame | None, _Recorder]:
         """Parse and check one chunk (in a worker thread): its frame and its problems, recorded."""
         rec = _Recorder()
+        ragged = None
         if isinstance(chunk, tuple):
-            chunk = _decode_chunk(path, info, first_line, *chunk)
+            chunk, ragged = _decode_chunk(path, info, first_line, *chunk, n_fields=len(headers))
             try:
                 df = pl.read_csv(io.BytesIO(chunk), separator=info.delimiter, infer_schema=False, quote_char='"',
                                  columns=list(rename))
@@ -582,7 +540,8 @@ def read_export(path: str | Path, profile: str | None = None, school_year: str |
         df = df.rename(rename).with_columns(pl.int_range(first_line, first_line + pl.len()).alias("_line"))
         if df.height == 0:
             return None, rec
-        ragged = _ragged_rows(chunk, info.delimiter, len(headers)) if isinstance(chunk, bytes) else []
+        if ragged is None:
+            ragged = _ragged_rows(chunk, info.delimiter, len(headers)) if isinstance(chunk, bytes) else []
         if ragged:
             rec.add("ragged-row", f"ligne avec un nombre de champs différent de l'en-tête ({len(headers)})",
                     f"row whose field count differs from the header ({len(headers)})", None,
