@@ -32,7 +32,7 @@ from preau.codes import insee_departement, insee_departement_expr
 from preau.errors import PreauError, Report
 from preau.frames import distinct_positions, gather_positions
 from preau.geo.assign import SectorIndex, assign_sectors
-from preau.geo.geocode import geocode, quality
+from preau.geo.geocode import RESULT_TYPES, geocode, quality
 from preau.geo.layers_io import L93
 from preau.geo.normalize import insee_key, postcode_key
 from preau.geo.reference import load_reference, reference_cached
@@ -44,6 +44,7 @@ PUPIL_COLUMNS = {"adresse": "adresse", "code_postal": "code_postal", "commune": 
                  "code_insee": "code_insee_residence"}
 _DEP_IN_NAME = re.compile(r"(?:^|[-_])(97\d|2[AB]|\d{2})(?:\.csv)?(?:\.gz)?$", re.IGNORECASE)
 ALL = "*"  # group of BAN files without a département in their name
+_RESULT_ENUM = pl.Enum(RESULT_TYPES)
 
 
 class Located(NamedTuple):
@@ -197,7 +198,12 @@ def _locate_group(task: dict) -> dict:
             else:
                 res = assign_sectors(sub, ref, index, task["columns"]).select(
                     "code_secteur_residence", "result_type", "result_score")
-            out["res"] = res
+            # sent back coded (Categorical sector codes, an Enum of the result types): the results'
+            # concatenation and gather below, then their reading back, cost less in this process
+            # (national warm geo stage, three alternating pairs: 8.8 / 8.8 / 8.0 → 7.4 / 7.4 / 7.6
+            # CPU-s here, the workers within their noise)
+            out["res"] = res.with_columns(pl.col("code_secteur_residence").cast(pl.Categorical),
+                                          pl.col("result_type").cast(_RESULT_ENUM))
     except PreauError as exc:
         out["error"] = exc.report
     out["problems"] = report.problems
@@ -424,4 +430,5 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
             raise PreauError(report)
         layer = _merge_sectors(built)
         q["sector_build"] = _merge_match(stats)
-    return Located(codes=full["code_secteur_residence"].alias("code_secteur_residence"), quality=q, sectors=layer)
+    return Located(codes=full["code_secteur_residence"].cast(pl.Utf8).alias("code_secteur_residence"), quality=q,
+                   sectors=layer)
