@@ -548,7 +548,7 @@ def read_export(path: str | Path, profile: str | None = None, school_year: str |
                     [first_line + r - 2 for r in ragged[:MAX_EXAMPLES]], len(ragged))
         return _check_chunk(df, prof, school_year, rec, header_of), rec
 
-    # Chunks decoded, parsed and checked by INGEST_THREADS threads (iconv and polars release the GIL,
+    # Chunks decoded, parsed and checked by INGEST_THREADS threads (the compiled re-encoding and polars release the GIL,
     # the line scans partly hold it: one thread alone kept 1.15 cores busy), results taken in file order
     # (the first error in the file is the one raised); a few chunks in flight bound the memory.
     frames = []
