@@ -3,7 +3,8 @@
 A chunk of a one-byte export (cp1252, Latin-1) was re-encoded by iconv(3) (national export,
 2.5 GB: 32 ms per 16 MB chunk), then scanned twice more by numpy for its line ends and delimiters
 (the ragged-row check, 17 ms). Both are one loop compiled by numba, which runs without the GIL in
-the ingest threads: 10 ms per chunk for the re-encoding and the check together.
+the ingest threads: 23 ms per chunk for the two together (the re-encoding alone would take 10 ms;
+a version reading 8 bytes at a time took 17 ms, not worth its length).
 
 The re-encoding table comes from Python's own codec (each of the 256 bytes decoded), so the
 output is byte for byte ``body.decode(encoding).encode("utf-8")``; a byte the codec does not
@@ -18,96 +19,82 @@ from functools import lru_cache
 import numpy as np
 
 _local = threading.local()
+_NO_OUTPUT = np.empty(0, dtype=np.uint8)
 
 
-def _kernels():
+def _kernel():
     import numba
 
     # cache=True: compiled once per machine (kept beside this file, or in numba's user cache
     # directory when that is read-only), 0.5 s; later processes load it in about 50 ms.
+    @numba.njit(nogil=True, cache=True, inline="always")
+    def ragged(a, begin, end, count, expected):
+        """Whether the line ``a[begin:end]`` (its line end excluded) of ``count`` delimiters is
+        ragged: another count, unless it is blank (empty, or only CR)."""
+        if count == expected:
+            return False
+        if count == 0:
+            for k in range(begin, end):
+                if a[k] != 13:
+                    return True
+            return False
+        return True
+
     @numba.njit(nogil=True, cache=True)
-    def transcode_and_count(a, lut, lengths, out, start, delim, expected, bad):
-        """Re-encode ``a`` into ``out[start:]``; note in ``bad`` the 0-based index of each line whose
-        delimiter count is not ``expected`` (lines of only CR skipped). Returns (end of output, bad
-        lines noted (all of them: ``bad`` holds the first ones), -1 or the position of an undefined byte)."""
+    def scan_chunk(a, recode, lut, lengths, out, start, delim, expected, bad):
+        """With ``recode``, re-encode ``a`` into ``out[start:]`` (else ``a`` is UTF-8 already and
+        nothing is written); note in ``bad`` the 0-based index of each line whose delimiter count is
+        not ``expected`` (lines of only CR skipped). Returns (end of output, bad lines noted (all of
+        them: ``bad`` holds the first ones), -1 or the position of an undefined byte). One test per
+        byte on the common path (the delimiter count is a sum; blank lines are looked at only when
+        the count is off)."""
         j = start
         nbad = 0
         line = 0
         count = 0
-        blank = True
+        begin = 0
         for i in range(a.shape[0]):
             b = a[i]
             if b < 0x80:
-                out[j] = b
-                j += 1
+                if recode:
+                    out[j] = b
+                    j += 1
                 if b == 10:
-                    if count != expected and not (blank and count == 0):
+                    if ragged(a, begin, i, count, expected):
                         if nbad < bad.shape[0]:
                             bad[nbad] = line
                         nbad += 1
                     line += 1
                     count = 0
-                    blank = True
-                elif b == delim:
-                    count += 1
-                    blank = False
-                elif b != 13:
-                    blank = False
-            else:
+                    begin = i + 1
+                else:
+                    count += b == delim
+            elif recode:
                 n = lengths[b]
                 if n == 0:
                     return j, nbad, i
                 for k in range(n):
                     out[j + k] = lut[b, k]
                 j += n
-                blank = False
-        if count != expected and not (blank and count == 0):  # the last line, without a line end
+        if ragged(a, begin, a.shape[0], count, expected):  # the last line, without a line end
             if nbad < bad.shape[0]:
                 bad[nbad] = line
             nbad += 1
         return j, nbad, -1
 
-    @numba.njit(nogil=True, cache=True)
-    def count_fields(a, delim, expected, bad):
-        """The ragged-line check of :func:`transcode_and_count` alone (a UTF-8 chunk)."""
-        nbad = 0
-        line = 0
-        count = 0
-        blank = True
-        for i in range(a.shape[0]):
-            b = a[i]
-            if b == 10:
-                if count != expected and not (blank and count == 0):
-                    if nbad < bad.shape[0]:
-                        bad[nbad] = line
-                    nbad += 1
-                line += 1
-                count = 0
-                blank = True
-            elif b == delim:
-                count += 1
-                blank = False
-            elif b != 13:
-                blank = False
-        if count != expected and not (blank and count == 0):
-            if nbad < bad.shape[0]:
-                bad[nbad] = line
-            nbad += 1
-        return nbad
-
-    return transcode_and_count, count_fields
+    return scan_chunk
 
 
-_KERNELS = None
+_KERNEL = None
 _lock = threading.Lock()
 
 
-def kernels():
-    global _KERNELS
+def kernel():
+    global _KERNEL
     with _lock:  # the two ingest threads may ask at once: compiled (or loaded) once
-        if _KERNELS is None:
-            _KERNELS = _kernels()
-    return _KERNELS
+        if _KERNEL is None:
+            _KERNEL = _kernel()
+    return _KERNEL
 
 
 @lru_cache(maxsize=None)
@@ -153,15 +140,14 @@ def transcode_checked(body: bytes, encoding: str, prefix: bytes, delimiter: str,
     if table is None:
         return None
     lut, lengths = table
-    fn = kernels()[0]
     size = len(prefix) + 3 * len(body)
     out = getattr(_local, "out", None)
     if out is None or len(out) < size:
         out = _local.out = np.empty(max(size, 1), dtype=np.uint8)
     out[:len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
     bad = np.empty(MAX_LINES, dtype=np.int64)
-    end, nbad, undefined = fn(np.frombuffer(body, dtype=np.uint8), lut, lengths, out, len(prefix),
-                              ord(delimiter), n_fields - 1, bad)
+    end, nbad, undefined = kernel()(np.frombuffer(body, dtype=np.uint8), True, lut, lengths, out, len(prefix),
+                                     ord(delimiter), n_fields - 1, bad)
     if undefined >= 0:
         return None
     return out[:end].tobytes(), _bad_lines(nbad, bad)
@@ -170,5 +156,7 @@ def transcode_checked(body: bytes, encoding: str, prefix: bytes, delimiter: str,
 def ragged_lines(body: bytes, delimiter: str, n_fields: int) -> list[int]:
     """The ragged-line check of :func:`transcode_checked` alone (``body`` already UTF-8)."""
     bad = np.empty(MAX_LINES, dtype=np.int64)
-    nbad = kernels()[1](np.frombuffer(body, dtype=np.uint8), ord(delimiter), n_fields - 1, bad)
+    lut, lengths = utf8_table("latin-1")  # not read: nothing is re-encoded
+    nbad = kernel()(np.frombuffer(body, dtype=np.uint8), False, lut, lengths, _NO_OUTPUT, 0,
+                     ord(delimiter), n_fields - 1, bad)[1]
     return _bad_lines(nbad, bad)
