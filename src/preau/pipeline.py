@@ -198,7 +198,7 @@ def build_publisher(ws: Workspace, pub: Publisher, out_dir: Path, result: BuildR
     if len(missing):
         # with_columns: a literal code (one-département publisher) is broadcast to every row
         fill = pupils[missing].with_columns(unlocated.cast(pl.Utf8).alias("_code")).get_column("_code")
-        codes = codes.cast(pl.Utf8).scatter(missing, fill)
+        codes = codes.scatter(missing, fill.cast(pl.Categorical))  # Categorical, as derive() keeps text
     pupils = (pupils.drop(["adresse", "code_postal", "commune_residence"])  # addresses first: less memory held
               .with_columns(codes.alias("code_secteur_residence")))
     del codes

@@ -50,7 +50,7 @@ _RESULT_ENUM = pl.Enum(RESULT_TYPES)
 class Located(NamedTuple):
     """What :func:`locate_pupils` returns: ``codes, quality, sectors = locate_pupils(...)``."""
 
-    codes: pl.Series  # code_secteur_residence per pupil (same order; null = unlocated)
+    codes: pl.Series  # code_secteur_residence per pupil, Categorical (same order; null = unlocated)
     quality: dict  # counts / shares per result type, unmatched, mean score, per-département figures
     sectors: gpd.GeoDataFrame  # sectors used (built or read), Lambert-93
 
@@ -201,7 +201,8 @@ def _locate_group(task: dict) -> dict:
             # sent back coded (Categorical sector codes, an Enum of the result types): the results'
             # concatenation and gather below, then their reading back, cost less in this process
             # (national warm geo stage, three alternating pairs: 8.8 / 8.8 / 8.0 → 7.4 / 7.4 / 7.6
-            # CPU-s here, the workers within their noise)
+            # CPU-s here, the workers within their noise), and the codes stay Categorical (the
+            # build's frame holds them so: no cast of 12M strings back and forth after the pool)
             out["res"] = res.with_columns(pl.col("code_secteur_residence").cast(pl.Categorical),
                                           pl.col("result_type").cast(_RESULT_ENUM))
     except PreauError as exc:
@@ -430,5 +431,5 @@ def _locate(pupils, groups, sectors, sector_rules, communes, cols, report, pool,
             raise PreauError(report)
         layer = _merge_sectors(built)
         q["sector_build"] = _merge_match(stats)
-    return Located(codes=full["code_secteur_residence"].cast(pl.Utf8).alias("code_secteur_residence"), quality=q,
-                   sectors=layer)
+    return Located(codes=full["code_secteur_residence"].cast(pl.Categorical).alias("code_secteur_residence"),
+                   quality=q, sectors=layer)
