@@ -264,7 +264,8 @@ def _decode_chunk(path: Path, info: FileInfo, line: int, header: bytes, body: by
     """UTF-8 bytes of one chunk with its header line (cp1252 / Latin-1 exports re-encoded), and the
     line numbers (1: the header) of its lines whose field count is not ``n_fields``, found in the
     same pass (``None`` when the chunk holds quotes: a quoted field may hold a delimiter or a line
-    end, which :func:`_ragged_rows` then reads as CSV)."""
+    end, which :func:`_ragged_rows` then reads as CSV; ``None`` too when Python's codec re-encodes
+    it, an encoding :func:`scan.utf8_table` does not handle)."""
     quoted = b'"' in body or b'"' in header
     if info.encoding in ("utf-8", "utf-8-sig"):
         return header + body, (None if quoted else [r + 2 for r in scan.ragged_lines(body, info.delimiter, n_fields)])
