@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -204,119 +203,31 @@ def _score(x: float, w: float, bonus: bool) -> float:
 def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int = 64) -> int:
     """Fix-point of the per-equation conditions (see module doc). Returns cells added.
 
-    Plain Python on lists: equations have a handful of members, where numpy's per-call cost
-    dominated (national tables: 33 s → see CHANGELOG); the choices are the same (first minimum of
-    the same float scores, in the equation's column order)."""
-    neg = A.data < 0
-    ptr = A.indptr.tolist()
-    idx = A.indices.tolist()
-    neg_l = neg.tolist()
-    tptr = AT.indptr.tolist()
-    tidx = AT.indices.tolist()
-    hid_a = st.hidden()
-    hid = hid_a.tolist()
-    x = st.x.tolist()
-    width = st.width.tolist()
-    dec = st.decidable.tolist()
-    m = A.shape[0]
-    # number of hidden cells per equation, kept up to date
-    hcount = (np.asarray(abs(A) @ hid_a.astype(np.float64)).ravel().astype(np.int64)).tolist()
-    dirty = deque(e for e in range(m) if hcount[e] > 0)
-    queued = [False] * m
-    for e in dirty:
-        queued[e] = True
-    added: list[int] = []
+    The loop is compiled (:mod:`preau.disclosure.local`; plain Python on lists before, national
+    build 3.4 s, see CHANGELOG); its choices are those of the conditions above: the first minimum
+    of :func:`_score`, in the equation's column order."""
+    from preau.disclosure.local import local_pass
 
+    m = A.shape[0]
+    neg = A.data < 0
+    hid = st.hidden().copy()
+    # number of hidden cells per equation, kept up to date
+    hcount = np.asarray(abs(A) @ hid.astype(np.float64)).ravel().astype(np.int64)
     # per equation: its parent, the hidden mass of its children, the largest width in it
     rows_of = np.repeat(np.arange(m), np.diff(A.indptr))
-    eq_parent_a = np.full(m, -1, dtype=np.int64)
-    eq_parent_a[rows_of[neg]] = A.indices[neg]
-    eq_parent = eq_parent_a.tolist()
+    eq_parent = np.full(m, -1, dtype=np.int64)
+    eq_parent[rows_of[neg]] = A.indices[neg]
     child = ~neg
-    hmass = np.bincount(rows_of[child], weights=(st.x * hid_a)[A.indices[child]], minlength=m).tolist()
-    wmax_a = np.zeros(m)
-    np.maximum.at(wmax_a, rows_of, st.width[A.indices])
-    wmax = wmax_a.tolist()
-    del rows_of, neg, child
-
-    def hide(v: int) -> None:
-        hid[v] = True
-        added.append(v)
-        xv = x[v]
-        for e in tidx[tptr[v]:tptr[v + 1]]:
-            hcount[e] += 1
-            if eq_parent[e] != v:
-                hmass[e] += xv
-            if not queued[e]:
-                queued[e] = True
-                dirty.append(e)
-
-    def has_bonus(v: int, eq: int) -> bool:
-        """The candidate sits in another equation that already has a hidden cell."""
-        for e in tidx[tptr[v]:tptr[v + 1]]:
-            if e != eq and hcount[e] > 0:
-                return True
-        return False
-
-    def best(cands: list[int], w: float, eq: int) -> int:
-        """Cheapest candidate (see :func:`_score`): the first minimum."""
-        use_bonus = len(cands) <= max_bonus
-        best_v, best_s = -1, 0.0
-        for v in cands:
-            s = _score(x[v], w, use_bonus and has_bonus(v, eq))
-            if best_v < 0 or s < best_s:
-                best_v, best_s = v, s
-        return best_v
-
-    while dirty:
-        e = dirty.popleft()
-        queued[e] = False
-        # fast path (wide equations are re-queued often): conditions visibly met
-        p = eq_parent[e]
-        if p >= 0 and hid[p]:
-            if hcount[e] >= 2:
-                continue
-        elif hcount[e] >= 2 and hmass[e] >= wmax[e]:
-            continue
-        p0, p1 = ptr[e], ptr[e + 1]
-        vs = idx[p0:p1]
-        sg = neg_l[p0:p1]
-        par = [v for v, n_ in zip(vs, sg) if n_]
-        ch = [v for v, n_ in zip(vs, sg) if not n_]
-        if not any(hid[v] for v in vs):
-            continue
-        if par and all(hid[v] for v in par):
-            if any(hid[v] for v in ch):
-                continue
-            cands = [v for v in ch if dec[v] and not hid[v]]
-            if not cands:
-                continue  # children all known: the audit will report the parent
-            hide(best(cands, max(width[v] for v in par), e))
-            continue
-        # published parent (or no parent row): hidden children need count >= 2 and mass >= width
-        while True:
-            hv = [v for v in ch if hid[v]]
-            w = max((width[v] for v in hv), default=0.0)
-            mass = sum(x[v] for v in hv)  # same order of additions as before (column order)
-            need_count = len(hv) < 2
-            need_mass = mass < w
-            if not (need_count or need_mass):
-                break
-            cands = [v for v in ch if dec[v] and not hid[v]]
-            if not cands:
-                if par and all(dec[v] for v in par) and not all(hid[v] for v in par):
-                    hide(par[0])
-                break
-            if need_mass:
-                sel = [v for v in cands if x[v] >= (w - mass)]
-                if sel:
-                    hide(best(sel, w, e))
-                else:
-                    hide(max(cands, key=x.__getitem__))  # first maximum
-            else:
-                hide(best(cands, w, e))
-    if added:
-        st.sup[np.asarray(added, dtype=np.int64)] = True
+    hmass = np.bincount(rows_of[child], weights=(st.x * hid)[A.indices[child]], minlength=m).astype(np.float64)
+    wmax = np.zeros(m)
+    np.maximum.at(wmax, rows_of, st.width[A.indices])
+    del rows_of, child
+    added = local_pass(A.indptr, A.indices, neg, AT.indptr, AT.indices, hid,
+                       np.ascontiguousarray(st.x, dtype=np.float64), np.ascontiguousarray(st.width, dtype=np.float64),
+                       st.decidable.copy(), hcount, eq_parent, hmass, wmax,
+                       max_bonus, BONUS, SMALL_PENALTY, ZERO_PENALTY)
+    if len(added):
+        st.sup[added] = True
     return len(added)
 
 
