@@ -914,8 +914,8 @@ def _repair_cells(cells, st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, exact:
 
 # Tables of this many cells in all make models whose audit maps its LPs to worker processes (the
 # unknowns, about a quarter of the cells nationally, above attack.PARALLEL_FROM_VARS): the workers
-# are started at once, their start-up overlapping the model's construction (national: model and
-# local pass 8 s on one core).
+# are started at once, their start-up overlapping the model's construction (national: model
+# 5–7 s and local pass 0.5 s on one core).
 PRESTART_FROM_CELLS = 500_000
 
 
