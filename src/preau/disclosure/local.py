@@ -5,7 +5,7 @@ It was plain Python on lists (equations have a handful of members, where numpy's
 dominated): 3.4 s on the national build, on one core, while the audit's worker processes waited.
 The same loop compiled by numba makes the same choices — the first minimum of the same float
 scores, in the equation's column order, masses added in the same order — so the cells hidden are
-the same (tests/disclosure/test_local.py compares it with the plain Python loop).
+the same (tests/disclosure/test_local_pass.py compares it with the plain Python loop).
 """
 
 from __future__ import annotations
