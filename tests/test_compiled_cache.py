@@ -22,7 +22,7 @@ i32 = lambda *v: np.array(v, np.int32)
 local.local_pass(i32(0, 2), i32(0, 1), np.array([True, False]), i32(0, 1, 2), i32(0, 0),
                  np.array([False, True]), np.array([5.0, 2.0]), np.array([5.0, 5.0]), np.array([True, True]),
                  np.array([1]), np.array([0]), np.array([2.0]), np.array([5.0]), 64, 50.0, 4.0, 6.0)
-k = local._kernel
+k = local.local_pass
 print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))
 """,
 }

@@ -12,8 +12,13 @@ import pytest
 from preau.disclosure import protect
 from preau.disclosure.generate import school_level_tables
 from preau.disclosure.model import build_model
-from preau.disclosure.suppress import (BONUS, SMALL_PENALTY, ZERO_PENALTY, _local_pass, _primary, _score,
-                                       _State)
+from preau.disclosure.suppress import BONUS, SMALL_PENALTY, ZERO_PENALTY, _local_pass, _primary, _State
+
+
+def _score(x: float, w: float, bonus: bool) -> float:
+    """The candidate's cost as the plain Python loop computed it (part of the oracle)."""
+    return (x + (0.0 if bonus else BONUS) + (SMALL_PENALTY * w if x < w else 0.0)
+            + (ZERO_PENALTY * w if x == 0 else 0.0))
 
 
 def _python_local_pass(st, A, AT, max_bonus: int = 64) -> int:

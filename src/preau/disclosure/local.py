@@ -15,10 +15,12 @@ import numpy as np
 
 
 # cache=True: compiled on the first call once per machine, loaded from the cache afterwards
-# (see preau.ingest.scan)
+# (see preau.ingest._scan_kernel: module-level functions, so that the cache is found again)
 @numba.njit(cache=True)
 def _score(x, w, bonus, bonus_cost, small_penalty, zero_penalty):
-    # the same additions, in the same order, as suppress._score
+    """Cost of hiding a candidate: its count, + ``bonus_cost`` (suppress.BONUS) unless it closes
+    a rectangle with hidden cells, + a multiple of w when it is below the width itself (a small
+    complement needs its own protection: it cascades), more for a zero."""
     return (x + (0.0 if bonus else bonus_cost) + (small_penalty * w if x < w else 0.0)
             + (zero_penalty * w if x == 0 else 0.0))
 
@@ -40,7 +42,7 @@ def _best(cands, nc, w, eq, x, tptr, tidx, hcount, max_bonus, bonus_cost, small_
     for i in range(nc):
         v = cands[i]
         s = _score(x[v], w, use_bonus and _has_bonus(v, eq, tptr, tidx, hcount),
-                  bonus_cost, small_penalty, zero_penalty)
+                   bonus_cost, small_penalty, zero_penalty)
         if best_v < 0 or s < best_s:
             best_v = v
             best_s = s
@@ -48,10 +50,11 @@ def _best(cands, nc, w, eq, x, tptr, tidx, hcount, max_bonus, bonus_cost, small_
 
 
 @numba.njit(cache=True)
-def _kernel(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hmass, wmax,
+def local_pass(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hmass, wmax,
                max_bonus, bonus_cost, small_penalty, zero_penalty):
-    """``hid``, ``hcount`` and ``hmass`` are updated in place. Returns the cells hidden, in
-    the order they were."""
+    """The local pass on CSR equations (``ptr``, ``idx``; ``neg``: the parent entries) and their
+    transpose (``tptr``, ``tidx``). ``hid``, ``hcount`` and ``hmass`` are updated in place.
+    Returns the cells hidden, in the order they were."""
     m = ptr.shape[0] - 1
     # FIFO of the equations to look at: each is queued once at most, so m slots suffice
     queue = np.empty(max(m, 1), np.int64)
@@ -123,10 +126,11 @@ def _kernel(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hm
             if child_hidden or nc == 0:
                 continue  # no candidate: children all known, the audit will report the parent
             to_hide = _best(cands, nc, wpar, e, x, tptr, tidx, hcount, max_bonus, bonus_cost,
-                           small_penalty, zero_penalty)
+                            small_penalty, zero_penalty)
         # published parent (or no parent row): hidden children need count >= 2 and mass >= width
         while True:
-            if to_hide < 0:
+            last = to_hide >= 0  # the parent case above: one complement, then done with e
+            if not last:
                 nh = 0
                 w = 0.0
                 mass = 0.0
@@ -146,13 +150,11 @@ def _kernel(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hm
                 need_mass = mass < w
                 if not (need_count or need_mass):
                     break
-                if nc == 0:
-                    if npar > 0 and parents_decidable and not parents_hidden:
-                        to_hide = first_par
-                        parents_hidden = True  # the loop ends below: no more use
-                        nc = -1
-                    else:
+                if nc == 0:  # no complement left: the parent itself, when it may be hidden
+                    if not (npar > 0 and parents_decidable and not parents_hidden):
                         break
+                    to_hide = first_par
+                    last = True
                 elif need_mass:
                     ns = 0
                     for i in range(nc):
@@ -161,7 +163,7 @@ def _kernel(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hm
                             ns += 1
                     if ns > 0:
                         to_hide = _best(sel, ns, w, e, x, tptr, tidx, hcount, max_bonus, bonus_cost,
-                                       small_penalty, zero_penalty)
+                                        small_penalty, zero_penalty)
                     else:  # the first maximum
                         to_hide = cands[0]
                         for i in range(1, nc):
@@ -169,9 +171,7 @@ def _kernel(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hm
                                 to_hide = cands[i]
                 else:
                     to_hide = _best(cands, nc, w, e, x, tptr, tidx, hcount, max_bonus, bonus_cost,
-                                   small_penalty, zero_penalty)
-            else:
-                nc = -1 if npar > 0 and parents_hidden else 0
+                                    small_penalty, zero_penalty)
             # hide it: counts, masses and the queue of its equations
             v = to_hide
             to_hide = -1
@@ -189,15 +189,7 @@ def _kernel(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hm
                     tail = head + size
                     queue[tail if tail < m else tail - m] = f
                     size += 1
-            if nc == -1:
-                break  # hidden parent-case complement, or the parent itself: done with e
+            if last:
+                break
     return added[:nadd]
 
-
-def local_pass(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hmass, wmax,
-               max_bonus: int, bonus_cost: float, small_penalty: float, zero_penalty: float) -> np.ndarray:
-    """The local pass on CSR equations (``ptr``, ``idx``; ``neg``: the parent entries) and their
-    transpose (``tptr``, ``tidx``). ``hid``, ``hcount`` and ``hmass`` are updated in place.
-    Returns the cells hidden, in the order they were."""
-    return _kernel(ptr, idx, neg, tptr, tidx, hid, x, width, dec, hcount, eq_parent, hmass, wmax,
-                   max_bonus, bonus_cost, small_penalty, zero_penalty)

@@ -192,25 +192,18 @@ ZERO_PENALTY = 6.0
 BONUS = 50.0  # extra cost of a complement that closes no rectangle with hidden cells (50: such a complement is chosen whenever one exists — fewer cells and pupils hidden than 5, see docs)
 
 
-def _score(x: float, w: float, bonus: bool) -> float:
-    """Cost of hiding a candidate: its count, +BONUS unless it closes a rectangle with hidden
-    cells, + a multiple of w when it is below the width itself (a small complement needs its own
-    protection: it cascades), more for a zero."""
-    return (x + (0.0 if bonus else BONUS) + (SMALL_PENALTY * w if x < w else 0.0)
-            + (ZERO_PENALTY * w if x == 0 else 0.0))
-
-
 def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int = 64) -> int:
     """Fix-point of the per-equation conditions (see module doc). Returns cells added.
 
     The loop is compiled (:mod:`preau.disclosure.local`; plain Python on lists before, national
     build 3.4 s, see CHANGELOG); its choices are those of the conditions above: the first minimum
-    of :func:`_score`, in the equation's column order."""
+    of the candidates' cost (``local._score``: BONUS, SMALL_PENALTY, ZERO_PENALTY above), in the
+    equation's column order."""
     from preau.disclosure.local import local_pass
 
     m = A.shape[0]
     neg = A.data < 0
-    hid = st.hidden().copy()
+    hid = st.hidden()  # a new array: the pass updates it
     # number of hidden cells per equation, kept up to date
     hcount = np.asarray(abs(A) @ hid.astype(np.float64)).ravel().astype(np.int64)
     # per equation: its parent, the hidden mass of its children, the largest width in it
@@ -218,13 +211,13 @@ def _local_pass(st: _State, A: sp.csr_matrix, AT: sp.csr_matrix, max_bonus: int 
     eq_parent = np.full(m, -1, dtype=np.int64)
     eq_parent[rows_of[neg]] = A.indices[neg]
     child = ~neg
-    hmass = np.bincount(rows_of[child], weights=(st.x * hid)[A.indices[child]], minlength=m).astype(np.float64)
+    hmass = np.bincount(rows_of[child], weights=(st.x * hid)[A.indices[child]], minlength=m)
     wmax = np.zeros(m)
     np.maximum.at(wmax, rows_of, st.width[A.indices])
     del rows_of, child
     added = local_pass(A.indptr, A.indices, neg, AT.indptr, AT.indices, hid,
                        np.ascontiguousarray(st.x, dtype=np.float64), np.ascontiguousarray(st.width, dtype=np.float64),
-                       st.decidable.copy(), hcount, eq_parent, hmass, wmax,
+                       st.decidable, hcount, eq_parent, hmass, wmax,
                        max_bonus, BONUS, SMALL_PENALTY, ZERO_PENALTY)
     if len(added):
         st.sup[added] = True
