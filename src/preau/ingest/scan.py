@@ -22,25 +22,14 @@ _local = threading.local()
 _NO_OUTPUT = np.empty(0, dtype=np.uint8)
 
 
-def _kernel():
-    # compiled on its first call once per machine (kept beside its module, or in numba's user
-    # cache directory when that is read-only), then loaded from there by later processes
+def kernel():
+    """The compiled loop (:mod:`preau.ingest._scan_kernel`, imported on first use; Python's import
+    lock makes the ingest threads that ask at once wait for one import). Compiled on its first
+    call once per machine (kept beside its module, or in numba's user cache directory when that is
+    read-only), then loaded from there by later processes, under numba's own lock."""
     from preau.ingest._scan_kernel import scan_chunk
 
     return scan_chunk
-
-
-_KERNEL = None
-_lock = threading.Lock()
-
-
-def kernel():
-    global _KERNEL
-    with _lock:  # the ingest threads may ask at once: numba imported and the loop defined once
-        # (its compilation, or its loading from the cache, happens on the first call, under numba's own lock)
-        if _KERNEL is None:
-            _KERNEL = _kernel()
-    return _KERNEL
 
 
 @lru_cache(maxsize=None)
